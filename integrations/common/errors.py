@@ -1,0 +1,54 @@
+"""One error type for both APIs, classified where it arises: retryable or permanent.
+
+The client decides what kind of failure it saw; the caller (a task) decides what to do: retry a
+retryable one after `retry_after`, show a permanent one to the user with the API's own message.
+"""
+
+from __future__ import annotations
+
+
+class ExternalAPIError(Exception):
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        details: list[str] | None = None,
+        payload: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.system = system  # "xero" | "bitrix24"
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.details = details or []
+        self.payload = payload
+
+    def __str__(self) -> str:
+        where = f"{self.system} {self.status or ''} {self.code or ''}".split()
+        return f"[{' '.join(where)}] {self.message}"
+
+
+class RetryableError(ExternalAPIError):
+    """Network failure, timeout, 5xx, 429/503 rate limits: try again later (after retry_after)."""
+
+    retryable = True
+
+
+class RateLimitedError(RetryableError):
+    """The API said "too many": wait retry_after seconds before the next call to this tenant/portal."""
+
+
+class PermanentError(ExternalAPIError):
+    """Validation, permission, not found: retrying the same request cannot succeed."""
+
+
+class AuthorizationLostError(PermanentError):
+    """The grant is dead (invalid_grant after a re-check, app uninstalled): the connection needs the
+    user to reconnect; background work for it stops until then."""
