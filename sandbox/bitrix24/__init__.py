@@ -1,24 +1,16 @@
-"""Placeholder world until the fake is written; replaced by the real one."""
+"""The fake Bitrix24: a portal's REST API, its OAuth server, outbound events, the app frame."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint
 
+from sandbox.bitrix24.world import Bitrix24World
 
-class Bitrix24World:
-    def __init__(self, sandbox):
-        self.sandbox = sandbox
-
-    def reset(self):
-        pass
-
-    def snapshot(self):
-        return {}
-
-    def limits_changed(self):
-        pass
-
-    def fault_response(self, fault):
-        return jsonify({"error": "fault"}), fault.status
+__all__ = ["Bitrix24World", "create_blueprint"]
 
 
-def create_blueprint(sandbox):
-    return Blueprint("bitrix24", __name__)
+def create_blueprint(sandbox) -> Blueprint:
+    from sandbox.bitrix24 import control, oauth, rest
+
+    bp = Blueprint("bitrix24", __name__)
+    for module in (rest, oauth, control):
+        module.register(bp, sandbox)
+    return bp
