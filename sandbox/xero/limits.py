@@ -21,3 +21,7 @@ class XeroLimiter:
     def headers(self, tenant_id: str) -> dict:
         """X-DayLimit-Remaining, X-MinLimit-Remaining, X-AppMinLimit-Remaining for a response."""
         return {}
+
+
+def register(bp, sandbox) -> None:
+    """Adds the control route POST /_sandbox/xero/limits {"concurrent", "minute", "day", "app_minute"}."""
