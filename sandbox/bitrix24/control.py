@@ -1,5 +1,163 @@
-"""Placeholder: replaced by the module's real implementation."""
+"""The Bitrix24 part of the control API (/_sandbox/bitrix24/...): users, tokens, settings.
+
+`register` also wires in the app side of the portal (install flow, frames and the portal page)
+and imports the REST method modules so their @rest_method registrations exist before any call.
+"""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from sandbox.bitrix24.app_state import DEFAULT_SETTINGS, state
+from sandbox.bitrix24.world import Bitrix24World, User, emit
+
+
+def bad_request(message: str, status: int = 400):
+    return jsonify({"error": "bad_request", "message": message}), status
+
+
+def user_id_of(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def token_pair(world: Bitrix24World, user: User) -> dict:
+    token = world.issue_token(user.id)
+    return {
+        "access_token": token.token,
+        "refresh_token": token.refresh_token,
+        "expires": int(token.expires_at),
+        "expires_in": world.ACCESS_TOKEN_TTL,
+        "member_id": world.member_id,
+        "domain": world.domain,
+        "client_endpoint": world.client_endpoint,
+        "server_endpoint": world.server_endpoint,
+    }
 
 
 def register(bp, sandbox) -> None:
-    pass
+    # Imported here, not at module top, so that importing control alone has no side effects;
+    # these modules register REST methods and routes.
+    from sandbox.bitrix24 import app_methods, events, install, placements, portal_page  # noqa: F401
+
+    install.register(bp, sandbox)
+    portal_page.register(bp, sandbox)
+
+    @bp.post("/_sandbox/bitrix24/users")
+    def add_user():
+        body = request.get_json(silent=True) or {}
+        name = str(body.get("name") or "").strip()
+        invoices = body.get("invoices", "all")
+        if not name:
+            return bad_request('"name" is required')
+        if invoices not in ("all", "own"):
+            return bad_request('"invoices" must be "all" or "own"')
+        if not isinstance(body.get("admin", False), bool):
+            return bad_request('"admin" must be true or false')
+        world: Bitrix24World = sandbox.bitrix24
+        with sandbox.lock:
+            user = User(
+                id=world.next_id("user"),
+                name=name,
+                last_name=str(body.get("last_name") or ""),
+                email=str(body.get("email") or f"user{len(world.users) + 1}@example.com"),
+                admin=bool(body.get("admin", False)),
+                invoices=invoices,
+            )
+            world.users[user.id] = user
+            out = {"id": user.id, "name": user.name, "admin": user.admin, "invoices": user.invoices}
+            out.update(token_pair(world, user))
+        return jsonify(out), 201
+
+    @bp.get("/_sandbox/bitrix24/users")
+    def list_users():
+        with sandbox.lock:
+            return jsonify({"users": [vars(u) for u in sandbox.bitrix24.users.values()]})
+
+    @bp.post("/_sandbox/bitrix24/tokens")
+    def new_token():
+        """A fresh token pair for an existing user (e.g. the admin, user 1)."""
+        body = request.get_json(silent=True) or {}
+        world: Bitrix24World = sandbox.bitrix24
+        with sandbox.lock:
+            user = world.users.get(user_id_of(body.get("user", 1)))
+            if user is None:
+                return bad_request(f"no user {body.get('user')!r}", 404)
+            return jsonify({"user": user.id, **token_pair(world, user)}), 201
+
+    @bp.post("/_sandbox/bitrix24/tokens/expire")
+    def expire_tokens():
+        """Expire access tokens now (all, or one user's); with "refresh": true also revoke the
+        refresh tokens, as when they outlive their 180 days."""
+        body = request.get_json(silent=True) or {}
+        world: Bitrix24World = sandbox.bitrix24
+        wanted = user_id_of(body.get("user")) if body.get("user") is not None else None
+        if body.get("user") is not None and wanted is None:
+            return bad_request('"user" must be a user id')
+        with sandbox.lock:
+            past = sandbox.clock.now() - 1
+            expired = 0
+            for token in world.tokens.values():
+                if wanted is None or token.user_id == wanted:
+                    token.expires_at = min(token.expires_at, past)
+                    expired += 1
+            revoked = 0
+            if body.get("refresh"):
+                for rt, uid in list(world.refresh_tokens.items()):
+                    if wanted is None or uid == wanted:
+                        del world.refresh_tokens[rt]
+                        revoked += 1
+        return jsonify({"expired": expired, "refresh_revoked": revoked})
+
+    @bp.post("/_sandbox/bitrix24/emit")
+    def emit_event():
+        """A portal event without a REST call behind it: {"event", "data", "user": id|null}.
+        user null is a change by an automation rule or workflow (the event carries no tokens).
+        Only the event goes out; no CRM data changes."""
+        body = request.get_json(silent=True) or {}
+        event = str(body.get("event") or "").strip().upper()
+        data = body.get("data") or {}
+        if not event or not isinstance(data, dict):
+            return bad_request('"event" (a name) and "data" (an object) are required')
+        world: Bitrix24World = sandbox.bitrix24
+        with sandbox.lock:
+            user = None
+            if body.get("user") is not None:
+                user = world.users.get(user_id_of(body["user"]))
+                if user is None:
+                    return bad_request(f"no user {body['user']!r}", 404)
+        emit(world, event, data, user)
+        return jsonify({"ok": True, "installed": world.installed})
+
+    @bp.post("/_sandbox/bitrix24/settings")
+    def settings():
+        """Knobs of the app side: refresh_grace_s, event_delay_s, event_timeout_s, status,
+        and client_id/client_secret to pin the OAuth client before its first use."""
+        body = request.get_json(silent=True) or {}
+        with sandbox.lock:
+            app = state(sandbox.bitrix24)
+            for key in ("refresh_grace_s", "event_delay_s", "event_timeout_s"):
+                if key in body:
+                    try:
+                        value = float(body[key])
+                        if value < 0:
+                            raise ValueError
+                    except (TypeError, ValueError):
+                        return bad_request(f'"{key}" must be a number >= 0')
+                    app.settings[key] = value
+            if "status" in body:
+                if body["status"] not in ("L", "F", "D", "T", "P"):
+                    return bad_request('"status" must be one of L, F, D, T, P')
+                app.settings["status"] = body["status"]
+            for key in ("client_id", "client_secret"):
+                if key in body:
+                    setattr(app, key, str(body[key]) if body[key] else None)
+            return jsonify({**app.settings, "client_id": app.client_id})
+
+    @bp.get("/_sandbox/bitrix24/settings")
+    def get_settings():
+        with sandbox.lock:
+            app = state(sandbox.bitrix24)
+            return jsonify({**DEFAULT_SETTINGS, **app.settings, "client_id": app.client_id})
