@@ -87,3 +87,53 @@ class XeroConnection(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE and bool(self.tenant_id)
+
+
+class FrameSession(models.Model):
+    """A Bitrix24 user signed in from the app frame, for one portal only.
+
+    The app runs in a cross-site iframe where third-party cookies are unreliable, so the browser
+    carries a signed, short-lived token that names this row (see accounts.auth). The user's own
+    Bitrix24 tokens are kept (encrypted) so later pages call Bitrix24 as that user and Bitrix24's
+    permissions decide what they see.
+    """
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="frame_sessions")
+    bitrix_user_id = models.PositiveIntegerField()
+    name = models.CharField(max_length=255, blank=True)
+    is_admin = models.BooleanField(default=False)
+    access_token = EncryptedTextField(blank=True)
+    refresh_token = EncryptedTextField(blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["portal", "bitrix_user_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.bitrix_user_id} on {self.portal.domain}"
+
+
+class XeroOAuthState(models.Model):
+    """One Xero consent in progress: the `state` nonce (single use, short-lived) and, when Xero
+    gave access to several organisations, the token set waiting for the user's choice."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="xero_oauth_states")
+    nonce = models.CharField(max_length=64, unique=True)
+    started_by_user_id = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the code was exchanged; a state is never exchanged twice.
+    used_at = models.DateTimeField(null=True, blank=True)
+    # Set when the organisation was chosen (several-organisations case); then the pending tokens are wiped.
+    chosen_at = models.DateTimeField(null=True, blank=True)
+    pending_access_token = EncryptedTextField(blank=True)
+    pending_refresh_token = EncryptedTextField(blank=True)
+    pending_expires_at = models.DateTimeField(null=True, blank=True)
+    pending_scope = models.CharField(max_length=500, blank=True)
+    pending_xero_user_id = models.CharField(max_length=64, blank=True)
+    pending_auth_event_id = models.CharField(max_length=64, blank=True)
+    pending_connections = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return f"Xero consent for {self.portal.domain} at {self.created_at:%Y-%m-%d %H:%M}"

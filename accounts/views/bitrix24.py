@@ -1,0 +1,97 @@
+"""Pages Bitrix24 POSTs into the app frame, its event sender, and the app's own pages."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.auth import frame_login_required, refused_response
+from accounts.errors import Refused
+from accounts.services.events import bitrix24_event_receive
+from accounts.services.frame import frame_session_start, frame_token_issue
+from accounts.services.portal import portal_install
+from accounts.services.xero import xero_connection_of
+from integrations.bitrix24.inbound import MalformedPayloadError, parse_event, parse_frame_post, placement_entity_id
+
+logger = logging.getLogger(__name__)
+
+
+def bx24_script_url() -> str:
+    """Bitrix24's JS library, or the sandbox's stand-in for it."""
+    return f"{settings.SANDBOX_URL}/bitrix24/js/bx24.js" if settings.SANDBOX_URL else "//api.bitrix24.com/api/v1/"
+
+
+@csrf_exempt
+@xframe_options_exempt
+@require_POST
+def install(request: HttpRequest) -> HttpResponse:
+    try:
+        outcome = portal_install(frame=parse_frame_post(request.POST, request.GET))
+    except MalformedPayloadError as exc:
+        return refused_response(request, Refused(f"Bitrix24's installer request is malformed: {exc}", status=400))
+    except Refused as refusal:
+        return refused_response(request, refusal)
+    return render(request, "accounts/install.html", {"outcome": outcome, "bx24_script_url": bx24_script_url()})
+
+
+@csrf_exempt
+@require_POST
+def events(request: HttpRequest) -> JsonResponse:
+    try:
+        status = bitrix24_event_receive(event=parse_event(request.POST))
+    except MalformedPayloadError as exc:
+        return JsonResponse({"error": f"malformed event: {exc}"}, status=400)
+    except Refused as refusal:
+        logger.warning("Bitrix24 event refused: %s", refusal.message)
+        return JsonResponse({"error": refusal.message}, status=refusal.status)
+    return JsonResponse({"status": status})
+
+
+@csrf_exempt
+@xframe_options_exempt
+@require_POST
+def frame_entry(request: HttpRequest) -> HttpResponse:
+    """The Application URL and the placement handler: sign the user in, then show the page.
+
+    A 303 to a GET page carrying the frame token means a reload inside the frame does not re-POST.
+    """
+    try:
+        frame = parse_frame_post(request.POST, request.GET)
+        session = frame_session_start(frame=frame)
+    except MalformedPayloadError as exc:
+        return refused_response(request, Refused(f"Bitrix24's request is malformed: {exc}", status=400))
+    except Refused as refusal:
+        return refused_response(request, refusal)
+    query = {"ft": frame_token_issue(session=session)}
+    if (frame.placement or "DEFAULT").upper() == "DEFAULT":
+        return HttpResponseRedirect(f"{reverse('accounts:home')}?{urlencode(query)}", status=303)
+    query |= {"placement": frame.placement, "invoice": placement_entity_id(frame.placement_options) or ""}
+    return HttpResponseRedirect(f"{reverse('accounts:placement_page')}?{urlencode(query)}", status=303)
+
+
+@require_GET
+@frame_login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/home.html", {"connection": xero_connection_of(portal=request.portal)})
+
+
+@require_GET
+@frame_login_required
+def placement_page(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "accounts/placement.html",
+        {
+            "connection": xero_connection_of(portal=request.portal),
+            "invoice_id": request.GET.get("invoice", ""),
+            "placement": request.GET.get("placement", ""),
+        },
+    )

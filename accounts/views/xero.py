@@ -1,0 +1,57 @@
+"""The Xero connection window (a new top-level window: Xero's login refuses frames)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.auth import frame_login_required, refused_response
+from accounts.errors import Refused
+from accounts.services.xero import (
+    xero_connect_complete,
+    xero_connect_start,
+    xero_connection_choose,
+    xero_connection_disconnect,
+)
+
+
+@require_GET
+@frame_login_required(admin=True)
+def connect(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect(
+        xero_connect_start(portal=request.portal, started_by_user_id=request.frame_user.bitrix_user_id)
+    )
+
+
+@require_GET
+def callback(request: HttpRequest) -> HttpResponse:
+    if request.GET.get("error"):
+        message = f"Xero did not connect: {request.GET.get('error_description') or request.GET['error']}."
+        return refused_response(request, Refused(message, status=400))
+    try:
+        outcome = xero_connect_complete(code=request.GET.get("code", ""), state=request.GET.get("state", ""))
+    except Refused as refusal:
+        return refused_response(request, refusal)
+    if outcome.connection is None:
+        return render(request, "accounts/xero_choose.html", {"outcome": outcome})
+    return render(request, "accounts/xero_connected.html", {"connection": outcome.connection})
+
+
+@require_POST
+def choose(request: HttpRequest) -> HttpResponse:
+    try:
+        connection = xero_connection_choose(
+            state=request.POST.get("state", ""), tenant_id=request.POST.get("tenant_id", "")
+        )
+    except Refused as refusal:
+        return refused_response(request, refusal)
+    return render(request, "accounts/xero_connected.html", {"connection": connection})
+
+
+@require_POST
+@frame_login_required(admin=True)
+def disconnect(request: HttpRequest) -> HttpResponse:
+    xero_connection_disconnect(portal=request.portal)
+    return HttpResponseRedirect(f"{reverse('accounts:home')}?ft={request.frame_token}", status=303)

@@ -1,0 +1,133 @@
+"""Django admin for the operator: the stage map and settings are editable per portal; links, the
+inbox, jobs and the log are for looking, with the API's own error text in view."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from sync.models import (
+    ContactLink,
+    InboxEvent,
+    InvoiceLink,
+    ItemLink,
+    StageMapping,
+    SyncJob,
+    SyncLogEntry,
+    SyncSettings,
+    XeroStatusMapping,
+)
+
+
+@admin.register(StageMapping)
+class StageMappingAdmin(admin.ModelAdmin):
+    list_display = ("portal", "category_id", "sort", "name", "stage_id", "semantics", "xero_status")
+    list_display_links = ("name",)
+    list_editable = ("xero_status",)
+    list_filter = ("portal", "semantics", "xero_status")
+    search_fields = ("stage_id", "name", "portal__domain")
+    # The stage itself comes from Bitrix24 (stage_map_apply_defaults); only the choice is the user's.
+    readonly_fields = ("stage_id", "category_id", "name", "semantics", "sort", "updated_at")
+
+
+@admin.register(XeroStatusMapping)
+class XeroStatusMappingAdmin(admin.ModelAdmin):
+    list_display = ("portal", "xero_status", "stage_id")
+    list_editable = ("stage_id",)
+    list_filter = ("portal", "xero_status")
+    search_fields = ("portal__domain", "stage_id")
+
+
+@admin.register(SyncSettings)
+class SyncSettingsAdmin(admin.ModelAdmin):
+    list_display = ("portal", "setup_completed", "default_account_code", "default_currency", "record_payment_on_paid")
+    list_filter = ("setup_completed", "record_payment_on_paid", "create_bitrix24_payment_on_paid")
+    search_fields = ("portal__domain", "portal__member_id")
+    fieldsets = (
+        (None, {"fields": ("portal", "setup_completed")}),
+        (
+            "Invoices",
+            {"fields": ("default_account_code", "default_tax_type", "tax_types", "default_currency", "line_amounts")},
+        ),
+        ("Payments", {"fields": ("record_payment_on_paid", "payment_account_code", "create_bitrix24_payment_on_paid")}),
+        ("Sweeps", {"fields": ("bitrix24_updated_since", "xero_modified_since")}),
+    )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the engine writes; editing them by hand would break its bookkeeping."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(InvoiceLink)
+class InvoiceLinkAdmin(admin.ModelAdmin):
+    list_display = (
+        "portal",
+        "bitrix24_entity_type",
+        "bitrix24_id",
+        "xero_invoice_number",
+        "last_xero_status",
+        "last_bitrix24_stage_id",
+        "dirty",
+        "last_error_permanent",
+        "updated_at",
+    )
+    list_filter = ("portal", "last_xero_status", "dirty", "last_error_permanent")
+    search_fields = ("bitrix24_id", "xero_invoice_number", "xero_invoice_id")
+    # Read-only but deletable: deleting a link is the operator's way to let an invoice be re-created.
+    readonly_fields = [f.name for f in InvoiceLink._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ContactLink)
+class ContactLinkAdmin(ReadOnlyAdmin):
+    list_display = ("portal", "bitrix24_kind", "bitrix24_id", "xero_name", "xero_contact_number", "xero_contact_id")
+    list_filter = ("portal", "bitrix24_kind")
+    search_fields = ("xero_name", "xero_contact_number", "bitrix24_id")
+
+
+@admin.register(ItemLink)
+class ItemLinkAdmin(ReadOnlyAdmin):
+    list_display = ("portal", "bitrix24_product_id", "xero_item_code", "xero_item_id")
+    list_filter = ("portal",)
+    search_fields = ("xero_item_code", "bitrix24_product_id")
+
+
+@admin.register(InboxEvent)
+class InboxEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "portal", "source", "event_type", "status", "attempts", "processed_at")
+    list_filter = ("source", "status", "event_type", "portal")
+    search_fields = ("dedupe_key",)
+    date_hierarchy = "received_at"
+
+
+@admin.register(SyncJob)
+class SyncJobAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "portal", "kind", "target", "trigger", "status", "attempts", "not_before")
+    list_filter = ("status", "kind", "trigger", "portal")
+    search_fields = ("target",)
+    date_hierarchy = "created_at"
+
+
+@admin.register(SyncLogEntry)
+class SyncLogEntryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "portal",
+        "direction",
+        "trigger",
+        "object_kind",
+        "bitrix24_id",
+        "invoice_number",
+        "outcome",
+        "message",
+    )
+    list_filter = ("portal", "outcome", "trigger", "direction", "object_kind")
+    search_fields = ("bitrix24_id", "xero_id", "invoice_number", "message")
+    date_hierarchy = "created_at"

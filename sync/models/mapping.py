@@ -1,0 +1,160 @@
+"""The portal's mapping choices: the stage map both ways, and the defaults for invoices."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from accounts.models import Portal
+from sync.mappers.invoice import ItemRef, MappingSettings
+from sync.mappers.money import optional_decimal
+from sync.models.choices import XeroStatus
+
+
+class StageMapping(models.Model):
+    """One Bitrix24 invoice stage and the Xero status it asks for ("" = don't push, leave as is).
+
+    name/semantics/sort are a copy of crm.status.list, refreshed by stage_map_apply_defaults; the
+    SEMANTICS decide the defaults, never the stage codes (bitrix24-api.md §1.5).
+    """
+
+    class Semantics(models.TextChoices):
+        IN_PROGRESS = "", "In progress"
+        SUCCESS = "S", "Success"
+        FAILURE = "F", "Failure"
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="stage_mappings")
+    stage_id = models.CharField(max_length=100, help_text='Full stage id, e.g. "DT31_3:UC_AB12CD".')
+    category_id = models.PositiveIntegerField()
+    name = models.CharField(max_length=255)
+    semantics = models.CharField(max_length=1, choices=Semantics.choices, blank=True, default="")
+    sort = models.IntegerField(default=0)
+    xero_status = models.CharField(
+        max_length=12,
+        choices=XeroStatus.choices,
+        blank=True,
+        help_text="Xero status for invoices entering this stage; empty = don't push, leave Xero as it is.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["portal", "category_id", "sort", "stage_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["portal", "stage_id"], name="stage_mapping_unique_stage"),
+            models.CheckConstraint(
+                condition=models.Q(xero_status__in=["", *XeroStatus.values]), name="stage_mapping_valid_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.stage_id}) → {self.xero_status or 'leave as is'}"
+
+
+class XeroStatusMapping(models.Model):
+    """One Xero status and the Bitrix24 stage an invoice moves to when Xero reports it
+    ("" = leave the stage alone)."""
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="xero_status_mappings")
+    xero_status = models.CharField(max_length=12, choices=XeroStatus.choices)
+    stage_id = models.CharField(max_length=100, blank=True, help_text="Empty = leave the Bitrix24 stage alone.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["portal", "xero_status"]
+        constraints = [
+            models.UniqueConstraint(fields=["portal", "xero_status"], name="xero_status_mapping_unique_status"),
+            models.CheckConstraint(
+                condition=models.Q(xero_status__in=XeroStatus.values), name="xero_status_mapping_valid_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.xero_status} → {self.stage_id or 'leave as is'}"
+
+
+def default_tax_types() -> dict[str, str]:
+    # JSON keys are strings: the Bitrix24 rate as a plain number, "none" for rows without a rate.
+    return {"none": "NONE"}
+
+
+class SyncSettings(models.Model):
+    """One per portal: defaults the invoice mapping needs, the payment switches, sweep watermarks."""
+
+    class LineAmounts(models.TextChoices):
+        AUTO = "auto", "Follow the rows (Inclusive when Bitrix24 prices include tax)"
+        EXCLUSIVE = "exclusive", "Always send tax-exclusive prices"
+
+    portal = models.OneToOneField(Portal, on_delete=models.CASCADE, related_name="sync_settings")
+    default_account_code = models.CharField(max_length=10, default="200")
+    default_tax_type = models.CharField(
+        max_length=50, blank=True, help_text="Xero TaxType for new Xero items created from Bitrix24 products."
+    )
+    tax_types = models.JSONField(
+        default=default_tax_types,
+        blank=True,
+        help_text='Bitrix24 tax rate → Xero TaxType, e.g. {"15": "OUTPUT2", "0": "ZERORATEDOUTPUT", "none": "NONE"}.',
+    )
+    default_currency = models.CharField(
+        max_length=3, blank=True, help_text="Used when an invoice has no currency, and for imported products."
+    )
+    line_amounts = models.CharField(max_length=10, choices=LineAmounts.choices, default=LineAmounts.AUTO)
+    record_payment_on_paid = models.BooleanField(
+        default=False, help_text="Record a Xero payment of the amount due when a stage maps to PAID."
+    )
+    payment_account_code = models.CharField(
+        max_length=10, blank=True, help_text="Xero bank account (code) the payments above are recorded to."
+    )
+    create_bitrix24_payment_on_paid = models.BooleanField(
+        default=False, help_text="Create a Bitrix24 payment record when Xero reports the invoice PAID."
+    )
+    setup_completed = models.BooleanField(default=False)
+    # Sweeps read changes since these marks (minus an overlap) and advance them when a pass completes.
+    bitrix24_updated_since = models.DateTimeField(null=True, blank=True)
+    xero_modified_since = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "sync settings"
+        verbose_name_plural = "sync settings"
+        constraints = [
+            # Paying needs somewhere to pay into; refuse the switch without an account.
+            models.CheckConstraint(
+                condition=models.Q(record_payment_on_paid=False) | ~models.Q(payment_account_code=""),
+                name="sync_settings_payment_needs_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Settings of {self.portal}"
+
+    def clean(self) -> None:
+        bad = []
+        for key, value in (self.tax_types or {}).items():
+            try:
+                if key != "none":
+                    optional_decimal(key)
+            except ValueError:
+                bad.append(key)
+            if not isinstance(value, str) or not value:
+                bad.append(key)
+        if bad:
+            raise ValidationError(
+                {"tax_types": f'Keys must be tax rates like "15" or "none", values Xero tax types; check {bad}.'}
+            )
+
+    def tax_type_map(self) -> dict[str | None, str]:
+        """tax_types with "none" turned back into None, the form MappingSettings takes."""
+        return {None if key == "none" else key: value for key, value in (self.tax_types or {}).items()}
+
+    def to_mapping_settings(self, *, items: Mapping[int, ItemRef] | None = None) -> MappingSettings:
+        """The plain values invoice_to_xero needs. `items` are the portal's ItemLinks by product id."""
+        return MappingSettings(
+            default_account_code=self.default_account_code,
+            tax_types=self.tax_type_map(),
+            default_currency=self.default_currency,
+            force_exclusive=self.line_amounts == self.LineAmounts.EXCLUSIVE,
+            bitrix24_domain=self.portal.domain,
+            items=items or {},
+        )

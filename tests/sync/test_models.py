@@ -1,0 +1,203 @@
+"""The constraints that keep the sync exactly-once, checked against PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.models import Portal
+from sync.mappers.invoice import ItemRef
+from sync.models import (
+    ContactLink,
+    InboxEvent,
+    InvoiceLink,
+    ItemLink,
+    StageMapping,
+    SyncJob,
+    SyncSettings,
+    XeroStatusMapping,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def portal():
+    return Portal.objects.create(
+        member_id="a" * 32, domain="acme.bitrix24.com", client_endpoint="https://acme.bitrix24.com/rest/"
+    )
+
+
+@pytest.fixture
+def other_portal():
+    return Portal.objects.create(
+        member_id="b" * 32, domain="other.bitrix24.com", client_endpoint="https://other.bitrix24.com/rest/"
+    )
+
+
+def refused(create) -> bool:
+    try:
+        with transaction.atomic():
+            create()
+    except IntegrityError:
+        return True
+    return False
+
+
+def test_a_bitrix24_invoice_links_to_one_xero_invoice_per_portal(portal, other_portal):
+    InvoiceLink.objects.create(portal=portal, bitrix24_id=42, xero_invoice_id=uuid.uuid4())
+
+    assert refused(lambda: InvoiceLink.objects.create(portal=portal, bitrix24_id=42))
+    assert not refused(lambda: InvoiceLink.objects.create(portal=portal, bitrix24_entity_type=5, bitrix24_id=42))
+    assert not refused(lambda: InvoiceLink.objects.create(portal=other_portal, bitrix24_id=42))
+
+
+def test_a_xero_invoice_links_to_one_bitrix24_invoice_but_many_links_may_wait_for_creation(portal):
+    xero_id = uuid.uuid4()
+    InvoiceLink.objects.create(portal=portal, bitrix24_id=1, xero_invoice_id=xero_id)
+
+    assert refused(lambda: InvoiceLink.objects.create(portal=portal, bitrix24_id=2, xero_invoice_id=xero_id))
+    InvoiceLink.objects.create(portal=portal, bitrix24_id=3)
+    InvoiceLink.objects.create(portal=portal, bitrix24_id=4)
+    assert InvoiceLink.objects.filter(portal=portal, xero_invoice_id__isnull=True).count() == 2
+
+
+def test_the_fencing_update_succeeds_once_for_the_version_it_read(portal):
+    link = InvoiceLink.objects.create(portal=portal, bitrix24_id=42)
+
+    def save_result(read_version: int) -> int:
+        from django.db.models import F
+
+        return InvoiceLink.objects.filter(pk=link.pk, version=read_version).update(
+            version=F("version") + 1, last_pushed_hash="f" * 64
+        )
+
+    assert save_result(0) == 1
+    assert save_result(0) == 0  # the slower worker read version 0 too, and loses
+
+
+def test_contact_links_are_unique_both_ways(portal):
+    xero_id = uuid.uuid4()
+    ContactLink.objects.create(
+        portal=portal, bitrix24_kind="company", bitrix24_id=12, xero_contact_id=xero_id, xero_name="ACME"
+    )
+
+    assert refused(
+        lambda: ContactLink.objects.create(
+            portal=portal, bitrix24_kind="company", bitrix24_id=12, xero_contact_id=uuid.uuid4(), xero_name="ACME 2"
+        )
+    )
+    assert refused(
+        lambda: ContactLink.objects.create(
+            portal=portal, bitrix24_kind="contact", bitrix24_id=12, xero_contact_id=xero_id, xero_name="ACME"
+        )
+    )
+    assert not refused(
+        lambda: ContactLink.objects.create(
+            portal=portal, bitrix24_kind="contact", bitrix24_id=12, xero_contact_id=uuid.uuid4(), xero_name="Jo"
+        )
+    )
+
+
+def test_item_links_are_unique_by_product_item_and_code(portal):
+    ItemLink.objects.create(portal=portal, bitrix24_product_id=7, xero_item_id=uuid.uuid4(), xero_item_code="WIDGET")
+
+    assert refused(
+        lambda: ItemLink.objects.create(
+            portal=portal, bitrix24_product_id=7, xero_item_id=uuid.uuid4(), xero_item_code="W2"
+        )
+    )
+    assert refused(
+        lambda: ItemLink.objects.create(
+            portal=portal, bitrix24_product_id=8, xero_item_id=uuid.uuid4(), xero_item_code="WIDGET"
+        )
+    )
+
+
+def test_one_mapping_row_per_stage_and_per_xero_status(portal):
+    StageMapping.objects.create(portal=portal, stage_id="DT31_3:N", category_id=3, name="New", xero_status="DRAFT")
+    XeroStatusMapping.objects.create(portal=portal, xero_status="PAID", stage_id="DT31_3:P")
+
+    assert refused(lambda: StageMapping.objects.create(portal=portal, stage_id="DT31_3:N", category_id=3, name="New"))
+    assert refused(lambda: XeroStatusMapping.objects.create(portal=portal, xero_status="PAID", stage_id=""))
+    assert refused(
+        lambda: StageMapping.objects.create(
+            portal=portal, stage_id="DT31_3:X", category_id=3, name="X", xero_status="SETTLED"
+        )
+    )
+
+
+def test_a_redelivered_event_is_stored_once(portal):
+    def receive():
+        InboxEvent.objects.create(
+            portal=portal,
+            source="bitrix24",
+            dedupe_key="ONCRMDYNAMICITEMUPDATE:31:24:1723538517",
+            event_type="ONCRMDYNAMICITEMUPDATE",
+            payload={},
+        )
+
+    receive()
+
+    assert refused(receive)
+    assert not refused(
+        lambda: InboxEvent.objects.create(
+            source="xero", dedupe_key="ONCRMDYNAMICITEMUPDATE:31:24:1723538517", event_type="UPDATE", payload={}
+        )
+    )
+
+
+def test_only_one_pending_job_per_target_but_a_running_one_may_have_a_successor(portal):
+    SyncJob.objects.create(portal=portal, kind="push_invoice", target="31:42", trigger="event")
+
+    assert refused(lambda: SyncJob.objects.create(portal=portal, kind="push_invoice", target="31:42", trigger="sweep"))
+    SyncJob.objects.filter(portal=portal).update(status="running")
+    assert not refused(
+        lambda: SyncJob.objects.create(portal=portal, kind="push_invoice", target="31:42", trigger="event")
+    )
+
+
+def test_settings_are_one_per_portal_and_paying_needs_an_account(portal):
+    SyncSettings.objects.create(portal=portal)
+
+    assert refused(lambda: SyncSettings.objects.create(portal=portal))
+    assert refused(lambda: SyncSettings.objects.filter(portal=portal).update(record_payment_on_paid=True))
+    SyncSettings.objects.filter(portal=portal).update(record_payment_on_paid=True, payment_account_code="090")
+
+
+def test_settings_start_with_the_documented_defaults(portal):
+    settings = SyncSettings.objects.create(portal=portal)
+
+    assert (
+        settings.default_account_code,
+        settings.record_payment_on_paid,
+        settings.create_bitrix24_payment_on_paid,
+    ) == ("200", False, False)
+    assert settings.tax_type_map() == {None: "NONE"}
+
+
+def test_settings_hand_the_invoice_mapper_its_tax_map_and_the_portals_domain(portal):
+    settings = SyncSettings.objects.create(
+        portal=portal, tax_types={"15": "OUTPUT2", "none": "NONE"}, line_amounts="exclusive"
+    )
+
+    mapping = settings.to_mapping_settings(items={23: ItemRef(code="WIDGET-PRO")})
+
+    assert mapping.tax_type_for(None) == "NONE"
+    assert mapping.tax_type_for(Decimal("15.00")) == "OUTPUT2"
+    assert (mapping.bitrix24_domain, mapping.force_exclusive, mapping.items[23].code) == (
+        "acme.bitrix24.com",
+        True,
+        "WIDGET-PRO",
+    )
+
+
+def test_a_tax_map_with_a_key_that_is_not_a_rate_is_refused_on_validation(portal):
+    settings = SyncSettings(portal=portal, tax_types={"fifteen": "OUTPUT2"})
+
+    with pytest.raises(ValidationError, match="fifteen"):
+        settings.clean()
