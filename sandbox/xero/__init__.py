@@ -1,24 +1,48 @@
-"""Placeholder world until the fake is written; replaced by the real one."""
+"""The fake Xero: identity server, connections, the Accounting API, and its control routes.
 
-from flask import Blueprint, jsonify
+Served under /xero (identity: /xero/identity/connect/{authorize,token,revocation}; /xero/connections;
+accounting: /xero/api.xro/2.0/...). The behaviour follows docs/xero-api.md; where Xero rejects, pages
+or reshapes, so does this fake.
+
+Control routes (JSON, no auth):
+
+- POST /_sandbox/xero/invoices/<InvoiceID>/pay {"amount"?, "date"?, "reference"?, "account_code"?}
+  A payment entered in Xero by a user (default: the whole AmountDue into account 090). Same rules as
+  the API (invoice AUTHORISED, amount <= AmountDue). -> {"payment": {...}, "invoice": {...}}; 400 with
+  {"error", "message"} when the invoice cannot take it, 404 for an unknown invoice.
+- POST /_sandbox/xero/invoices/<InvoiceID>/status {"status": "VOIDED"|"AUTHORISED"|"DELETED"|...}
+  A user's status edit, with the API's transition rules. -> {"invoice": {...}}; 400 when refused.
+- POST /_sandbox/xero/tokens/expire -> {"expired": n}. Every access token issued so far expires now
+  (API calls answer 401 TokenExpired), so clients must refresh.
+- POST /_sandbox/xero/settings {"refresh_grace_s": seconds} -> the current settings. How long a used
+  refresh token keeps working after rotation (default 1800, on the sandbox clock).
+- GET  /_sandbox/xero/organisations -> [{"tenant_id", "name", "base_currency"}].
+- POST /_sandbox/xero/organisations {"name", "base_currency"?} -> {"tenant_id", "name", "base_currency"}.
+  Another organisation; consents given after this connect it too.
+- POST /_sandbox/xero/contacts {"Contacts": [...], "tenant_id"?}
+- POST /_sandbox/xero/items {"Items": [...], "tenant_id"?}
+- POST /_sandbox/xero/invoices {"Invoices": [...], "tenant_id"?}
+  Objects created by a Xero user (same validation as the API; createdByMyApp is false for them) in the
+  given organisation (default: the first). -> {"tenant_id", "created", "failed", "<Key>": [one compact
+  row per element: ids, number/name, StatusAttributeString, ValidationErrors on failures]}.
+- POST /_sandbox/xero/limits ... (sandbox/xero/limits.py) and POST /_sandbox/xero/webhooks {"url", "key"}
+  (sandbox/xero/webhooks.py).
+
+Authorize also takes `user=<login>` to choose which Xero user consents (default demo@example.com).
+Every invoice/contact change, through the API or these routes, is handed to the webhook emitter.
+"""
+
+from flask import Blueprint
+
+from sandbox.xero.world import XeroWorld
+
+__all__ = ["XeroWorld", "create_blueprint"]
 
 
-class XeroWorld:
-    def __init__(self, sandbox):
-        self.sandbox = sandbox
+def create_blueprint(sandbox) -> Blueprint:
+    from sandbox.xero import control, endpoints, identity, limits, webhooks
 
-    def reset(self):
-        pass
-
-    def snapshot(self):
-        return {}
-
-    def limits_changed(self):
-        pass
-
-    def fault_response(self, fault):
-        return jsonify({"error": "fault"}), fault.status
-
-
-def create_blueprint(sandbox):
-    return Blueprint("xero", __name__)
+    bp = Blueprint("xero", __name__)
+    for module in (identity, endpoints, control, limits, webhooks):
+        module.register(bp, sandbox)
+    return bp
