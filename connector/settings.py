@@ -182,3 +182,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "connector"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- API limits ---------------------------------------------------------------------------------
+# Client-side throttles (integrations/common/throttle.py), shared by all workers through Redis.
+# Xero per tenant: 5 in flight, 60 per rolling minute, a daily budget with a reserve that only
+# interactive (user-click) calls may spend; 10,000/min for the whole app. Bitrix24 per portal: a
+# leaky bucket (Enterprise plans: 250 and 5/s). RATE_LIMIT_TIME_SCALE divides every window, so tests
+# and benches can run against the sandbox's faster clock (its time_scale).
+XERO_CONCURRENT_LIMIT = env.int("XERO_CONCURRENT_LIMIT", default=5)
+XERO_MINUTE_LIMIT = env.int("XERO_MINUTE_LIMIT", default=60)
+XERO_DAILY_LIMIT = env.int("XERO_DAILY_LIMIT", default=5000)
+XERO_DAILY_RESERVE = env.int("XERO_DAILY_RESERVE", default=500)
+XERO_APP_MINUTE_LIMIT = env.int("XERO_APP_MINUTE_LIMIT", default=10000)
+BITRIX24_BURST = env.int("BITRIX24_BURST", default=50)
+BITRIX24_DRAIN_PER_S = env.float("BITRIX24_DRAIN_PER_S", default=2.0)
+RATE_LIMIT_TIME_SCALE = env.float("RATE_LIMIT_TIME_SCALE", default=1.0)
+# The longest a caller sleeps for its turn; past it, RateLimitedError(retry_after) hands the job
+# back to Celery with a countdown instead of holding a worker.
+RATE_LIMIT_MAX_WAIT_S = env.float("RATE_LIMIT_MAX_WAIT_S", default=30.0)
+# A Xero slot held by a worker that died mid-call frees itself after this long (real seconds); it
+# must exceed the client's longest call (5 s connect + 60 s read).
+XERO_SLOT_LEASE_S = env.float("XERO_SLOT_LEASE_S", default=120.0)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("health/", views.health, name="health"),
     path("", include("accounts.urls")),
     path("", include("sync.urls")),
+    path("app/", include("sync.web.urls")),
 ]

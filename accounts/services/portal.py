@@ -105,8 +105,22 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
         portal.status_reason = ""
         portal.uninstalled_at = None
         portal.save()
+    _stage_map_defaults(portal=portal, client=client)
     logger.info("portal %s installed (%s mode, created=%s)", portal.member_id, portal.invoice_mode, created)
     return InstallOutcome(portal=portal, created=created, events=events, placements=placements)
+
+
+def _stage_map_defaults(*, portal: Portal, client: Bitrix24Client) -> None:
+    """Map every invoice stage to a Xero status by its semantics, so invoices flow from the first
+    change; the admin reviews the map in the app's setup page. Not fatal: setup can redo it."""
+    from sync.services.stages import stage_map_refresh
+
+    if portal.invoice_mode != Portal.InvoiceMode.SMART:
+        return
+    try:
+        stage_map_refresh(portal=portal, client=client)
+    except ExternalAPIError as exc:
+        logger.warning("portal %s: default stage map not applied yet: %s", portal.member_id, exc)
 
 
 def portal_record_install_event(*, event: Bitrix24Event) -> Portal:

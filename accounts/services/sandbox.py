@@ -61,6 +61,7 @@ class SetupReport:
     connection: XeroConnection
     connection_kept: bool
     webhooks: str
+    stage_map: str
     seeded: list[str]
 
 
@@ -68,7 +69,8 @@ def sandbox_setup_run(*, seed: bool) -> SetupReport:
     """1. Install (or re-install) the app into the sandbox portal through its control API.
     2. Connect the sandbox Xero organisation through the OAuth code flow, unless already active.
     3. Point the sandbox's Xero webhooks at our receiver (reporting Intent to Receive).
-    4. With seed: demo companies, contacts and invoices with product rows (NZD)."""
+    4. Apply the default stage map (stage semantics -> Xero statuses and back).
+    5. With seed: demo companies, contacts and invoices with product rows (NZD)."""
     if not settings.SANDBOX_URL:
         raise Refused("SANDBOX_URL is not set: sandbox_setup only talks to the sandbox.", status=400)
     public = settings.PUBLIC_URL
@@ -94,8 +96,17 @@ def sandbox_setup_run(*, seed: bool) -> SetupReport:
         connection=connection,
         connection_kept=connection is existing,
         webhooks=sandbox_point_xero_webhooks(sandbox_url=settings.SANDBOX_URL),
+        stage_map=sandbox_stage_map(portal=portal),
         seeded=sandbox_seed_portal(portal=portal) if seed else [],
     )
+
+
+def sandbox_stage_map(*, portal: Portal) -> str:
+    """Default stage map from the portal's stages (kept as the user edits it later)."""
+    from sync.services.stages import stage_map_refresh
+
+    refresh = stage_map_refresh(portal=portal)
+    return f"{len(refresh.stages)} stages mapped by their semantics (pipeline {refresh.default_category_id})"
 
 
 def sandbox_connect_xero(*, portal: Portal) -> XeroConnection:

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         verb = "kept the active connection to" if report.connection_kept else "connected"
         self.stdout.write(f"Xero: {verb} {connection.tenant_name} (tenant {connection.tenant_id})")
         self.stdout.write(f"Xero webhooks: {report.webhooks}")
-        self.stdout.write("Stage map: not set up here (the sync engine provides the defaults).")
+        self.stdout.write(f"Stage map: {report.stage_map}")
         if seed:
             self.stdout.write(
                 "Seeded: " + ("; ".join(report.seeded) if report.seeded else "nothing new (already seeded)")

@@ -1,0 +1,59 @@
+"""`python -m bench [name...]`: run the named benches (all by default) and print their figures.
+
+Needs what `make bench` gives: DATABASE_URL (PostgreSQL) and REDIS_URL. The benches never touch the
+configured database's data: a throwaway database (Django's test-database utilities, named
+test_<name>) is created for the run and dropped afterwards. Redis keys are per tenant, and every
+bench's sandbox makes fresh tenants, so a shared Redis is left alone too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+
+def _bench_names() -> list[str]:
+    here = Path(__file__).resolve().parent
+    return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    available = _bench_names()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", help=f"benches to run (default: all of {', '.join(available)})")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(available))
+    if unknown:
+        parser.error(f"unknown bench {', '.join(unknown)}; available: {', '.join(available)}")
+    missing = [v for v in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(v)]
+    if missing:
+        print(f"python -m bench needs {' and '.join(missing)} (run it with `make bench`).", file=sys.stderr)
+        return 2
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connector.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    configured = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        for name in args.names or available:
+            module = importlib.import_module(f"bench.{name}")
+            print(f"== bench {name} ==", flush=True)
+            started = time.monotonic()
+            module.run()
+            print(f"   ({time.monotonic() - started:.1f} s)", flush=True)
+    finally:
+        connection.creation.destroy_test_db(configured, verbosity=0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""Placeholder: the module's author replaces it (it must keep a `urlpatterns` list)."""
+
+urlpatterns: list = []
