@@ -63,6 +63,10 @@ class SandboxClient:
             body["event_url"] = event_url
         return self._call("POST", "/_sandbox/bitrix24/install", json=body)
 
+    def bitrix24_settings(self, **values: Any) -> dict:
+        """OAuth client pinning, refresh grace, event delivery delay/timeout (see sandbox/bitrix24/control.py)."""
+        return self._call("POST", "/_sandbox/bitrix24/settings", json=values)
+
     def bitrix24_user(self, name: str, admin: bool = False, invoices: str = "all") -> dict:
         return self._call(
             "POST", "/_sandbox/bitrix24/users", json={"name": name, "admin": admin, "invoices": invoices}

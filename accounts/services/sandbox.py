@@ -80,6 +80,10 @@ def sandbox_setup_run(*, seed: bool) -> SetupReport:
         raise Refused(f"No web server answers at PUBLIC_URL={public}; start it first ({exc}).", status=400) from exc
 
     sandbox = SandboxClient(settings.SANDBOX_URL)
+    if settings.BITRIX24_CLIENT_ID:
+        # The marketplace knows the app's credentials before any install; tell the fake portal's
+        # OAuth server, so app.info vouches for our client id exactly as Bitrix24 would.
+        sandbox.bitrix24_settings(client_id=settings.BITRIX24_CLIENT_ID, client_secret=settings.BITRIX24_CLIENT_SECRET)
     installed = sandbox.bitrix24_install(
         app_url=f"{public}/bitrix24/app/",
         install_url=f"{public}/bitrix24/install/",
