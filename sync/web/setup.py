@@ -1,3 +1,261 @@
-"""Placeholder: the module's author replaces it (it must keep a `urlpatterns` list)."""
+"""The Setup page (admins only) and the account-code suggestions endpoint.
 
-urlpatterns: list = []
+GET /app/setup/                 web:setup             stage map both ways, invoice defaults, payments
+GET /app/xero/accounts/suggest/ web:accounts_suggest  {"query", "results": [{code, name, type}]}
+
+The page re-reads the stages from Bitrix24 each time it opens (custom stages appear with their
+default mapping); the Xero selects come from the per-tenant reference cache. Saving checks
+everything first and stores nothing when anything is wrong (the stage map and the settings in one
+transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.auth import frame_login_required
+from accounts.models import Portal, XeroConnection
+from accounts.services.frame import frame_session_bitrix24_client
+from integrations.common.errors import ExternalAPIError
+from sync.mappers.stage import XERO_STATUSES
+from sync.models import StageMapping, SyncSettings, XeroStatus, XeroStatusMapping
+from sync.services.stages import stage_map_refresh
+from sync.services.xero_reference import (
+    REVENUE_TYPES,
+    XeroNotConnected,
+    xero_accounts,
+    xero_accounts_suggest,
+    xero_bank_accounts,
+    xero_currencies,
+    xero_tax_rates,
+)
+from sync.stage_map import stage_map_save
+
+logger = logging.getLogger(__name__)
+
+SUGGEST_LIMIT_MAX = 25
+
+
+def setup_needed(portal: Portal) -> bool:
+    """True until an admin has saved the Setup page once (the home page sends admins here first)."""
+    return not SyncSettings.objects.filter(portal=portal, setup_completed=True).exists()
+
+
+@dataclass
+class SetupContext:
+    """Everything the page shows; `errors` by field name, `problems` for the whole form."""
+
+    stages: list[StageMapping] = field(default_factory=list)
+    xero_map: dict[str, str] = field(default_factory=dict)
+    settings: SyncSettings | None = None
+    connection: XeroConnection | None = None
+    accounts: list[dict] = field(default_factory=list)
+    bank_accounts: list[dict] = field(default_factory=list)
+    tax_rates: list[dict] = field(default_factory=list)
+    currencies: list[dict] = field(default_factory=list)
+    bitrix24_rates: list[dict] = field(default_factory=list)
+    stage_error: str = ""
+    xero_error: str = ""
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _load(request: HttpRequest, *, refresh_stages: bool) -> SetupContext:
+    portal = request.portal
+    ctx = SetupContext(connection=XeroConnection.objects.filter(portal=portal).first())
+    client = frame_session_bitrix24_client(session=request.frame_user)
+    if refresh_stages:
+        try:
+            stage_map_refresh(portal=portal, client=client)
+        except ExternalAPIError as exc:
+            ctx.stage_error = f"Could not read the invoice stages from Bitrix24: {exc.message}"
+    ctx.settings, _ = SyncSettings.objects.get_or_create(portal=portal)
+    ctx.stages = list(StageMapping.objects.filter(portal=portal))
+    ctx.xero_map = dict(XeroStatusMapping.objects.filter(portal=portal).values_list("xero_status", "stage_id"))
+    try:
+        ctx.accounts = xero_accounts(portal)
+        ctx.bank_accounts = xero_bank_accounts(portal)
+        ctx.tax_rates = [rate for rate in xero_tax_rates(portal) if rate["revenue"]]
+        ctx.currencies = xero_currencies(portal)
+    except XeroNotConnected as exc:
+        ctx.xero_error = exc.message
+    except ExternalAPIError as exc:
+        ctx.xero_error = f"Could not read the chart of accounts from Xero: {exc.message}"
+    try:
+        vats = (client.result("catalog.vat.list", {}) or {}).get("vats") or []
+    except ExternalAPIError:
+        vats = []  # the tax-rate map then shows the rates already stored
+    keys = {"none"} | {_rate_key(v.get("rate")) for v in vats if v.get("rate") is not None}
+    keys |= set((ctx.settings.tax_types or {}).keys())
+    ctx.bitrix24_rates = [
+        {
+            "key": key,
+            "label": "Rows without tax" if key == "none" else f"{key}%",
+            "value": ctx.settings.tax_types.get(key, ""),
+        }
+        for key in sorted(keys, key=lambda k: (k != "none", float(k) if k != "none" else 0))
+    ]
+    return ctx
+
+
+def _rate_key(rate: object) -> str:
+    # "15.0" and "15" are one rate; the settings store the plain form.
+    number = float(rate)  # type: ignore[arg-type]
+    return str(int(number)) if number == int(number) else str(number)
+
+
+def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> HttpResponse:
+    accounts = ctx.accounts
+    return render(
+        request,
+        "sync/setup.html",
+        {
+            "ctx": ctx,
+            "stages": ctx.stages,
+            "categories": sorted({s.category_id for s in ctx.stages}),
+            "xero_statuses": [(value, XeroStatus(value).label) for value in XERO_STATUSES],
+            "xero_rows": [(value, XeroStatus(value).label, ctx.xero_map.get(value, "")) for value in XERO_STATUSES],
+            "revenue_accounts": [a for a in accounts if a["type"] in REVENUE_TYPES],
+            "other_accounts": [a for a in accounts if a["type"] not in REVENUE_TYPES],
+            "saved": request.GET.get("saved") == "1",
+            "xero_ready": not ctx.xero_error,
+        },
+        status=status,
+    )
+
+
+def _validate_settings(ctx: SetupContext, data) -> dict:
+    """The SyncSettings values from the form, with field errors collected in ctx.errors."""
+    values: dict = {}
+    if ctx.xero_error:
+        return values  # the Xero selects were not shown; keep what is stored
+    codes = {a["code"] for a in ctx.accounts}
+    bank_codes = {a["code"] for a in ctx.bank_accounts}
+    tax_types = {r["tax_type"] for r in ctx.tax_rates}
+    currencies = {c["code"] for c in ctx.currencies}
+
+    def pick(name: str, allowed: set[str], message: str, *, required: bool = True) -> str:
+        value = (data.get(name) or "").strip()
+        if not value and not required:
+            return ""
+        if value not in allowed:
+            ctx.errors.setdefault(name, []).append(message)
+        return value
+
+    values["default_account_code"] = pick(
+        "default_account_code", codes, "Choose an active Xero account for invoice lines."
+    )
+    values["default_tax_type"] = pick("default_tax_type", tax_types, "Choose a Xero tax rate that applies to sales.")
+    values["default_currency"] = pick("default_currency", currencies, "Choose a currency enabled in Xero.")
+    tax_map = {}
+    for row in ctx.bitrix24_rates:
+        name = f"tax:{row['key']}"
+        value = (data.get(name) or "").strip()
+        if value:
+            if value not in tax_types:
+                ctx.errors.setdefault(name, []).append("Choose a Xero tax rate that applies to sales.")
+            tax_map[row["key"]] = value
+    values["tax_types"] = tax_map or {"none": "NONE"}
+    values["record_payment_on_paid"] = data.get("record_payment_on_paid") == "on"
+    values["payment_account_code"] = pick(
+        "payment_account_code", bank_codes, "Choose a Xero bank account to record payments to.", required=False
+    )
+    if values["record_payment_on_paid"] and not values["payment_account_code"]:
+        ctx.errors.setdefault("payment_account_code", []).append(
+            "Recording payments needs the bank account they are recorded to."
+        )
+    values["create_bitrix24_payment_on_paid"] = data.get("create_bitrix24_payment_on_paid") == "on"
+    return values
+
+
+def _validate_map(ctx: SetupContext, data) -> tuple[dict[str, str], dict[str, str]]:
+    """The two maps from the form. Values are checked again by stage_map_save; here they are also
+    tied to their fields so the page can show each problem where it belongs."""
+    known = {s.stage_id for s in ctx.stages}
+    b24_to_xero: dict[str, str] = {}
+    for key in data:
+        if key.startswith("stage:"):
+            stage_id, status = key[len("stage:") :], (data.get(key) or "").strip()
+            b24_to_xero[stage_id] = status
+            if stage_id not in known:
+                ctx.errors.setdefault(key, []).append("This stage is no longer in Bitrix24; reload the page.")
+            elif status and status not in XERO_STATUSES:
+                ctx.errors.setdefault(key, []).append(f'"{status}" is not a Xero invoice status.')
+    xero_to_b24: dict[str, str] = {}
+    for status in XERO_STATUSES:
+        key = f"xero:{status}"
+        if key in data:
+            stage_id = (data.get(key) or "").strip()
+            xero_to_b24[status] = stage_id
+            if stage_id and stage_id not in known:
+                ctx.errors.setdefault(key, []).append("This stage is no longer in Bitrix24; reload the page.")
+    for key in data:
+        if key.startswith("xero:") and key[len("xero:") :] not in XERO_STATUSES:
+            ctx.problems.append(f'"{key[len("xero:") :]}" is not a Xero invoice status.')
+    return b24_to_xero, xero_to_b24
+
+
+@require_http_methods(["GET", "POST"])
+@frame_login_required(admin=True)
+def setup(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _render(request, _load(request, refresh_stages=True))
+
+    ctx = _load(request, refresh_stages=False)
+    b24_to_xero, xero_to_b24 = _validate_map(ctx, request.POST)
+    values = _validate_settings(ctx, request.POST)
+    if not ctx.errors and not ctx.problems:
+        try:
+            with transaction.atomic():
+                stage_map_save(request.portal, b24_to_xero, xero_to_b24)
+                if values:
+                    # Complete once the Xero defaults are chosen too (they need a connection).
+                    SyncSettings.objects.filter(pk=ctx.settings.pk).update(**values, setup_completed=True)
+        except ValidationError as exc:
+            ctx.problems.extend(exc.messages)
+    if ctx.errors or ctx.problems:
+        # Show what the user chose, not what is stored, next to each message.
+        for stage in ctx.stages:
+            stage.xero_status = request.POST.get(f"stage:{stage.stage_id}", stage.xero_status)
+        ctx.xero_map.update({s: request.POST.get(f"xero:{s}", v) for s, v in ctx.xero_map.items()})
+        for name, value in values.items():
+            setattr(ctx.settings, name, value)
+        for row in ctx.bitrix24_rates:
+            row["value"] = request.POST.get(f"tax:{row['key']}", row["value"])
+        return _render(request, ctx, status=400)
+    query = urlencode({"ft": request.frame_token, "saved": "1"})
+    return HttpResponseRedirect(f"{reverse('web:setup')}?{query}", status=303)
+
+
+@require_GET
+@frame_login_required
+def accounts_suggest(request: HttpRequest) -> JsonResponse:
+    """Account codes for the "Add New Product" form, from the cache: no Xero call while it is fresh.
+    409 with {"error"} when Xero is not connected; 502 when Xero could not be read to fill it."""
+    query = request.GET.get("q", "")[:100]
+    try:
+        limit = max(1, min(SUGGEST_LIMIT_MAX, int(request.GET.get("limit") or 10)))
+    except ValueError:
+        limit = 10
+    try:
+        results = xero_accounts_suggest(portal=request.portal, query=query, limit=limit)
+    except XeroNotConnected as exc:
+        return JsonResponse({"query": query, "results": [], "error": exc.message}, status=409)
+    except ExternalAPIError as exc:
+        return JsonResponse({"query": query, "results": [], "error": f"Xero: {exc.message}"}, status=502)
+    return JsonResponse({"query": query, "results": results})
+
+
+urlpatterns = [
+    path("setup/", setup, name="setup"),
+    path("xero/accounts/suggest/", accounts_suggest, name="accounts_suggest"),
+]

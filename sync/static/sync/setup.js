@@ -1,0 +1,44 @@
+// Setup page: feedback on save, the payment account only when payments are recorded, and a
+// warning before leaving with unsaved changes. Works without it (plain form POST).
+(function () {
+  "use strict";
+  var form = document.getElementById("setup-form");
+  if (!form) { return; }
+  var save = document.getElementById("setup-save");
+  var status = document.getElementById("setup-status");
+  var record = document.getElementById("record_payment_on_paid");
+  var account = document.getElementById("payment_account_code");
+  var dirty = false;
+
+  function syncPaymentAccount() {
+    if (!record || !account) { return; }
+    account.required = record.checked;
+    account.closest(".st-field").style.opacity = record.checked ? "1" : ".6";
+  }
+  if (record) { record.addEventListener("change", syncPaymentAccount); syncPaymentAccount(); }
+
+  form.addEventListener("change", function () {
+    dirty = true;
+    if (status) { status.textContent = "Unsaved changes"; }
+  });
+  form.addEventListener("submit", function (event) {
+    if (record && account && record.checked && !account.value) {
+      event.preventDefault();
+      account.focus();
+      if (status) { status.textContent = "Choose the bank account payments are recorded to."; }
+      return;
+    }
+    dirty = false;
+    save.disabled = true;
+    save.textContent = "Saving…";
+    if (status) { status.textContent = "Saving your settings…"; }
+  });
+  window.addEventListener("beforeunload", function (event) {
+    if (dirty) { event.preventDefault(); event.returnValue = ""; }
+  });
+  // After a refused save, bring the summary into view for screen readers and small screens.
+  var problems = document.getElementById("setup-problems");
+  if (problems) { problems.focus(); }
+  // A page restored from the back/forward cache must not keep the button disabled.
+  window.addEventListener("pageshow", function () { save.disabled = false; save.textContent = "Save settings"; });
+})();
