@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost on the way out: it replaces X-Frame-Options on frame views (see the module).
+    "connector.middleware.FrameAncestorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -181,7 +183,27 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-default-queue
 CELERY_TASK_DEFAULT_QUEUE = "connector"
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+# The safety nets of sync/tasks/sweeps.py. `expires` drops a run that waited longer than its period
+# (workers down), so a backlog of identical sweeps never piles up.
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#beat-entries
+CELERY_BEAT_SCHEDULE: dict = {
+    "sweep-stuck": {"task": "sync.tasks.sweeps.sweep_stuck_task", "schedule": 30.0, "options": {"expires": 25}},
+    "sweep-bitrix24-changes": {
+        "task": "sync.tasks.sweeps.sweep_bitrix24_changes_task",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
+    "sweep-xero-changes": {
+        "task": "sync.tasks.sweeps.sweep_xero_changes_task",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
+    "tokens-keepalive": {
+        "task": "sync.tasks.sweeps.tokens_keepalive_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
+    },
+}
 
 # --- API limits ---------------------------------------------------------------------------------
 # Client-side throttles (integrations/common/throttle.py), shared by all workers through Redis.

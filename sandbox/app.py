@@ -26,8 +26,10 @@ def _classify(path: str) -> tuple[str, str] | None:
 
 
 def create_app(base_url: str = "") -> Flask:
-    from sandbox.bitrix24 import Bitrix24World, create_blueprint as bitrix24_blueprint
-    from sandbox.xero import XeroWorld, create_blueprint as xero_blueprint
+    from sandbox.bitrix24 import Bitrix24World
+    from sandbox.bitrix24 import create_blueprint as bitrix24_blueprint
+    from sandbox.xero import XeroWorld
+    from sandbox.xero import create_blueprint as xero_blueprint
 
     sandbox = Sandbox(base_url=base_url.rstrip("/"))
     sandbox.xero = XeroWorld(sandbox)

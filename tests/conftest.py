@@ -32,6 +32,9 @@ def _reachable(url: str, default_port: int) -> bool:
 
 def pytest_configure(config):
     """Stop at once, with directions, when PostgreSQL or Redis is not there. Never skip silently."""
+    # Persistent connections would outlive a test in live_server's request threads (the sandbox
+    # still delivers events to it) and block dropping the test database at the end.
+    os.environ.setdefault("CONN_MAX_AGE", "0")
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     problems = []
@@ -74,6 +77,14 @@ def _wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = 
         except requests.RequestException:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_persistent_connections():
+    from django.db import connections
+
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -19,7 +19,9 @@ from accounts.services.events import bitrix24_event_receive
 from accounts.services.frame import frame_session_start, frame_token_issue
 from accounts.services.portal import portal_install
 from accounts.services.xero import xero_connection_of
-from integrations.bitrix24.inbound import MalformedPayloadError, parse_event, parse_frame_post, placement_entity_id
+from integrations.bitrix24.inbound import MalformedPayloadError, parse_event, parse_frame_post
+from sync.models import SyncSettings
+from sync.web.placements import placement_invoice_ids, placement_landing
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +72,28 @@ def frame_entry(request: HttpRequest) -> HttpResponse:
         return refused_response(request, Refused(f"Bitrix24's request is malformed: {exc}", status=400))
     except Refused as refusal:
         return refused_response(request, refusal)
-    query = {"ft": frame_token_issue(session=session)}
+    token = frame_token_issue(session=session)
     if (frame.placement or "DEFAULT").upper() == "DEFAULT":
-        return HttpResponseRedirect(f"{reverse('accounts:home')}?{urlencode(query)}", status=303)
-    query |= {"placement": frame.placement, "invoice": placement_entity_id(frame.placement_options) or ""}
-    return HttpResponseRedirect(f"{reverse('accounts:placement_page')}?{urlencode(query)}", status=303)
+        return HttpResponseRedirect(_landing(session, token), status=303)
+    ids = placement_invoice_ids(frame.placement_options)
+    return HttpResponseRedirect(placement_landing(frame.placement, ids, token=token), status=303)
+
+
+def _landing(session, token: str) -> str:
+    """Invoices, or Setup first for an admin whose portal has not finished it (the app cannot sync
+    before the stage map and defaults are chosen; a sales user cannot choose them)."""
+    if session.is_admin and not SyncSettings.objects.filter(portal=session.portal, setup_completed=True).exists():
+        setup_url = _reverse_or_none("web:setup")
+        if setup_url:
+            return f"{setup_url}?{urlencode({'ft': token})}"
+    return f"{reverse('web:invoices')}?{urlencode({'ft': token})}"
+
+
+def _reverse_or_none(name: str) -> str | None:
+    try:
+        return reverse(name)
+    except NoReverseMatch:  # the Setup page is built in parallel; until it exists, land on Invoices
+        return None
 
 
 @require_GET
@@ -86,12 +105,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @frame_login_required
 def placement_page(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "accounts/placement.html",
-        {
-            "connection": xero_connection_of(portal=request.portal),
-            "invoice_id": request.GET.get("invoice", ""),
-            "placement": request.GET.get("placement", ""),
-        },
+    """Old links to /app/invoice/?invoice=…&placement=…: the invoice's page or the selection."""
+    ids = placement_invoice_ids({"ID": request.GET.get("invoice", "")})
+    return HttpResponseRedirect(
+        placement_landing(request.GET.get("placement", ""), ids, token=request.frame_token), status=303
     )

@@ -1,3 +1,299 @@
-"""Placeholder: the module's author replaces it (it must keep a `urlpatterns` list)."""
+"""The Invoices page (where the app opens), one invoice, and the two buttons with their progress.
 
-urlpatterns: list = []
+Every Bitrix24 read uses the signed-in user's own token (frame_session_bitrix24_client), so
+Bitrix24 decides what they see and act on. The action endpoints are called by app.js with the
+frame token in the X-Frame-Token header and answer JSON; they only enqueue jobs (the page polls
+/app/jobs/progress/), so a long operation never blocks a request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+
+from django import forms
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import path
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.auth import frame_login_required
+from accounts.models import Portal
+from accounts.services.frame import frame_session_bitrix24_client
+from accounts.services.xero import xero_connection_of
+from integrations.bitrix24.errors import UserTokenError
+from integrations.common.errors import ExternalAPIError
+from sync.models import SyncJob
+from sync.services.buttons import MAX_INVOICES_PER_CLICK, invoices_push_request
+from sync.services.buttons_pull import statuses_pull_request
+from sync.services.invoice_list import (
+    DEFAULT_PAGE_SIZE,
+    PAGE_SIZES,
+    invoice_for_user,
+    invoice_ids_for_user,
+    invoices_for_user,
+    jobs_progress,
+    visible_invoice_ids,
+)
+
+REOPEN = "Your Bitrix24 session expired — reopen the app from Bitrix24."
+
+
+# --- shared by the page modules (log, placements) -------------------------------------------------
+
+
+def bitrix24_errors(view: Callable) -> Callable:
+    """Bitrix24 failures as a clear page (or JSON for fetch calls) instead of a 500.
+
+    An expired or refused user token cannot be refreshed by us (we keep no user refresh tokens):
+    the user reopens the app and Bitrix24 posts a fresh one."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        wants_json = request.method == "POST" or request.headers.get("Accept", "").startswith("application/json")
+        try:
+            return view(request, *args, **kwargs)
+        except UserTokenError:
+            status, message, kind = 401, REOPEN, "session_expired"
+        except ExternalAPIError as exc:
+            status = 503 if exc.retryable else 502
+            message, kind = f"Bitrix24 did not answer as expected: {exc.message}", "bitrix24"
+        if wants_json:
+            return JsonResponse({"error": message, "kind": kind}, status=status)
+        return render(request, "sync/error.html", {"message": message, "kind": kind}, status=status)
+
+    return wrapper
+
+
+def xero_ready(portal: Portal) -> bool:
+    connection = xero_connection_of(portal=portal)
+    return bool(connection and connection.is_active)
+
+
+def user_client(request: HttpRequest):
+    return frame_session_bitrix24_client(session=request.frame_user)
+
+
+def json_body(request: HttpRequest) -> dict:
+    """fetch() sends JSON; a plain form POST (no JS) sends fields. Accept both."""
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+    return {
+        "ids": request.POST.getlist("ids"),
+        "all_filtered": request.POST.get("all_filtered") in ("1", "true", "on"),
+        "from": request.POST.get("from", ""),
+        "to": request.POST.get("to", ""),
+    }
+
+
+def parse_ids(raw) -> list[int] | None:
+    """Positive integer ids from a list or "1,2,3"; None when any is not one."""
+    if isinstance(raw, str):
+        raw = [part for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, list):
+        return None
+    try:
+        ids = [int(str(value).strip()) for value in raw]
+    except ValueError:
+        return None
+    return list(dict.fromkeys(ids)) if all(i > 0 for i in ids) else None
+
+
+# --- the list --------------------------------------------------------------------------------------
+
+
+class InvoiceFilterForm(forms.Form):
+    date_from = forms.DateField(required=False)
+    date_to = forms.DateField(required=False)
+    size = forms.TypedChoiceField(
+        choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False, empty_value=DEFAULT_PAGE_SIZE
+    )
+    order = forms.ChoiceField(choices=[("desc", "Newest first"), ("asc", "Oldest first")], required=False)
+    page = forms.IntegerField(min_value=1, required=False)
+
+    @classmethod
+    def from_query(cls, query) -> InvoiceFilterForm:
+        # The query uses short names (?from=&to=), which read better in a URL than the field names.
+        data = {
+            "date_from": query.get("from", ""),
+            "date_to": query.get("to", ""),
+            "size": query.get("size", ""),
+            "order": query.get("order", ""),
+            "page": query.get("page", ""),
+        }
+        return cls(data)
+
+    def values(self) -> dict:
+        """The filter to use: the valid fields, defaults for the rest (an error is shown beside)."""
+        clean = self.cleaned_data if self.is_bound and hasattr(self, "cleaned_data") else {}
+        date_from, date_to = clean.get("date_from"), clean.get("date_to")
+        if date_from and date_to and date_from > date_to:
+            date_from, date_to = date_to, date_from  # a reversed range means the same days
+        return {
+            "modified_from": date_from,
+            "modified_to": date_to,
+            "page_size": clean.get("size") or DEFAULT_PAGE_SIZE,
+            "order": clean.get("order") or "desc",
+            "page": clean.get("page") or 1,
+        }
+
+
+def _query(values: dict, **changes) -> str:
+    """The list's query string with some values changed (pager and sort links keep the filter)."""
+    merged = {**values, **changes}
+    parts = {
+        "from": merged["modified_from"].isoformat() if merged["modified_from"] else "",
+        "to": merged["modified_to"].isoformat() if merged["modified_to"] else "",
+        "size": merged["page_size"],
+        "order": merged["order"],
+        "page": merged["page"],
+    }
+    return "&".join(f"{key}={value}" for key, value in parts.items() if value not in ("", None))
+
+
+@require_GET
+@frame_login_required
+@bitrix24_errors
+def invoice_list(request: HttpRequest) -> HttpResponse:
+    form = InvoiceFilterForm.from_query(request.GET)
+    form.is_valid()
+    values = form.values()
+    page = invoices_for_user(client=user_client(request), **values)
+    values["page"] = page.page
+    pages = range(max(1, page.page - 2), min(page.pages, page.page + 2) + 1)
+    return render(
+        request,
+        "sync/invoices.html",
+        {
+            "form": form,
+            "values": values,
+            "page": page,
+            "page_links": [(n, _query(values, page=n)) for n in pages],
+            "prev_query": _query(values, page=page.page - 1) if page.page > 1 else "",
+            "next_query": _query(values, page=page.page + 1) if page.page < page.pages else "",
+            "sort_query": _query(values, order="asc" if values["order"] == "desc" else "desc", page=1),
+            "page_sizes": PAGE_SIZES,
+            "filtered": bool(values["modified_from"] or values["modified_to"]),
+            "xero_ready": xero_ready(request.portal),
+        },
+    )
+
+
+# --- one invoice -----------------------------------------------------------------------------------
+
+
+@require_GET
+@frame_login_required
+@bitrix24_errors
+def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    try:
+        detail = invoice_for_user(client=user_client(request), invoice_id=invoice_id)
+    except ExternalAPIError as exc:
+        if exc.retryable or (exc.code or "").upper() not in ("ACCESS_DENIED", "NOT_FOUND"):
+            raise
+        denied = (exc.code or "").upper() == "ACCESS_DENIED"
+        return render(
+            request,
+            "sync/invoice_denied.html",
+            {"invoice_id": invoice_id, "denied": denied, "message": exc.message},
+            status=403 if denied else 404,
+        )
+    return render(
+        request,
+        "sync/invoice_detail.html",
+        {"detail": detail, "row": detail.row, "xero_ready": xero_ready(request.portal)},
+    )
+
+
+# --- the buttons -----------------------------------------------------------------------------------
+
+
+def _jobs_answer(jobs: list[SyncJob], status: int = 202) -> JsonResponse:
+    return JsonResponse({"jobs": [job.pk for job in jobs], "count": len(jobs)}, status=status)
+
+
+def _not_connected() -> JsonResponse:
+    return JsonResponse(
+        {"error": "Xero is not connected. Ask a Bitrix24 administrator to connect it.", "kind": "xero"}, status=409
+    )
+
+
+@require_POST
+@frame_login_required
+@bitrix24_errors
+def invoice_push(request: HttpRequest) -> JsonResponse:
+    """ "Create / Edit on Xero" for explicit ids (checked against what the user may see) or for
+    every invoice the user sees under the list's filter."""
+    if not xero_ready(request.portal):
+        return _not_connected()
+    body = json_body(request)
+    client = user_client(request)
+    if body.get("all_filtered"):
+        form = InvoiceFilterForm.from_query({"from": body.get("from") or "", "to": body.get("to") or ""})
+        if not form.is_valid():
+            return JsonResponse({"error": "The date filter is not valid.", "kind": "input"}, status=400)
+        values = form.values()
+        ids = invoice_ids_for_user(
+            client=client, modified_from=values["modified_from"], modified_to=values["modified_to"]
+        )
+        if not ids:
+            return JsonResponse({"error": "No invoices match the filter.", "kind": "empty"}, status=400)
+    else:
+        ids = parse_ids(body.get("ids"))
+        if not ids:
+            return JsonResponse({"error": "Select at least one invoice.", "kind": "input"}, status=400)
+        if len(ids) > MAX_INVOICES_PER_CLICK:
+            return JsonResponse(
+                {"error": f"Select at most {MAX_INVOICES_PER_CLICK} invoices.", "kind": "input"}, status=400
+            )
+        refused = sorted(set(ids) - visible_invoice_ids(client=client, ids=ids))
+        if refused:
+            # Nothing is queued: acting on part of a selection silently would be worse.
+            return JsonResponse(
+                {
+                    "error": f"You cannot see invoice(s) {', '.join(map(str, refused))} in Bitrix24; nothing was sent.",
+                    "kind": "forbidden",
+                    "refused": refused,
+                },
+                status=403,
+            )
+    try:
+        jobs = invoices_push_request(
+            portal=request.portal, invoice_ids=ids, requested_by=request.frame_user.bitrix_user_id
+        )
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc), "kind": "input"}, status=400)
+    return _jobs_answer(jobs)
+
+
+@require_POST
+@frame_login_required
+def invoice_pull(request: HttpRequest) -> JsonResponse:
+    """ "Update from Xero": one job for the portal; the pull acts on the portal's linked invoices."""
+    if not xero_ready(request.portal):
+        return _not_connected()
+    job = statuses_pull_request(portal=request.portal, requested_by=request.frame_user.bitrix_user_id)
+    return _jobs_answer([job])
+
+
+@require_GET
+@frame_login_required
+def jobs_progress_view(request: HttpRequest) -> JsonResponse:
+    ids = parse_ids(request.GET.get("ids", ""))
+    if ids is None:
+        return JsonResponse({"error": "ids must be job numbers separated by commas.", "kind": "input"}, status=400)
+    return JsonResponse(jobs_progress(portal=request.portal, job_ids=ids))
+
+
+urlpatterns = [
+    path("invoices/", invoice_list, name="invoices"),
+    path("invoices/<int:invoice_id>/", invoice_detail, name="invoice_detail"),
+    path("invoices/push/", invoice_push, name="invoice_push"),
+    path("invoices/pull/", invoice_pull, name="invoice_pull"),
+    path("jobs/progress/", jobs_progress_view, name="jobs_progress"),
+]

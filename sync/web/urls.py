@@ -1,6 +1,13 @@
 """Routes of the in-Bitrix24 pages; each page module owns its own `urlpatterns`."""
 
-from sync.web import imports, invoices, products, setup
+from sync.web import imports, invoices, log, placements, products, setup
 
 app_name = "web"
-urlpatterns = [*invoices.urlpatterns, *setup.urlpatterns, *imports.urlpatterns, *products.urlpatterns]
+urlpatterns = [
+    *invoices.urlpatterns,
+    *placements.urlpatterns,
+    *log.urlpatterns,
+    *setup.urlpatterns,
+    *imports.urlpatterns,
+    *products.urlpatterns,
+]

@@ -39,10 +39,21 @@ def test_a_clerk_is_signed_in_without_admin_rights_and_sees_no_admin_buttons(san
 
 
 def test_the_placement_shows_the_invoice_it_was_opened_on(sandbox, acme):
-    frame = open_frame(sandbox, 1, placement="CRM_SMART_INVOICE_DETAIL_TOOLBAR", options={"ENTITY_ID": 32})
+    admin = sandbox.bitrix24_user("Placement Admin", admin=True)
+    added = sandbox.bitrix24_rest(
+        "crm.item.add", {"entityTypeId": 31, "fields": {"title": "Toolbar invoice"}}, auth=admin["access_token"]
+    )
+    invoice_id = added["result"]["item"]["id"]
+    # Bitrix24 sends the detail toolbar's invoice id as ENTITY_ID, a string.
+    frame = open_frame(sandbox, 1, placement="CRM_SMART_INVOICE_DETAIL_TOOLBAR", options={"ENTITY_ID": str(invoice_id)})
     assert frame.response.status_code == 200
-    assert "Invoice 32" in frame.response.text
-    assert "Not connected" in frame.response.text
+    assert "Toolbar invoice" in frame.response.text
+
+
+def test_the_placement_of_a_missing_invoice_says_so(sandbox, acme):
+    frame = open_frame(sandbox, 1, placement="CRM_SMART_INVOICE_DETAIL_TOOLBAR", options={"ENTITY_ID": "9999"})
+    assert frame.response.status_code == 404
+    assert "does not exist" in frame.response.text
 
 
 def test_a_forged_auth_id_is_refused(sandbox, acme):

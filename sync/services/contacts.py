@@ -1,0 +1,275 @@
+"""The Xero contact an invoice goes to: found (by our ContactNumber, then by exact name) or created.
+
+Called by the push engine with every client (company or person) of a pass that has no ContactLink
+yet, so lookups and creations are done in bulk:
+
+- Lookup. A few unknown clients: a `where` OR-chain of ContactNumber==... (and, for the ones not
+  found, one of Name==...), chunked so the URL stays short — one or two GETs. Many unknown clients:
+  the chains would take two GETs per ~40 clients, so page through all contacts instead
+  (pageSize=1000, summaryOnly): page 1 tells how many pages there are, and if paging would cost more
+  than the chains for what is still missing, the rest is looked up with chains after all.
+- Creation: PUT /Contacts in batches of 50 with summarizeErrors=false and an Idempotency-Key over
+  the batch, so a retried batch replays instead of duplicating. A name that clashes with a contact
+  that is not ours (Xero names are unique among active contacts) is retried once as
+  "Name (B24-CO-42)".
+- Links: ContactLink rows, inserted with ON CONFLICT DO NOTHING and read back, so a second worker
+  doing the same concurrently ends with the same single link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from accounts.models import Portal, XeroConnection
+from integrations.common.errors import PermanentError
+from integrations.xero.client import XeroClient, element_errors
+from sync.mappers.canonical import canonical_hash, idempotency_key
+from sync.mappers.contact import contact_number_for, xero_name_where
+from sync.models import ContactLink
+
+ClientKey = tuple[str, int]  # (ContactLink.Kind value, Bitrix24 id)
+
+BATCH_SIZE = 50
+# A `where` chain is sent in the query string; ~1,500 encoded characters keeps the whole URL far
+# below the 2,000-8,000 that proxies and servers accept.
+WHERE_URL_BUDGET = 1500
+PAGE_SIZE = 1000
+DUPLICATE_NAME = "already assigned to another contact"
+
+
+class CountingXero:
+    """A XeroClient that counts the HTTP calls it makes (for PushReport and the bench)."""
+
+    def __init__(self, connection: XeroConnection, *, interactive: bool = False) -> None:
+        self.client = XeroClient(connection, interactive=interactive)
+        self.calls = 0
+
+    def call(self, operation: str, **kwargs):
+        self.calls += 1
+        return self.client.call(operation, **kwargs)
+
+    def model(self, type_name: str, data: Mapping):
+        """An SDK model (e.g. "Invoice") from our PascalCase JSON, the way the SDK reads answers."""
+        from xero_python.api_client.deserializer import deserialize
+
+        return deserialize(type_name, data, self.client.accounting.get_model_finder())
+
+
+@dataclass
+class ContactResult:
+    link: ContactLink | None = None
+    error: str = ""
+
+
+@dataclass
+class _Pending:
+    key: ClientKey
+    contact: dict  # the Xero contact JSON from company_to_xero_contact / person_to_xero_contact
+    found: dict | None = None  # {"ContactID", "Name", "ContactNumber"} of a match in Xero
+    renamed: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def contacts_ensure(
+    *, portal: Portal, xero: CountingXero, clients: Mapping[ClientKey, dict]
+) -> dict[ClientKey, ContactResult]:
+    """A ContactLink (or Xero's/our reason why not) for every client; `clients` are the mapped Xero
+    contacts of the Bitrix24 companies/persons that had no link when the caller looked."""
+    results: dict[ClientKey, ContactResult] = {}
+    existing = _links(portal, clients)
+    pending = []
+    for key, contact in clients.items():
+        if key in existing:
+            results[key] = ContactResult(link=existing[key])
+        else:
+            pending.append(_Pending(key=key, contact=contact))
+    if not pending:
+        return results
+
+    _find_in_xero(portal, xero, pending)
+    to_create = [p for p in pending if p.found is None]
+    _create_in_xero(portal, xero, to_create)
+
+    rows = [
+        ContactLink(
+            portal=portal,
+            bitrix24_kind=p.key[0],
+            bitrix24_id=p.key[1],
+            xero_contact_id=p.found["ContactID"],
+            xero_name=str(p.found.get("Name") or "")[:255],
+            xero_contact_number=str(p.found.get("ContactNumber") or "")[:50],
+            last_pushed_hash=canonical_hash(p.contact),
+        )
+        for p in pending
+        if p.found is not None
+    ]
+    # A concurrent worker may have linked the same client (or the same Xero contact) a moment ago:
+    # the unique constraints keep one row, and reading back tells which.
+    ContactLink.objects.bulk_create(rows, ignore_conflicts=True)
+    stored = _links(portal, {p.key: p.contact for p in pending})
+    for p in pending:
+        if p.key in stored:
+            results[p.key] = ContactResult(link=stored[p.key])
+        else:
+            results[p.key] = ContactResult(error="; ".join(p.errors) or "The Xero contact could not be linked.")
+    return results
+
+
+def _links(portal: Portal, keys: Iterable[ClientKey]) -> dict[ClientKey, ContactLink]:
+    by_kind: dict[str, list[int]] = {}
+    for kind, bitrix24_id in keys:
+        by_kind.setdefault(kind, []).append(bitrix24_id)
+    out: dict[ClientKey, ContactLink] = {}
+    for kind, ids in by_kind.items():
+        for link in ContactLink.objects.filter(portal=portal, bitrix24_kind=kind, bitrix24_id__in=ids):
+            out[(kind, link.bitrix24_id)] = link
+    return out
+
+
+# --- lookup -----------------------------------------------------------------------------------------
+
+
+def _summary(contact) -> dict:
+    return {
+        "ContactID": str(contact.contact_id),
+        "Name": contact.name or "",
+        "ContactNumber": contact.contact_number or "",
+        "ContactStatus": contact.contact_status or "ACTIVE",
+    }
+
+
+def _name_key(name: str) -> str:
+    # Xero compares names without regard to case or surrounding blanks.
+    return " ".join(str(name).split()).casefold()
+
+
+def _find_in_xero(portal: Portal, xero: CountingXero, pending: list[_Pending]) -> None:
+    chains_needed = 2 * math.ceil(len(pending) / 40)
+    seen: list[dict] = []
+    if chains_needed > 2:
+        page = 1
+        while True:
+            answer = xero.call("get_contacts", page=page, page_size=PAGE_SIZE, summary_only=True)
+            seen.extend(_summary(c) for c in answer.contacts or [])
+            _match(portal, pending, seen)
+            page_count = getattr(answer.pagination, "page_count", None) or 1
+            missing = [p for p in pending if p.found is None]
+            if page >= page_count or not missing:
+                return
+            # Paging on costs page_count - page calls; chains for what is still missing may be cheaper.
+            if page_count - page > 2 * math.ceil(len(missing) / 40):
+                pending = missing
+                break
+            page += 1
+    numbers = [p.contact["ContactNumber"] for p in pending]
+    for where in _chains([f'ContactNumber=="{_escaped(n)}"' for n in numbers]):
+        seen.extend(_summary(c) for c in xero.call("get_contacts", where=where).contacts or [])
+    _match(portal, pending, seen)
+    names = list(dict.fromkeys(p.contact["Name"] for p in pending if p.found is None))
+    for where in _chains([xero_name_where(name) for name in names]):
+        seen.extend(_summary(c) for c in xero.call("get_contacts", where=where).contacts or [])
+    _match(portal, pending, seen)
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _chains(terms: list[str]) -> Iterable[str]:
+    """`A OR B OR ...` expressions, each within WHERE_URL_BUDGET once URL-encoded."""
+    chunk: list[str] = []
+    size = 0
+    for term in terms:
+        cost = len(quote(term, safe="")) + len(quote(" OR ", safe=""))
+        if chunk and size + cost > WHERE_URL_BUDGET:
+            yield " OR ".join(chunk)
+            chunk, size = [], 0
+        chunk.append(term)
+        size += cost
+    if chunk:
+        yield " OR ".join(chunk)
+
+
+def _match(portal: Portal, pending: list[_Pending], seen: list[dict]) -> None:
+    """Our own contact (same ContactNumber) first; else an active contact of exactly that name that
+    is not somebody else's: not carrying another B24-... number and not linked to another client."""
+    numbers = {c["ContactNumber"]: c for c in seen if c["ContactNumber"]}
+    names: dict[str, dict] = {}
+    for c in seen:
+        if c["ContactStatus"] == "ACTIVE":
+            names.setdefault(_name_key(c["Name"]), c)
+    taken = set(
+        str(x)
+        for x in ContactLink.objects.filter(
+            portal=portal, xero_contact_id__in=[c["ContactID"] for c in seen]
+        ).values_list("xero_contact_id", flat=True)
+    )
+    claimed: set[str] = set()
+    for p in pending:
+        if p.found is None and p.contact["ContactNumber"] in numbers:
+            p.found = numbers[p.contact["ContactNumber"]]
+            claimed.add(p.found["ContactID"])
+    for p in pending:
+        if p.found is not None:
+            continue
+        candidate = names.get(_name_key(p.contact["Name"]))
+        if candidate is None or candidate["ContactID"] in taken or candidate["ContactID"] in claimed:
+            continue
+        if candidate["ContactNumber"].startswith("B24-") and candidate["ContactNumber"] != p.contact["ContactNumber"]:
+            continue  # created by us for another Bitrix24 client of the same name
+        p.found = candidate
+        claimed.add(candidate["ContactID"])
+
+
+# --- creation ---------------------------------------------------------------------------------------
+
+
+def _create_in_xero(portal: Portal, xero: CountingXero, to_create: list[_Pending]) -> None:
+    retry: list[_Pending] = []
+    for start in range(0, len(to_create), BATCH_SIZE):
+        batch = to_create[start : start + BATCH_SIZE]
+        retry.extend(p for p in _create_batch(portal, xero, batch) if not p.renamed)
+    for p in retry:
+        # Somebody else's contact has this name: ours gets our external id appended, once.
+        suffix = f" ({p.contact['ContactNumber']})"
+        p.contact = {**p.contact, "Name": p.contact["Name"][: 255 - len(suffix)] + suffix}
+        p.renamed = True
+        p.errors = []
+    for start in range(0, len(retry), BATCH_SIZE):
+        _create_batch(portal, xero, retry[start : start + BATCH_SIZE])
+
+
+def _create_batch(portal: Portal, xero: CountingXero, batch: list[_Pending]) -> list[_Pending]:
+    """Create one batch; returns the elements refused only for a duplicate name."""
+    if not batch:
+        return []
+    material = "|".join(f"{p.contact['ContactNumber']}={canonical_hash(p.contact)}" for p in batch)
+    key = idempotency_key(portal.member_id, "contacts", hashlib.sha256(material.encode()).hexdigest(), operation="con")
+    contacts = xero.model("Contacts", {"Contacts": [p.contact for p in batch]})
+    try:
+        answer = xero.call("create_contacts", contacts=contacts, summarize_errors=False, idempotency_key=key)
+    except PermanentError as exc:
+        for p in batch:
+            p.errors = [exc.message]
+        return []
+    duplicates = []
+    for p, element in zip(batch, answer.contacts or [], strict=False):
+        problems = element_errors(element)
+        if (element.status_attribute_string or "OK") != "ERROR" and not problems:
+            p.found = _summary(element)
+            continue
+        p.errors = problems or ["Xero did not create the contact."]
+        if any(DUPLICATE_NAME in message for message in problems):
+            duplicates.append(p)
+    return duplicates
+
+
+def client_key(kind: str, bitrix24_id: int) -> ClientKey:
+    return (kind, int(bitrix24_id))
+
+
+__all__ = ["ClientKey", "ContactResult", "CountingXero", "client_key", "contact_number_for", "contacts_ensure"]

@@ -1,0 +1,146 @@
+/* The buttons of the app's pages: send the click, show progress, refresh what changed.
+
+   Buttons carry data-action="push" (data-scope one|selected|all, data-ids) / "pull" / "retry"
+   (data-entry). The panel [data-actions] holds the endpoints and the progress display. Calls
+   carry the frame token in X-Frame-Token (the frame has no cookies); each refreshed page hands
+   out a fresh token, which is kept in <meta name="frame-token">. */
+(function () {
+  "use strict";
+  var panel = document.querySelector("[data-actions]");
+  if (!panel) return;
+  var POLL_MS = 1000;
+  var bar = panel.querySelector("[data-test=progress-bar]");
+  var text = panel.querySelector("[data-test=progress-text]");
+  var errors = panel.querySelector("[data-test=progress-errors]");
+  var box = panel.querySelector("[data-test=progress]");
+  var message = panel.querySelector("[data-test=action-message]");
+
+  function token() {
+    var meta = document.querySelector('meta[name="frame-token"]');
+    return meta ? meta.content : "";
+  }
+
+  function call(method, url, body) {
+    return fetch(url, {
+      method: method,
+      headers: { "X-Frame-Token": token(), "Content-Type": "application/json", Accept: "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (!response.ok) {
+          var why = data.error || (response.status === 403 ? "Your sign-in has ended. Reopen the app from Bitrix24." : "The server answered " + response.status + ". Try again.");
+          throw new Error(why);
+        }
+        return data;
+      });
+    });
+  }
+
+  function say(words, isError) {
+    panel.hidden = false;
+    message.textContent = words;
+    message.classList.toggle("is-error", !!isError);
+  }
+
+  function buttons() { return document.querySelectorAll("[data-action]"); }
+  var busy = false;
+  function setBusy(value) {
+    busy = value;
+    buttons().forEach(function (b) { b.disabled = busy || (b.dataset.scope === "selected" && selected().length === 0); });
+  }
+
+  function selected() {
+    return Array.prototype.map.call(document.querySelectorAll("[data-row-select]:checked"), function (c) { return c.value; });
+  }
+
+  function updateSelection() {
+    var count = document.querySelector("[data-test=selected-count]");
+    if (count) count.textContent = selected().length;
+    setBusy(busy);
+  }
+
+  function refresh() {
+    // Re-read this page and swap in the parts marked data-refresh (rows, summary, log).
+    return fetch(window.location.href, { headers: { "X-Frame-Token": token() } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.querySelector('meta[name="frame-token"]');
+        var meta = document.querySelector('meta[name="frame-token"]');
+        if (fresh && meta) meta.content = fresh.content;
+        document.querySelectorAll("[data-refresh]").forEach(function (old) {
+          var next = old.id && doc.getElementById(old.id);
+          if (next) old.replaceWith(document.importNode(next, true));
+        });
+        bindSelection();
+      })
+      .catch(function () { /* the progress summary stays; a reload shows the rest */ });
+  }
+
+  function show(p) {
+    box.hidden = false;
+    bar.max = Math.max(1, p.total);
+    bar.value = p.done + p.failed;
+    text.textContent = (p.done + p.failed) + " of " + p.total + " done" + (p.failed ? ", " + p.failed + " failed" : "");
+    errors.textContent = "";
+    (p.errors || []).concat(p.retrying || []).forEach(function (e) {
+      var li = document.createElement("li");
+      li.textContent = (e.invoice ? "Invoice " + e.invoice + ": " : "") + (e.message || "failed");
+      errors.appendChild(li);
+    });
+  }
+
+  function track(jobs) {
+    panel.dataset.jobs = jobs.join(",");
+    var url = panel.dataset.progressUrl + "?ids=" + encodeURIComponent(jobs.join(","));
+    function poll() {
+      call("GET", url).then(function (p) {
+        show(p);
+        if (p.pending > 0) { window.setTimeout(poll, POLL_MS); return; }
+        say(p.failed ? "Finished with " + p.failed + " failure" + (p.failed > 1 ? "s" : "") + " — see below and the Sync log." : "Finished.", p.failed > 0);
+        setBusy(false);
+        refresh();
+      }).catch(function (err) { say(err.message, true); setBusy(false); });
+    }
+    poll();
+  }
+
+  function bodyFor(button) {
+    if (button.dataset.action === "retry") return { entry: button.dataset.entry };
+    if (button.dataset.action === "pull") return {};
+    if (button.dataset.scope === "all") return { all_filtered: true, from: panel.dataset.filterFrom || "", to: panel.dataset.filterTo || "" };
+    if (button.dataset.scope === "selected") return { ids: selected() };
+    return { ids: (button.dataset.ids || "").split(",") };
+  }
+
+  function urlFor(button) {
+    return { push: panel.dataset.pushUrl, pull: panel.dataset.pullUrl, retry: panel.dataset.retryUrl }[button.dataset.action];
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-action]");
+    if (!button || button.disabled) return;
+    if (button.dataset.scope === "all" && !window.confirm("Send all " + button.dataset.total + " invoices to Xero?")) return;
+    setBusy(true);
+    errors.textContent = "";
+    box.hidden = true;
+    say(button.dataset.action === "pull" ? "Asking Xero for changes…" : "Sending…");
+    call("POST", urlFor(button), bodyFor(button))
+      .then(function (answer) {
+        say(answer.count === 1 ? "Queued; working on it…" : "Queued " + answer.count + " invoices; working on them…");
+        track(answer.jobs);
+      })
+      .catch(function (err) { say(err.message, true); setBusy(false); });
+  });
+
+  function bindSelection() {
+    var all = document.querySelector("[data-select-all]");
+    if (all) all.addEventListener("change", function () {
+      document.querySelectorAll("[data-row-select]").forEach(function (c) { c.checked = all.checked; });
+      updateSelection();
+    });
+    document.querySelectorAll("[data-row-select]").forEach(function (c) { c.addEventListener("change", updateSelection); });
+    updateSelection();
+  }
+  bindSelection();
+})();
