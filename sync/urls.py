@@ -1,3 +1,7 @@
 from django.urls import path
 
-urlpatterns: list = []
+from sync.views import xero_webhook
+
+urlpatterns = [
+    path("xero/webhooks/", xero_webhook.xero_webhook, name="xero_webhook"),
+]

@@ -94,8 +94,8 @@ def test_an_install_event_for_a_new_portal_with_a_made_up_token_creates_nothing(
     assert not Portal.objects.exists()
 
 
-def test_an_invoice_event_without_a_handler_is_answered_ignored(acme, app_url):
-    form = event_form(acme, "ONCRMDYNAMICITEMUPDATE", application_token=acme.application_token)
+def test_an_event_without_a_handler_is_answered_ignored(acme, app_url):
+    form = event_form(acme, "ONCRMCOMPANYUPDATE", application_token=acme.application_token)
     response = requests.post(f"{app_url}/bitrix24/events/", data=form, timeout=30)
     assert response.status_code == 200 and response.json() == {"status": "ignored"}
 

@@ -1,0 +1,275 @@
+"""The inbox: verified events from both systems, stored before anything else happens (style B.2).
+
+Recording runs inside the webhook request: insert with ON CONFLICT DO NOTHING on (source,
+dedupe_key), so a redelivery is a no-op, and send the processing task after commit. Processing runs
+in a worker: claim the row, turn it into a SyncJob (the outbox), mark it done, all in one
+transaction. Events are hints: the engines re-read the invoice, so the row keeps only identifiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Portal, XeroConnection
+from integrations.bitrix24.errors import MalformedPayloadError as Bitrix24MalformedPayloadError
+from integrations.bitrix24.inbound import Bitrix24Event
+from integrations.xero.webhooks import XeroWebhookEvent, xero_webhook_from_json
+from sync.models import InboxEvent, Source, SyncJob, Trigger
+from sync.services.jobs import job_enqueue, portal_sync_blocker, task_send
+
+logger = logging.getLogger(__name__)
+
+INBOX_TASK = "sync.tasks.inbox.inbox_process_task"
+INBOX_LEASE_S = 60
+INBOX_MAX_ATTEMPTS = 5
+
+SMART_INVOICE_TYPE_ID = 31
+CLASSIC_INVOICE_TYPE_ID = 5
+SMART_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE")
+CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS")
+BITRIX24_INVOICE_EVENTS = SMART_INVOICE_EVENTS + CLASSIC_INVOICE_EVENTS
+DELETE_EVENTS = ("ONCRMDYNAMICITEMDELETE",)
+
+XERO_HANDLED = {("INVOICE", "CREATE"), ("INVOICE", "UPDATE"), ("CONTACT", "CREATE"), ("CONTACT", "UPDATE")}
+
+
+# --- recording (inside the webhook request) ------------------------------------------------------
+
+_INSERT_SQL = f"""
+INSERT INTO {InboxEvent._meta.db_table}
+    (portal_id, source, dedupe_key, event_type, payload, headers, status, attempts, received_at, error)
+VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, 0, %s, %s)
+ON CONFLICT (source, dedupe_key) DO NOTHING
+RETURNING id
+"""
+
+
+def _insert(
+    *,
+    portal_id: int | None,
+    source: str,
+    dedupe_key: str,
+    event_type: str,
+    payload: dict[str, Any],
+    headers: dict[str, Any] | None = None,
+    status: str = InboxEvent.Status.RECEIVED,
+    error: str = "",
+) -> tuple[InboxEvent, bool]:
+    """The row and whether it is new. Sends the processing task after commit for new received rows."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_SQL,
+            [
+                portal_id,
+                source,
+                dedupe_key[:255],
+                event_type[:100],
+                _json(payload),
+                _json(headers or {}),
+                status,
+                timezone.now(),
+                error,
+            ],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return InboxEvent.objects.get(source=source, dedupe_key=dedupe_key[:255]), False
+        if status == InboxEvent.Status.RECEIVED:
+            event_id = row[0]
+            transaction.on_commit(lambda: task_send(INBOX_TASK, [event_id]), robust=True)
+    return InboxEvent.objects.get(pk=row[0]), True
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def inbox_record_bitrix24_event(*, portal: Portal, event: Bitrix24Event) -> InboxEvent | None:
+    """The EVENT_HANDLERS entry for invoice events; None for events about other entity types
+    (ONCRMDYNAMICITEM* fire for every smart process: only type 31 is an invoice)."""
+    name = event.event.upper()
+    if name not in BITRIX24_INVOICE_EVENTS:
+        logger.info("Bitrix24 event %s is not an invoice event; ignored", name)
+        return None
+    if name in SMART_INVOICE_EVENTS:
+        entity_type = event.entity_type_id
+        if entity_type != SMART_INVOICE_TYPE_ID:
+            logger.info("Bitrix24 %s for entity type %s (not an invoice) ignored", name, entity_type)
+            return None
+    else:
+        entity_type = CLASSIC_INVOICE_TYPE_ID
+    entity_id = event.entity_id
+    if entity_id is None:
+        raise Bitrix24MalformedPayloadError(f"event {name}: data[FIELDS][ID] is missing or not an id")
+    # Bitrix24 has no event id: the name, the object, the send time and the binding name one delivery.
+    dedupe_key = f"b24:{portal.pk}:{name}:{entity_type}:{entity_id}:{event.ts or ''}:{event.handler_id or ''}"
+    payload = {
+        "event": name,
+        "entity_type_id": entity_type,
+        "id": entity_id,
+        "ts": event.ts,
+        "handler_id": event.handler_id,
+        "user_id": event.auth.user_id,  # who changed it; no tokens are ever stored here
+        "data": event.data,
+    }
+    row, _ = _insert(
+        portal_id=portal.pk, source=Source.BITRIX24, dedupe_key=dedupe_key, event_type=name, payload=payload
+    )
+    return row
+
+
+def _xero_row(event: XeroWebhookEvent, portals: dict[str, int | None], raw_sha: str) -> dict[str, Any]:
+    tenant = event.tenant_id.lower()
+    row: dict[str, Any] = {
+        "portal_id": portals.get(tenant),
+        "source": Source.XERO,
+        "dedupe_key": f"xero:{event.dedupe_key}",
+        "event_type": f"{event.event_category}.{event.event_type}",
+        "payload": event.raw,
+        "headers": {"body_sha256": raw_sha},
+    }
+    if (event.event_category, event.event_type) not in XERO_HANDLED:
+        row |= {"status": InboxEvent.Status.IGNORED, "error": f"{row['event_type']} events are not used"}
+    elif row["portal_id"] is None:
+        row |= {"status": InboxEvent.Status.IGNORED, "error": f"no portal is connected to Xero tenant {tenant}"}
+    return row
+
+
+def inbox_record_xero_events(*, payload: dict[str, Any], raw_body: bytes) -> list[InboxEvent]:
+    """One row per event of a verified Xero webhook; raises MalformedPayloadError on a bad shape.
+    Unknown tenants and categories are kept as `ignored` rows with the reason, for the operator."""
+    parsed = xero_webhook_from_json(payload)
+    if parsed.is_intent_to_receive:
+        return []
+    tenants = {event.tenant_id.lower() for event in parsed.events}
+    portals: dict[str, int | None] = {}
+    for tenant_id, portal_id in XeroConnection.objects.filter(tenant_id__in=tenants).values_list(
+        "tenant_id", "portal_id"
+    ):
+        portals.setdefault(tenant_id.lower(), portal_id)
+    raw_sha = hashlib.sha256(raw_body).hexdigest()
+    rows = []
+    with transaction.atomic():
+        for event in parsed.events:
+            row, _ = _insert(**_xero_row(event, portals, raw_sha))
+            rows.append(row)
+    return rows
+
+
+# --- processing (in a worker) --------------------------------------------------------------------
+
+_CLAIM_SQL = f"""
+UPDATE {InboxEvent._meta.db_table}
+SET status = 'processing', lease_until = %s, attempts = attempts + 1
+WHERE id = %s AND (status = 'received' OR (status = 'processing' AND lease_until < %s))
+RETURNING id
+"""
+
+
+def _claim(event_id: int) -> InboxEvent | None:
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [now + timedelta(seconds=INBOX_LEASE_S), event_id, now])
+        claimed = cursor.fetchone()
+    return InboxEvent.objects.select_related("portal").get(pk=event_id) if claimed else None
+
+
+def _finish(event: InboxEvent, status: str, error: str = "") -> None:
+    InboxEvent.objects.filter(pk=event.pk, status=InboxEvent.Status.PROCESSING).update(
+        status=status, error=error[:4000], lease_until=None, processed_at=timezone.now()
+    )
+
+
+def _process_bitrix24(event: InboxEvent) -> tuple[str, str]:
+    payload = event.payload
+    name, entity_type, entity_id = payload["event"], payload["entity_type_id"], payload["id"]
+    if name in DELETE_EVENTS:
+        # Deleting a Bitrix24 invoice never deletes or voids the Xero one: accounting keeps it.
+        logger.info("Bitrix24 invoice %s:%s deleted on %s; Xero is left as it is", entity_type, entity_id, event.portal)
+        return InboxEvent.Status.DONE, "deleted in Bitrix24; Xero left unchanged"
+    why_not = portal_sync_blocker(event.portal) if event.portal else "no portal"
+    if why_not:
+        return InboxEvent.Status.IGNORED, why_not
+    job_enqueue(
+        portal=event.portal,
+        kind=SyncJob.Kind.PUSH_INVOICE,
+        target=f"{entity_type}:{entity_id}",
+        trigger=Trigger.EVENT,
+    )
+    return InboxEvent.Status.DONE, ""
+
+
+def _process_xero(event: InboxEvent) -> tuple[str, str]:
+    payload = event.payload
+    category = str(payload.get("eventCategory", "")).upper()
+    if category != "INVOICE":
+        logger.info("Xero %s event for %s not used yet; ignored", category, payload.get("resourceId"))
+        return InboxEvent.Status.IGNORED, f"{category} events are not used"
+    # Several portals may have connected the same organisation: each gets its own job.
+    portals = Portal.objects.filter(
+        xero_connection__tenant_id__iexact=payload.get("tenantId", ""), status=Portal.Status.ACTIVE
+    )
+    enqueued = 0
+    for portal in portals:
+        if portal_sync_blocker(portal):
+            continue
+        job_enqueue(
+            portal=portal, kind=SyncJob.Kind.PULL_STATUS, target=str(payload["resourceId"]), trigger=Trigger.WEBHOOK
+        )
+        enqueued += 1
+    if not enqueued:
+        return InboxEvent.Status.IGNORED, "no active portal is connected to this Xero organisation"
+    return InboxEvent.Status.DONE, ""
+
+
+def inbox_event_process(event_id: int) -> str:
+    """Turn one inbox row into its job. Safe to run twice: only a `received` row (or one whose
+    lease expired) is claimed; the job and the `done` mark are written in one transaction.
+    Returns the row's final status, or "skipped" when another run owns or finished it."""
+    event = _claim(event_id)
+    if event is None:
+        return "skipped"
+    try:
+        with transaction.atomic():
+            process = _process_bitrix24 if event.source == Source.BITRIX24 else _process_xero
+            status, note = process(event)
+            _finish(event, status, note)
+    except Exception as exc:
+        # Give it back (or give up) so the sweeper or the task's retry can try again.
+        final = event.attempts >= INBOX_MAX_ATTEMPTS
+        InboxEvent.objects.filter(pk=event.pk, status=InboxEvent.Status.PROCESSING).update(
+            status=InboxEvent.Status.FAILED if final else InboxEvent.Status.RECEIVED,
+            error=f"{type(exc).__name__}: {exc}"[:4000],
+            lease_until=None,
+        )
+        raise
+    return status
+
+
+# --- safety net (called by sync.tasks.sweeps) -----------------------------------------------------
+
+# Processing normally starts within milliseconds; a row still `received` after this lost its send.
+INBOX_STUCK_AFTER_S = 30
+
+
+def inbox_requeue_stuck(*, now=None, limit: int = 500) -> int:
+    """Re-send the processing task for rows left `received` (lost send, broker outage) or
+    `processing` past their lease (the worker died). Claiming makes a duplicate send harmless."""
+    now = now or timezone.now()
+    from django.db.models import Q
+
+    stuck = InboxEvent.objects.filter(
+        Q(status=InboxEvent.Status.RECEIVED, received_at__lt=now - timedelta(seconds=INBOX_STUCK_AFTER_S))
+        | Q(status=InboxEvent.Status.PROCESSING, lease_until__lt=now)
+    ).order_by("received_at")
+    sent = 0
+    for event_id in stuck.values_list("id", flat=True)[:limit]:
+        sent += task_send(INBOX_TASK, [event_id])
+    return sent

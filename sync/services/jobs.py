@@ -1,0 +1,418 @@
+"""The outbox: enqueue, claim, finish and retry SyncJobs; dispatch the processor tasks.
+
+PostgreSQL is the source of truth, Celery the fast path (style B.2): a job row is durable before
+any message is sent, a lost message only delays it until the sweeper (sync.tasks.sweeps) notices,
+and a processor task claims *all* due jobs of its (portal, kind), so one message can serve many
+jobs. That is what makes dispatch coalescing safe: we may skip sending a message, never a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Portal, XeroConnection
+from connector.coordination import redis_client
+from integrations.common.errors import ExternalAPIError
+from sync.models import SyncJob, Trigger
+
+logger = logging.getLogger(__name__)
+
+# The processor task of each kind, looked up by name so this module never imports the engines.
+PROCESSOR_TASKS: dict[str, str] = {
+    SyncJob.Kind.PUSH_INVOICE: "sync.tasks.push.push_invoices_task",
+    SyncJob.Kind.PULL_STATUS: "sync.tasks.pull.pull_statuses_task",
+    # The "Update from Xero" button's job; pull_recent_task(portal_id) claims it (trigger from the job).
+    SyncJob.Kind.SWEEP_XERO: "sync.tasks.pull.pull_recent_task",
+    # Imports from Xero run every due import job of the portal (sync.tasks.imports).
+    SyncJob.Kind.IMPORT_CONTACTS: "sync.tasks.imports.imports_pending_task",
+    SyncJob.Kind.IMPORT_ITEMS: "sync.tasks.imports.imports_pending_task",
+}
+
+# A claimed job is the worker's for this long; a worker that dies leaves it to the sweeper after
+# that. Long batches renew it (job_lease_renew). It is shorter than the hard time limit on purpose:
+# a job's own work (one invoice) takes seconds, the task's limit covers a whole batch.
+JOB_LEASE_S = 180
+MAX_ATTEMPTS = 8
+RETRY_BASE_S = 10.0
+# Coalescing window: at most one immediate and one trailing dispatch per (portal, kind) per window.
+DISPATCH_WINDOW_MS = 200
+# Delayed dispatches (retries) are bucketed so fifty jobs failing together schedule one message.
+RETRY_DISPATCH_BUCKET_S = 5
+
+# Publishing must not hang a webhook when the broker is down: one connection attempt, short socket
+# timeouts, no kombu retries. https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.redis.html
+_PUBLISH_TIMEOUT_S = 1.0
+_PUBLISH_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": _PUBLISH_TIMEOUT_S,
+    "socket_timeout": _PUBLISH_TIMEOUT_S,
+    "max_retries": 0,
+    "retry_on_timeout": False,
+}
+
+
+# --- sending tasks --------------------------------------------------------------------------------
+
+
+def task_send(name: str, args: Sequence[Any], *, countdown: float | None = None) -> bool:
+    """Send a task by name; False (logged) when the broker cannot take it. Never raises, never
+    blocks for more than about a second: every caller has a durable row the sweeper re-sends."""
+    from celery_app import app  # the Celery app imports Django settings; keep it lazy
+
+    started = time.monotonic()
+    try:
+        with app.connection_for_write(
+            connect_timeout=_PUBLISH_TIMEOUT_S, transport_options=_PUBLISH_TRANSPORT_OPTIONS
+        ) as conn:
+            app.send_task(name, args=list(args), countdown=countdown, connection=conn, retry=False)
+        return True
+    except Exception as exc:  # broker down or unreachable: any kombu/redis/socket error
+        logger.warning(
+            "could not send %s%s to the broker after %.2fs (%s: %s); the sweeper will re-send it",
+            name,
+            tuple(args),
+            time.monotonic() - started,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+
+
+def _marker(key: str, ttl_ms: int) -> bool:
+    """SET NX PX: True when we own the marker (or Redis is absent/down: then dispatch, never skip)."""
+    client = redis_client()
+    if client is None:
+        return True
+    try:
+        return bool(client.set(key, "1", nx=True, px=ttl_ms))
+    except redis.RedisError:
+        return True
+
+
+def job_dispatch(*, portal_id: int, kind: str, countdown: float | None = None) -> bool:
+    """Ask for the (portal, kind) processor to run; True when a message was sent.
+
+    Immediate dispatches are coalesced per DISPATCH_WINDOW_MS: the first sends at once (leading
+    marker); later ones within the window leave one trailing dispatch, sent with a countdown of one
+    window, which runs after every skipped caller has committed (callers dispatch after commit).
+    Delayed dispatches (countdown) are coalesced per RETRY_DISPATCH_BUCKET_S instead.
+    """
+    task = PROCESSOR_TASKS.get(kind)
+    if task is None:
+        logger.error("no processor task for job kind %s", kind)
+        return False
+    base = f"sync:dispatch:{portal_id}:{kind}"
+    if countdown:
+        due = time.time() + countdown
+        bucket = math.ceil(due / RETRY_DISPATCH_BUCKET_S) * RETRY_DISPATCH_BUCKET_S
+        if not _marker(f"{base}:at:{bucket}", int((bucket - time.time() + 5) * 1000)):
+            return False
+        return task_send(task, [portal_id], countdown=max(0.0, bucket - time.time()))
+    if _marker(base, DISPATCH_WINDOW_MS):
+        return task_send(task, [portal_id])
+    if _marker(f"{base}:trailing", DISPATCH_WINDOW_MS):
+        return task_send(task, [portal_id], countdown=DISPATCH_WINDOW_MS / 1000)
+    return False
+
+
+def _dispatch_on_commit(portal_id: int, kind: str, countdown: float | None = None) -> None:
+    transaction.on_commit(lambda: job_dispatch(portal_id=portal_id, kind=kind, countdown=countdown), robust=True)
+
+
+# --- enqueue and claim ----------------------------------------------------------------------------
+
+_ENQUEUE_SQL = f"""
+INSERT INTO {SyncJob._meta.db_table}
+    (portal_id, kind, target, trigger, priority, requested_by, status, attempts, not_before,
+     last_error, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, '', %s, %s)
+ON CONFLICT (portal_id, kind, target) WHERE status = 'pending' DO UPDATE SET
+    -- A user waiting on a button outranks an event: take the better priority, their user id,
+    -- and do not make them wait out a retry backoff meant for background work.
+    priority = LEAST({SyncJob._meta.db_table}.priority, EXCLUDED.priority),
+    requested_by = CASE WHEN EXCLUDED.priority < {SyncJob._meta.db_table}.priority
+        THEN COALESCE(EXCLUDED.requested_by, {SyncJob._meta.db_table}.requested_by)
+        ELSE {SyncJob._meta.db_table}.requested_by END,
+    not_before = CASE WHEN EXCLUDED.priority < {SyncJob._meta.db_table}.priority
+        THEN LEAST({SyncJob._meta.db_table}.not_before, EXCLUDED.not_before)
+        ELSE {SyncJob._meta.db_table}.not_before END,
+    updated_at = EXCLUDED.updated_at
+RETURNING id
+"""
+
+
+def job_enqueue(
+    *,
+    portal: Portal,
+    kind: SyncJob.Kind | str,
+    target: str,
+    trigger: Trigger | str,
+    priority: SyncJob.Priority | int = SyncJob.Priority.EVENT,
+    requested_by: int | None = None,
+) -> SyncJob:
+    """The pending job for (portal, kind, target): a new one, or the one already waiting (its
+    priority raised when this request's is higher). The processor is dispatched after commit."""
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _ENQUEUE_SQL,
+            [portal.pk, str(kind), target, str(trigger), int(priority), requested_by, now, now, now],
+        )
+        (job_id,) = cursor.fetchone()
+        _dispatch_on_commit(portal.pk, str(kind))
+    return SyncJob.objects.get(pk=job_id)
+
+
+_CLAIM_SQL = f"""
+WITH due AS (
+    SELECT id FROM {SyncJob._meta.db_table}
+    WHERE portal_id = %s AND kind = %s AND status = 'pending' AND not_before <= %s
+    ORDER BY priority, not_before, id
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {SyncJob._meta.db_table} AS job
+SET status = 'running', lease_until = %s, attempts = job.attempts + 1, updated_at = %s
+FROM due WHERE job.id = due.id
+RETURNING job.id
+"""
+
+
+def jobs_claim(*, portal_id: int, kind: SyncJob.Kind | str, limit: int = 50) -> list[SyncJob]:
+    """Take up to `limit` due pending jobs, best priority first. Rows locked by a concurrent claim
+    are skipped, so two workers never get the same job."""
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [portal_id, str(kind), now, limit, now + timedelta(seconds=JOB_LEASE_S), now])
+        ids = [row[0] for row in cursor.fetchall()]
+    return list(SyncJob.objects.filter(pk__in=ids).order_by("priority", "not_before", "id"))
+
+
+def job_lease_renew(job: SyncJob, *, seconds: float = JOB_LEASE_S) -> bool:
+    """Keep a long-running job ours; False when it was already taken back (stop working on it)."""
+    lease = timezone.now() + timedelta(seconds=seconds)
+    renewed = _owned(job).update(lease_until=lease, updated_at=timezone.now())
+    if renewed:
+        job.lease_until = lease
+    return bool(renewed)
+
+
+def _owned(job: SyncJob):
+    # `attempts` is the fencing token: the sweeper may have handed an expired lease to someone else,
+    # whose claim bumped it; the late first worker then changes nothing.
+    return SyncJob.objects.filter(pk=job.pk, status=SyncJob.Status.RUNNING, attempts=job.attempts)
+
+
+# --- outcomes -------------------------------------------------------------------------------------
+
+
+def job_done(job: SyncJob) -> bool:
+    """False when the job was no longer ours (lease expired and reclaimed)."""
+    done = _owned(job).update(status=SyncJob.Status.DONE, lease_until=None, last_error="", updated_at=timezone.now())
+    if not done:
+        logger.warning("job %s finished after losing its lease; its new owner decides", job.pk)
+    job.status = SyncJob.Status.DONE
+    return bool(done)
+
+
+def retry_delay_s(*, attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter (AWS's), never sooner than the API asked, capped."""
+    cap = float(settings.MAX_RETRY_DELAY_S)
+    delay = random.uniform(0, min(cap, RETRY_BASE_S * 2 ** max(0, attempts - 1)))
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    return min(cap, delay)
+
+
+def _error_text(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    details = getattr(error, "details", None) or []
+    return "; ".join([text, *[d for d in details if d != text]])[:4000]
+
+
+def job_failed(job: SyncJob, error: BaseException) -> SyncJob:
+    """Record a failed attempt.
+
+    1. Permanent errors (validation, permission; ExternalAPIError.retryable false) fail the job at
+       once with the API's own message. Unclassified exceptions count as retryable: a database
+       hiccup or a soft time limit deserves another go, and MAX_ATTEMPTS bounds a real bug.
+    2. Retryable ones go back to pending after a backoff, until MAX_ATTEMPTS, then fail.
+    3. Back to pending may meet a newer pending job for the same target (partial unique
+       constraint): that one will redo the work, so this one is closed as superseded.
+    """
+    message = _error_text(error)
+    retryable = error.retryable if isinstance(error, ExternalAPIError) else True
+    now = timezone.now()
+    if retryable and job.attempts < MAX_ATTEMPTS:
+        delay = retry_delay_s(attempts=job.attempts, retry_after=getattr(error, "retry_after", None))
+        try:
+            with transaction.atomic():
+                moved = _owned(job).update(
+                    status=SyncJob.Status.PENDING,
+                    not_before=now + timedelta(seconds=delay),
+                    lease_until=None,
+                    last_error=message,
+                    updated_at=now,
+                )
+                if moved:
+                    _dispatch_on_commit(job.portal_id, job.kind, countdown=delay)
+        except IntegrityError:
+            newer = SyncJob.objects.filter(
+                portal_id=job.portal_id, kind=job.kind, target=job.target, status=SyncJob.Status.PENDING
+            ).first()
+            _owned(job).update(
+                status=SyncJob.Status.DONE,
+                lease_until=None,
+                last_error=f"superseded by job {newer.pk if newer else '?'} after: {message}"[:4000],
+                updated_at=now,
+            )
+            if newer is not None and job.priority < newer.priority:
+                SyncJob.objects.filter(pk=newer.pk, status=SyncJob.Status.PENDING).update(priority=job.priority)
+        else:
+            if not moved:
+                logger.warning("job %s failed after losing its lease: %s", job.pk, message)
+    else:
+        _owned(job).update(status=SyncJob.Status.FAILED, lease_until=None, last_error=message, updated_at=now)
+    job.refresh_from_db()
+    return job
+
+
+def job_retry(job_id: int, *, portal: Portal) -> SyncJob:
+    """A user's "retry": a FAILED job of this portal becomes pending now, with fresh attempts and
+    user priority. If the target already has a pending job, that one is returned (and hurried)."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = SyncJob.objects.select_for_update().get(pk=job_id, portal=portal)
+        if job.status != SyncJob.Status.FAILED:
+            return job
+        try:
+            with transaction.atomic():
+                SyncJob.objects.filter(pk=job.pk).update(
+                    status=SyncJob.Status.PENDING,
+                    attempts=0,
+                    not_before=now,
+                    lease_until=None,
+                    priority=SyncJob.Priority.USER,
+                    updated_at=now,
+                )
+        except IntegrityError:
+            job = SyncJob.objects.get(portal=portal, kind=job.kind, target=job.target, status=SyncJob.Status.PENDING)
+            SyncJob.objects.filter(pk=job.pk).update(priority=SyncJob.Priority.USER, not_before=now, updated_at=now)
+        _dispatch_on_commit(portal.pk, job.kind)
+    job.refresh_from_db()
+    return job
+
+
+# --- safety nets (called by sync.tasks.sweeps) ----------------------------------------------------
+
+# A dispatch sent this recently may still be on its way; the sweeper leaves such jobs alone.
+SWEEP_GRACE_S = 10
+# Bitrix24's clock, second-precision updatedTime and late commits: re-read this much before the mark.
+BITRIX24_SWEEP_OVERLAP = timedelta(minutes=2)
+
+
+def portal_sync_blocker(portal: Portal) -> str:
+    """Why background sync cannot run for this portal now, or "" when it can."""
+    if not portal.is_active:
+        return f"portal {portal.domain} is {portal.get_status_display().lower()}"
+    connection_ = XeroConnection.objects.filter(portal=portal).first()
+    if connection_ is None:
+        return f"portal {portal.domain} has no Xero connection"
+    if not connection_.is_active:
+        return f"the Xero connection of {portal.domain} is {connection_.get_status_display().lower()}"
+    return ""
+
+
+def jobs_requeue_stuck(*, now=None) -> dict[str, int]:
+    """1. Jobs running past their lease (a worker died): back to pending, attempts kept; merged into
+       a newer pending job of the same target when there is one.
+    2. Every (portal, kind) with due pending jobs not picked up within SWEEP_GRACE_S: dispatch its
+       processor (a lost on_commit send, a broker outage, a delayed dispatch that vanished)."""
+    now = now or timezone.now()
+    released = merged = 0
+    groups: set[tuple[int, str]] = set()
+    for job in SyncJob.objects.filter(status=SyncJob.Status.RUNNING, lease_until__lt=now).order_by("id")[:500]:
+        try:
+            with transaction.atomic():
+                moved = _owned(job).update(
+                    status=SyncJob.Status.PENDING, lease_until=None, not_before=now, updated_at=now
+                )
+        except IntegrityError:
+            merged += _owned(job).update(
+                status=SyncJob.Status.DONE,
+                lease_until=None,
+                last_error="lease expired; superseded by a newer pending job",
+                updated_at=now,
+            )
+            continue
+        released += moved
+        if moved:
+            groups.add((job.portal_id, job.kind))
+    stale = now - timedelta(seconds=SWEEP_GRACE_S)
+    groups |= set(
+        SyncJob.objects.filter(status=SyncJob.Status.PENDING, not_before__lte=stale, kind__in=list(PROCESSOR_TASKS))
+        .values_list("portal_id", "kind")
+        .distinct()
+    )
+    dispatched = sum(job_dispatch(portal_id=portal_id, kind=kind) for portal_id, kind in sorted(groups))
+    return {"released": released, "merged": merged, "dispatched": dispatched}
+
+
+def _bitrix24_time(value: str) -> Any:
+    from django.utils.dateparse import parse_datetime
+
+    moment = parse_datetime(value.replace(" ", "T", 1)) if value else None
+    if moment is None:
+        return None
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.get_default_timezone())
+
+
+def jobs_enqueue_bitrix24_changes(*, portal: Portal) -> int:
+    """The Bitrix24 sweep: a push job for every invoice changed since the watermark (minus an
+    overlap), then the watermark moves to the newest updatedTime seen. Bitrix24 never retries an
+    event, so this is what catches a delivery that failed. The push engine skips unchanged
+    content by hash, so the overlap costs reads, not writes.
+
+    Without a watermark the sweep starts at the moment Xero was connected: invoices older than the
+    connection are not pushed by a background job (the user pushes them with the button)."""
+    from integrations.bitrix24.client import Bitrix24Client
+    from sync.models import SyncSettings
+
+    sync_settings, _ = SyncSettings.objects.get_or_create(portal=portal)
+    since = sync_settings.bitrix24_updated_since or portal.xero_connection.connected_at
+    params = {
+        "entityTypeId": 31,
+        "select": ["id", "updatedTime"],
+        "order": {"id": "ASC"},
+        "filter": {">=updatedTime": (since - BITRIX24_SWEEP_OVERLAP).isoformat()},
+    }
+    newest, enqueued = since, 0
+    for row in Bitrix24Client(portal).list_all("crm.item.list", params, key="items"):
+        job_enqueue(
+            portal=portal,
+            kind=SyncJob.Kind.PUSH_INVOICE,
+            target=f"31:{row['id']}",
+            trigger=Trigger.SWEEP,
+            priority=SyncJob.Priority.BACKGROUND,
+        )
+        enqueued += 1
+        updated = _bitrix24_time(str(row.get("updatedTime") or ""))
+        if updated is not None and updated > newest:
+            newest = updated
+    # Only forward, and only after the whole pass: a failure midway re-reads the same window.
+    # Only forward: an overlapping slower sweep must not move the mark back.
+    SyncSettings.objects.filter(pk=sync_settings.pk).filter(
+        Q(bitrix24_updated_since__isnull=True) | Q(bitrix24_updated_since__lt=newest)
+    ).update(bitrix24_updated_since=newest)
+    return enqueued

@@ -1,0 +1,1 @@
+"""Webhook receivers and the sync pages. Views stay thin: verify, persist, enqueue on commit, answer."""

@@ -1,0 +1,42 @@
+"""POST /xero/webhooks/: Xero's signed webhooks (xero-api.md §7.4).
+
+Verify the signature on the raw body, store the events, answer 200 with an empty body; the work
+happens in a worker. Xero retries anything but 200 for 24 h and then disables the webhook, so
+only a bad signature (401), a broken body (400) or a missing key (503) are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from integrations.xero.webhooks import MalformedPayloadError, xero_signature_valid
+from sync.services.inbox import inbox_record_xero_events
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def xero_webhook(request: HttpRequest) -> HttpResponse:
+    key = settings.XERO_WEBHOOK_KEY
+    if not key:
+        # Never accept unsigned events; 503 makes Xero retry once the key is configured.
+        logger.error("Xero webhook refused: XERO_WEBHOOK_KEY is not set, so no signature can be checked")
+        return HttpResponse(status=503)
+    body = request.body
+    if not xero_signature_valid(key, body, request.headers.get("x-xero-signature")):
+        logger.warning("Xero webhook with a bad or missing x-xero-signature refused (%d bytes)", len(body))
+        return HttpResponse(status=401)
+    try:
+        inbox_record_xero_events(payload=json.loads(body), raw_body=body)
+    except (ValueError, MalformedPayloadError) as exc:
+        # Signed by Xero yet unreadable: a bug on one side. 400 keeps Xero retrying while we look.
+        logger.error("signed Xero webhook is malformed: %s; body starts %r", exc, body[:200])
+        return HttpResponse(status=400)
+    return HttpResponse(status=200)
