@@ -75,6 +75,8 @@ MIDDLEWARE = [
     # Outermost on the way out: it replaces X-Frame-Options on frame views (see the module).
     "connector.middleware.FrameAncestorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the app's CSS/JS) straight from the app server, also under gunicorn.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,6 +123,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve from the apps' static folders too, so a checkout works without `collectstatic`.
+WHITENOISE_USE_FINDERS = True
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
@@ -197,6 +201,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "sync.tasks.sweeps.sweep_xero_changes_task",
         "schedule": 300.0,
         "options": {"expires": 240},
+    },
+    "expired-credentials-delete": {
+        "task": "accounts.tasks.expired_credentials_delete_task",
+        "schedule": 3600.0,
+        "options": {"expires": 1800},
     },
     "tokens-keepalive": {
         "task": "sync.tasks.sweeps.tokens_keepalive_task",
