@@ -1,9 +1,10 @@
 """Celery tasks of the Xero -> Bitrix24 direction. Thin: ids in, one service call, the retry policy.
 
 - pull_statuses_task(portal_id): the processor of PULL_STATUS jobs (dispatched by job_enqueue).
-- pull_recent_task(portal_id, trigger): the If-Modified-Since pass; the sweeper sends "sweep" every
-  5 minutes, the "Update from Xero" button (sync.services.buttons_pull) "button". It also serves any
-  pending SWEEP_XERO jobs, which is how the button's job (what the UI polls) gets finished.
+- pull_recent_task(portal_id, trigger="sweep"): the If-Modified-Since pass. The sweeper sends it
+  every 5 minutes; it is also the processor of SWEEP_XERO jobs, which the "Update from Xero" button
+  enqueues (sync.services.buttons_pull): each run claims the pending ones, runs as "button" if one
+  of them is a click, and finishes them, so the job the UI polls ends done or failed.
 """
 
 from __future__ import annotations
