@@ -11,13 +11,32 @@ TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
 .PHONY: install run test lint bench clean
 
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; Playwright's own
+# browser download is never used (it cannot work on a closed network).
+CHROMIUM ?= /usr/bin/chromium
+
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(CHROMIUM)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" != "0" ]; then \
+		echo "$(CHROMIUM) is missing and the browser tests need it. Install Debian's Chromium as root:" >&2; \
+		echo "  apt-get update && apt-get install -y --no-install-recommends chromium" >&2; \
+		exit 1; \
+	fi
+	@command -v apt-get >/dev/null || { \
+		echo "$(CHROMIUM) is missing and there is no apt-get here: install Chromium at $(CHROMIUM) yourself." >&2; \
+		exit 1; }
+	@echo "Installing Debian's chromium for the browser tests (Playwright drives $(CHROMIUM))"
+	apt-get update && apt-get install -y --no-install-recommends chromium || { \
+		echo "Could not install Debian's chromium package (needed at $(CHROMIUM) by the browser tests)." >&2; \
+		exit 1; }
+	@test -x $(CHROMIUM) || { echo "apt-get installed chromium, but $(CHROMIUM) is not there." >&2; exit 1; }
 
 run: install
 	$(BIN)/python scripts/run_demo.py

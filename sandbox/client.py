@@ -18,9 +18,7 @@ class SandboxClient:
         self.http = requests.Session()
 
     def _call(self, method: str, path: str, json: Any = None, params: dict | None = None) -> Any:
-        response = self.http.request(
-            method, f"{self.base_url}{path}", json=json, params=params, timeout=self.timeout
-        )
+        response = self.http.request(method, f"{self.base_url}{path}", json=json, params=params, timeout=self.timeout)
         if response.status_code >= 400:
             raise SandboxError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
@@ -28,6 +26,10 @@ class SandboxClient:
     # --- common ---
     def reset(self) -> None:
         self._call("POST", "/_sandbox/reset")
+
+    def quiesce(self) -> dict:
+        """Reset and wait until nothing is still being delivered to the app."""
+        return self._call("POST", "/_sandbox/quiesce")
 
     def state(self) -> dict:
         return self._call("GET", "/_sandbox/state")
@@ -68,9 +70,7 @@ class SandboxClient:
         return self._call("POST", "/_sandbox/bitrix24/settings", json=values)
 
     def bitrix24_user(self, name: str, admin: bool = False, invoices: str = "all") -> dict:
-        return self._call(
-            "POST", "/_sandbox/bitrix24/users", json={"name": name, "admin": admin, "invoices": invoices}
-        )
+        return self._call("POST", "/_sandbox/bitrix24/users", json={"name": name, "admin": admin, "invoices": invoices})
 
     def bitrix24_frame(self, user: Any, placement: str = "DEFAULT", options: dict | None = None) -> dict:
         return self._call(

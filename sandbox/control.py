@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.core import Fault, Sandbox
+from sandbox.core import OUTBOUND, Fault, Sandbox
 
 
 def _bad_request(message: str):
@@ -19,6 +19,16 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
     def reset():
         sandbox.reset()
         return jsonify({"ok": True})
+
+    @bp.post("/quiesce")
+    def quiesce():
+        """Reset, then wait (up to 15 s) until no event or webhook is still on its way to the app:
+        a test's teardown calls it so nothing reaches the app while its database is wiped."""
+        from sandbox.bitrix24.events import wait_delivered
+
+        sandbox.reset()
+        idle = wait_delivered(timeout=15) and OUTBOUND.wait_idle(timeout=15)
+        return jsonify({"ok": True, "idle": idle})
 
     @bp.post("/faults")
     def add_fault():

@@ -6,6 +6,7 @@ handler takes `sandbox.lock` around any read-modify-write of the world.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -45,6 +46,33 @@ class Clock:
     def real_seconds(self, sandbox_seconds: float) -> float:
         """How long a sandbox-clock duration lasts in real time (for Retry-After and sleeps)."""
         return sandbox_seconds / self._scale
+
+
+class OutboundDeliveries:
+    """Counts the sandbox's own outbound POSTs (Bitrix24 events, Xero webhooks) while they run, so
+    a test can wait until nothing is still arriving at the app before its database is wiped."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+
+    @contextlib.contextmanager
+    def running(self):
+        with self._cond:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._active == 0, timeout=timeout)
+
+
+OUTBOUND = OutboundDeliveries()
 
 
 @dataclass

@@ -5,6 +5,7 @@ Nothing of ours is mocked; Bitrix24 and Xero are faked only by the sandbox, over
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -60,6 +61,18 @@ def pytest_configure(config):
         pytest.exit("The test suite needs real services:\n  - " + "\n  - ".join(problems), returncode=3)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before any fixture is torn down (the test database flush included): stop the sandbox from
+    delivering more Bitrix24 events or Xero webhooks to the live server, and wait for those in
+    flight. A delivery still writing while the flush runs deadlocks it."""
+    if "sandbox" in getattr(item, "fixturenames", ()) and os.environ.get("SANDBOX_URL"):
+        # A dead sandbox must not hide the test's own outcome.
+        with contextlib.suppress(Exception):
+            SandboxClient(os.environ["SANDBOX_URL"], timeout=20).quiesce()
+    yield
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -91,7 +104,9 @@ def _no_persistent_connections():
 def sandbox_url():
     """The sandbox running as its own process (python -m sandbox), as tools outside the suite use it."""
     port = _free_port()
-    log = open(ROOT / ".pytest_cache" / f"sandbox-{os.getpid()}.log", "w") if (ROOT / ".pytest_cache").is_dir() else subprocess.DEVNULL
+    log_path = ROOT / ".pytest_cache" / f"sandbox-{os.getpid()}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")  # closed below, when the session ends
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--port", str(port), "--quiet"],
         cwd=ROOT,
@@ -112,6 +127,7 @@ def sandbox_url():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 @pytest.fixture
@@ -146,13 +162,23 @@ class WorkerProcess:
         log.parent.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "celery_app", "worker",
-                "--loglevel=INFO", f"--concurrency={self.concurrency}", "--pool=prefork",
-                "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={self.concurrency}",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=open(log, "a"),
+            stdout=open(log, "a"),  # noqa: SIM115 - the worker process owns it for its lifetime
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -164,7 +190,9 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited with {self.proc.returncode}; see .pytest_cache/worker-<pid>.log")
+                raise RuntimeError(
+                    f"celery worker exited with {self.proc.returncode}; see .pytest_cache/worker-<pid>.log"
+                )
             try:
                 replies = ping_task.app.control.ping(timeout=1)
                 if replies:
@@ -209,8 +237,8 @@ def _worker_env() -> dict[str, str]:
 def celery_worker(transactional_db, sandbox):
     """A real Celery worker process for this test. Tests that use it see committed data only."""
     worker = WorkerProcess(_worker_env())
-    worker.start()
     try:
+        worker.start()  # inside the try: a worker that never became ready is stopped too
         yield worker
     finally:
         worker.stop()

@@ -26,6 +26,7 @@ from sandbox.bitrix24.app_state import (
     state,
 )
 from sandbox.bitrix24.world import B24Error, Bitrix24World, Ctx, ListResult, User, on_event, page_of, rest_method
+from sandbox.core import OUTBOUND
 
 log = logging.getLogger("sandbox.bitrix24.events")
 
@@ -113,7 +114,8 @@ MAX_LOGGED_DELIVERIES = 5000
 def post_form(url: str, pairs: list[tuple[str, str]], timeout: float) -> tuple[int | None, str]:
     """POST form-encoded; (HTTP status or None, error text)."""
     try:
-        response = requests.post(url, data=pairs, timeout=timeout)
+        with OUTBOUND.running():
+            response = requests.post(url, data=pairs, timeout=timeout)
         return response.status_code, ""
     except requests.RequestException as exc:
         return None, f"{type(exc).__name__}: {exc}"
@@ -159,6 +161,14 @@ def _worker() -> None:
             log.exception("event delivery crashed")
         finally:
             _QUEUE.task_done()
+
+
+def wait_delivered(timeout: float) -> bool:
+    """True once every queued event has been handled (delivered, or dropped after a reset)."""
+    deadline = time.monotonic() + timeout
+    while _QUEUE.unfinished_tasks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not _QUEUE.unfinished_tasks
 
 
 def enqueue(world: Bitrix24World, event: str, handler: str, handler_id, pairs: list[tuple[str, str]]) -> None:

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 import requests
 from flask import jsonify, request
 
+from sandbox.core import OUTBOUND
 from sandbox.xero.limits import control_path
 
 BATCH_WINDOW_S = 0.2  # real seconds
@@ -343,7 +344,8 @@ def _post(url: str, body: bytes, signature: str) -> _Answer:
     started = time.monotonic()
     headers = {"Content-Type": "application/json", "x-xero-signature": signature, "User-Agent": "Xero-Webhooks"}
     try:
-        response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False)
+        with OUTBOUND.running():
+            response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False)
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
         return _Answer(None, error=error, elapsed_s=time.monotonic() - started)

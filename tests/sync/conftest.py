@@ -138,8 +138,8 @@ def b24(sandbox, sales_rep) -> Bitrix24Sandbox:
 @pytest.fixture
 def worker(celery_worker_env) -> WorkerProcess:
     process = WorkerProcess(celery_worker_env)
-    process.start()
     try:
+        process.start()  # inside the try: a worker that never became ready is stopped too
         yield process
     finally:
         process.stop()

@@ -53,8 +53,8 @@ def test_a_worker_killed_mid_push_leaves_exactly_one_xero_invoice_per_bitrix24_i
         )
     sandbox.fault("xero", "POST /Invoices", delay_s=3, times=1)
     first = WorkerProcess(celery_worker_env)
-    first.start()
     try:
+        first.start()
         invoices_push_request(portal=acme, invoice_ids=ids, requested_by=1)
         # The link row is written just before the create is sent; the POST then hangs for 3 s.
         wait_for(
@@ -74,8 +74,8 @@ def test_a_worker_killed_mid_push_leaves_exactly_one_xero_invoice_per_bitrix24_i
     for invoice_id in ids:
         redis_client().delete(f"lock:invoice:{acme.pk}:{invoice_id}")
     second = WorkerProcess(celery_worker_env)
-    second.start()
     try:
+        second.start()
         jobs_requeue_stuck(now=timezone.now() + dt.timedelta(minutes=5))
         wait_for(
             lambda: InvoiceLink.objects.filter(xero_invoice_id__isnull=False).count() == len(ids),

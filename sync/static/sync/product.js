@@ -61,6 +61,9 @@
   function choose(index) {
     var item = items[index];
     if (!item) { return; }
+    // A search still waiting or in flight would reopen the list over the form after the choice.
+    clearTimeout(timer);
+    if (inFlight) { inFlight.abort(); inFlight = null; }
     account.value = item.code;
     if (chosen) { chosen.textContent = item.code + " — " + item.name; }
     lastQuery = item.code;
