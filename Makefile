@@ -38,18 +38,18 @@ $(CHROMIUM):
 		exit 1; }
 	@test -x $(CHROMIUM) || { echo "apt-get installed chromium, but $(CHROMIUM) is not there." >&2; exit 1; }
 
-run: install
+run: $(STAMP)
 	$(BIN)/python scripts/run_demo.py
 
 test: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: install
+bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/python -m bench
 
