@@ -3,7 +3,7 @@ inbox, jobs and the log are for looking, with the API's own error text in view."
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from sync.models import (
     ContactLink,
@@ -107,12 +107,39 @@ class InboxEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
 
 
+@admin.action(description="Retry the selected failed jobs now")
+def retry_failed_jobs(modeladmin, request, queryset) -> None:
+    """The operator's retry: the same service as the app's Retry button (jobs of any portal)."""
+    from sync.services.jobs import job_retry
+
+    retried = 0
+    for job in queryset.filter(status=SyncJob.Status.FAILED).select_related("portal"):
+        job_retry(job.pk, portal=job.portal)
+        retried += 1
+    skipped = queryset.count() - retried
+    message = f"{retried} failed job(s) queued again."
+    if skipped:
+        message += f" {skipped} selected job(s) were not failed and were left alone."
+    modeladmin.message_user(request, message, messages.SUCCESS if retried else messages.WARNING)
+
+
 @admin.register(SyncJob)
 class SyncJobAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "portal", "kind", "target", "trigger", "status", "attempts", "not_before")
+    list_display = (
+        "created_at",
+        "portal",
+        "kind",
+        "target",
+        "trigger",
+        "status",
+        "attempts",
+        "not_before",
+        "last_error",
+    )
     list_filter = ("status", "kind", "trigger", "portal")
-    search_fields = ("target",)
+    search_fields = ("target", "last_error")
     date_hierarchy = "created_at"
+    actions = [retry_failed_jobs]
 
 
 @admin.register(SyncLogEntry)
