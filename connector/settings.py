@@ -8,6 +8,7 @@ With DEBUG off it refuses to start without SECRET_KEY and FIELD_ENCRYPTION_KEY.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -125,6 +126,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve from the apps' static folders too, so a checkout works without `collectstatic`.
 WHITENOISE_USE_FINDERS = True
+# WhiteNoise warns about a missing STATIC_ROOT on every start until `collectstatic` has run once.
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(exist_ok=True)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
