@@ -187,6 +187,20 @@ def _finish(event: InboxEvent, status: str, error: str = "") -> None:
     )
 
 
+def _push_refused(portal: Portal) -> str:
+    """Why a change in this portal is not to be pushed at all ("" = queue it).
+
+    A dead grant on either side only pauses the work: the job is queued and waits (the push engine
+    claims nothing while the connection needs reconnection) until the user reconnects. Only an
+    uninstalled portal, or one whose admin disconnected Xero or never connected it, drops events."""
+    if portal.status == Portal.Status.UNINSTALLED:
+        return f"portal {portal.domain} is uninstalled"
+    connection = XeroConnection.objects.filter(portal=portal).first()
+    if connection is None or connection.status == XeroConnection.Status.DISCONNECTED:
+        return f"portal {portal.domain} has no Xero connection"
+    return ""
+
+
 def _process_bitrix24(event: InboxEvent) -> tuple[str, str]:
     payload = event.payload
     name, entity_type, entity_id = payload["event"], payload["entity_type_id"], payload["id"]
@@ -194,7 +208,7 @@ def _process_bitrix24(event: InboxEvent) -> tuple[str, str]:
         # Deleting a Bitrix24 invoice never deletes or voids the Xero one: accounting keeps it.
         logger.info("Bitrix24 invoice %s:%s deleted on %s; Xero is left as it is", entity_type, entity_id, event.portal)
         return InboxEvent.Status.DONE, "deleted in Bitrix24; Xero left unchanged"
-    why_not = portal_sync_blocker(event.portal) if event.portal else "no portal"
+    why_not = _push_refused(event.portal) if event.portal else "no portal"
     if why_not:
         return InboxEvent.Status.IGNORED, why_not
     job_enqueue(

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from accounts.models import Portal
+from accounts.models import Portal, XeroConnection
 from sync.models import InboxEvent, SyncJob, Trigger
 from sync.services.inbox import inbox_event_process
 from tests.sync.conftest import wait_for
@@ -128,4 +128,20 @@ def test_events_of_a_portal_without_xero_are_kept_but_make_no_job(acme, app_url)
 
     assert inbox_event_process(row.pk) == InboxEvent.Status.IGNORED
     assert "no Xero connection" in InboxEvent.objects.get().error
+    assert not SyncJob.objects.exists()
+
+
+def test_events_while_xero_needs_reconnection_are_queued_to_wait(acme_xero, app_url):
+    XeroConnection.objects.filter(pk=acme_xero.pk).update(status=XeroConnection.Status.NEEDS_RECONNECT)
+    post_event(app_url, event_form(acme_xero.portal, "ONCRMDYNAMICITEMUPDATE", invoice_id=21))
+
+    assert inbox_event_process(InboxEvent.objects.get().pk) == InboxEvent.Status.DONE
+    assert SyncJob.objects.get().status == SyncJob.Status.PENDING  # resumes after reconnecting
+
+
+def test_events_after_the_admin_disconnected_xero_make_no_job(acme_xero, app_url):
+    XeroConnection.objects.filter(pk=acme_xero.pk).update(status=XeroConnection.Status.DISCONNECTED)
+    post_event(app_url, event_form(acme_xero.portal, "ONCRMDYNAMICITEMUPDATE", invoice_id=22))
+
+    assert inbox_event_process(InboxEvent.objects.get().pk) == InboxEvent.Status.IGNORED
     assert not SyncJob.objects.exists()
