@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from integrations.bitrix24.client import Bitrix24Client
-from sync.models import ContactLink, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings
+from sync.models import ContactLink, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.buttons import invoices_push_request
 from sync.services.contacts import CountingXero
 from sync.services.push import invoices_push_pending
@@ -300,3 +300,16 @@ def test_a_deleted_invoice_fails_for_good_with_bitrix24s_own_message(portal, b24
     assert report.failed == 1 and xero_invoices(sandbox, portal) == []
     job = SyncJob.objects.get(target=f"31:{invoice_id}")
     assert job.status == SyncJob.Status.FAILED and "not found" in job.last_error.lower()
+
+
+def test_an_old_invoice_job_fails_with_a_message_that_says_why(lone_portal):
+    from sync.services.jobs import job_enqueue
+
+    job = job_enqueue(portal=lone_portal, kind=SyncJob.Kind.PUSH_INVOICE, target="5:12", trigger=Trigger.EVENT)
+    report = invoices_push_pending(portal_id=lone_portal.pk)
+
+    job.refresh_from_db()
+    assert report.failed == 1 and job.status == SyncJob.Status.FAILED
+    assert "old invoices" in job.last_error
+    entry = SyncLogEntry.objects.get(portal=lone_portal)
+    assert entry.outcome == SyncLogEntry.Outcome.FAILED and entry.bitrix24_id == "12"
