@@ -22,6 +22,7 @@ class SyncLogEntry(models.Model):
         PAYMENT_RECORDED = "payment_recorded", "Payment recorded"
         SKIPPED_UNCHANGED = "skipped_unchanged", "Skipped (unchanged)"
         ECHO_DROPPED = "echo_dropped", "Echo of our own change dropped"
+        IGNORED_UNLINKED = "ignored_unlinked", "Ignored (not an invoice of ours)"
         REFUSED = "refused", "Refused (rule)"
         RETRYING = "retrying", "Failed, will retry"
         FAILED = "failed", "Failed"

@@ -69,7 +69,7 @@ LOCK_WAIT_S = 60
 INVOICE_LOCK_WAIT_S = 2.0
 
 # Until SyncLogEntry.Outcome names it (reported to the models engineer), the literal value.
-IGNORED_UNLINKED = getattr(SyncLogEntry.Outcome, "IGNORED_UNLINKED", "ignored_unlinked")
+IGNORED_UNLINKED = SyncLogEntry.Outcome.IGNORED_UNLINKED
 
 
 @dataclass
