@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -26,11 +25,6 @@ from sync.web.placements import placement_invoice_ids, placement_landing
 logger = logging.getLogger(__name__)
 
 
-def bx24_script_url() -> str:
-    """Bitrix24's JS library, or the sandbox's stand-in for it."""
-    return f"{settings.SANDBOX_URL}/bitrix24/js/bx24.js" if settings.SANDBOX_URL else "//api.bitrix24.com/api/v1/"
-
-
 @csrf_exempt
 @xframe_options_exempt
 @require_POST
@@ -41,7 +35,7 @@ def install(request: HttpRequest) -> HttpResponse:
         return refused_response(request, Refused(f"Bitrix24's installer request is malformed: {exc}", status=400))
     except Refused as refusal:
         return refused_response(request, refusal)
-    return render(request, "accounts/install.html", {"outcome": outcome, "bx24_script_url": bx24_script_url()})
+    return render(request, "accounts/install.html", {"outcome": outcome})
 
 
 @csrf_exempt

@@ -297,7 +297,9 @@ def shoot(request):
                     "() => { const f = document.getElementById('b24-app'); f.style.height = '';"
                     " return [f.clientWidth, f.clientHeight]; }"
                 )
-                app.frame.wait_for_function("b => window.innerWidth === b[0] && window.innerHeight === b[1]", arg=box)
+                # Only the width is awaited: the app itself asks for its content's height
+                # (BX24.fitWindow), so the frame's height may already be changing again.
+                app.frame.wait_for_function("b => window.innerWidth === b[0]", arg=box)
                 # Show the whole app, as BX24.fitWindow() would: the iframe as tall as its content.
                 content_height = app.frame.evaluate("document.documentElement.scrollHeight")
                 app.page.evaluate(
