@@ -14,7 +14,11 @@ def _sandbox() -> str:
 
 
 def xero_authorize_url() -> str:
-    return f"{_sandbox()}/xero/identity/connect/authorize" if _sandbox() else "https://login.xero.com/identity/connect/authorize"
+    return (
+        f"{_sandbox()}/xero/identity/connect/authorize"
+        if _sandbox()
+        else "https://login.xero.com/identity/connect/authorize"
+    )
 
 
 def xero_token_url() -> str:
@@ -22,7 +26,11 @@ def xero_token_url() -> str:
 
 
 def xero_revoke_url() -> str:
-    return f"{_sandbox()}/xero/identity/connect/revocation" if _sandbox() else "https://identity.xero.com/connect/revocation"
+    return (
+        f"{_sandbox()}/xero/identity/connect/revocation"
+        if _sandbox()
+        else "https://identity.xero.com/connect/revocation"
+    )
 
 
 def xero_identity_base() -> str:

@@ -9,6 +9,7 @@ broker) that needs no server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -111,10 +112,8 @@ def main() -> int:
     def stop_all(*_):
         for proc in reversed(procs):
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         for proc in procs:
             try:
                 proc.wait(timeout=15)

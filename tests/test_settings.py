@@ -14,9 +14,19 @@ SHOW = (
 
 
 def _run(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {
-        "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DEBUG", "SANDBOX_URL",
-    }}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "FIELD_ENCRYPTION_KEY",
+            "DEBUG",
+            "SANDBOX_URL",
+        }
+    }
     env["DJANGO_SETTINGS_MODULE"] = "connector.settings"
     env.update(env_overrides)
     return subprocess.run([sys.executable, "-c", SHOW], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
