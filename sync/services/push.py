@@ -63,8 +63,9 @@ logger = logging.getLogger(__name__)
 SMART_INVOICE = 31
 # A pass's fixed costs are per pass, not per invoice: at least one Bitrix24 read round (two with new
 # clients) and a Xero contact lookup. 1,000 (the button's maximum per click, so one click is one
-# pass) spreads them over enough invoices; the pass still ends in seconds, far inside JOB_LEASE_S
-# (its jobs' lease) and the task's time limit, and holds a few MB per 1,000 invoices.
+# pass) spreads them over enough invoices (bench/push.py: 25 Xero calls, the floor, instead of 35).
+# The pass still ends in seconds, far inside JOB_LEASE_S and the task's time limit, and a worker
+# process peaks ~25 MB above idle doing it (bench/backfill.py).
 CLAIM_LIMIT = 1000
 XERO_BATCH = 50
 B24_PAGE = 50
