@@ -5,8 +5,11 @@ One call of `invoices_push_pending` is one pass over up to CLAIM_LIMIT jobs of a
 1. claim the jobs and take a Redis lock per invoice (an invoice locked by another worker goes back
    to pending in a second, and its link is marked dirty so the holder runs it once more);
 2. read the invoices, their product rows and the not-yet-linked clients from Bitrix24 in `batch`
-   calls (1 HTTP request for up to 400 invoices whose clients are known, 3 for 1,000; one more
-   when some clients are new);
+   calls, in two rounds: round 1 the invoices and full pages of product rows (200 invoices per
+   list, ordered, as many pages as a guess of five rows an invoice fills while round 1 has room);
+   round 2 every row page the answers' totals show missing, at its `start` offset, with the new
+   clients and their addresses (1 HTTP request for up to 400 invoices whose clients are known, 2
+   for 1,000 of three rows and 200 new companies);
 3. map each invoice (pure mappers), drop echoes and unchanged content by fingerprint, decide the
    status with Xero's lifecycle rules;
 4. find or create the Xero contacts in bulk (sync.services.contacts);
@@ -69,9 +72,14 @@ SMART_INVOICE = 31
 CLAIM_LIMIT = 1000
 XERO_BATCH = 50
 B24_PAGE = 50
-# Product rows are listed for several invoices per command; ten invoices of up to five rows fill
-# one 50-row page, so usually no second page is needed. Longer invoices page on in the next round.
-ROW_OWNERS_PER_COMMAND = 10
+# Product rows are read as full pages of crm.item.productrow.list over many invoices at once
+# (=ownerId IN [...], a fixed order so offsets are stable). 200 ids keep a command string short.
+ROW_OWNERS_PER_COMMAND = 200
+# What the first round guesses an invoice holds: it asks for the pages that many rows would fill,
+# as far as round 1's batch calls have room. The `total` of each answer then tells exactly which
+# pages are still missing; they all go into the next round at their `start` offsets.
+ROWS_PER_INVOICE_GUESS = 5
+ROW_ORDER = {"sort": "ASC", "id": "ASC"}
 ADDRESS_OWNERS_PER_COMMAND = 25
 # Longer than a task may run (the hard time limit kills it), so a live holder never loses its lock;
 # a killed one holds it only this long.
@@ -380,26 +388,37 @@ def _process(ctx: _Pass, items: list[_Work]) -> None:
 
 class _Reader:
     """List commands run as rounds of `batch` calls; a list with more pages than the first goes on
-    in the next round, together with whatever else that round needs."""
+    in the next round, together with whatever else that round needs. A command added with
+    follow=False is not continued here: its on_result gets the answer's `total` too and asks for
+    further pages itself."""
 
     def __init__(self, ctx: _Pass) -> None:
         self.ctx = ctx
-        self.queue: dict[str, tuple[str, dict, Callable, Callable]] = {}
+        self.queue: dict[str, tuple[str, dict, Callable, Callable, bool]] = {}
 
-    def add(self, key: str, method: str, params: dict, on_result: Callable, on_error: Callable) -> None:
-        self.queue[key] = (method, params, on_result, on_error)
+    def add(
+        self, key: str, method: str, params: dict, on_result: Callable, on_error: Callable, *, follow: bool = True
+    ) -> None:
+        self.queue[key] = (method, params, on_result, on_error, follow)
+
+    def room(self) -> int:
+        """Commands the calls of the round queued now can still carry."""
+        return -len(self.queue) % 50
 
     def run_round(self) -> None:
         """Run what is queued now (in order); further pages are queued for the next round."""
         current, self.queue = self.queue, {}
         if not current:
             return
-        outcome = self.ctx.batch_all({key: (method, params) for key, (method, params, _r, _e) in current.items()})
-        for key, (method, params, on_result, on_error) in current.items():
+        outcome = self.ctx.batch_all({key: (entry[0], entry[1]) for key, entry in current.items()})
+        for key, (method, params, on_result, on_error, follow) in current.items():
             if key in outcome.errors:
                 on_error(outcome.errors[key])
                 continue
             if key not in outcome.results:
+                continue
+            if not follow:
+                on_result(outcome.results[key], outcome.totals.get(key), outcome.nexts.get(key))
                 continue
             on_result(outcome.results[key])
             following = outcome.nexts.get(key)
@@ -409,6 +428,73 @@ class _Reader:
     def run(self) -> None:
         while self.queue:
             self.run_round()
+
+
+class _RowChunk:
+    """The product rows of a group of invoices, read as full pages of one ordered list: the first
+    answer's `total` says which `start` offsets are still to fetch. Pages are joined in offset order
+    at the end, so each invoice's rows keep the list's order."""
+
+    def __init__(self, reader: _Reader, name: str, owners: list[int], on_error: Callable) -> None:
+        self.reader = reader
+        self.name = name
+        self.owners = owners
+        self.on_error = on_error
+        self.pages: dict[int, list[dict]] = {}
+        self.asked: set[int] = set()
+        self.total: int | None = None
+        self.failed = False
+
+    def ask(self, start: int) -> None:
+        if start in self.asked or self.failed:
+            return
+        self.asked.add(start)
+        method, params = _rows_command(self.owners)
+        self.reader.add(
+            f"{self.name}s{start}",
+            method,
+            {**params, "start": start} if start else params,
+            lambda result, total, following: self._page(start, result, total, following),
+            self._error,
+            follow=False,
+        )
+
+    def ask_guessed(self, pages: int) -> None:
+        """The first page and up to `pages - 1` more that the guessed row count would fill."""
+        wanted = -(-len(self.owners) * ROWS_PER_INVOICE_GUESS // B24_PAGE)
+        for n in range(max(1, min(pages, wanted))):
+            self.ask(n * B24_PAGE)
+
+    def _page(self, start: int, result: Any, total: int | None, following: int | None) -> None:
+        if self.failed:
+            return
+        self.pages[start] = _rows_of(result, "productRows")
+        if total is not None:
+            self.total = total if self.total is None else max(self.total, total)
+            for missing in range(0, self.total, B24_PAGE):
+                self.ask(missing)
+        elif following:
+            self.ask(following)  # no count given: page on one by one
+
+    def _error(self, error: ExternalAPIError) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        self.pages = {}
+        self.on_error(self, error)
+
+    def rows(self) -> list[dict]:
+        out: list[dict] = []
+        ids: set = set()
+        for start in sorted(self.pages):
+            for row in self.pages[start]:
+                # A row added meanwhile shifts later pages by one: never take a row twice.
+                row_id = row.get("id")
+                if row_id is not None and row_id in ids:
+                    continue
+                ids.add(row_id)
+                out.append(row)
+        return out
 
 
 def _rows_of(result: Any, wrapper: str | None) -> list[dict]:
@@ -433,26 +519,25 @@ def _read_bitrix24(ctx: _Pass, by_id: dict[int, _Work]) -> dict[ClientKey, dict]
                 item.invoice = invoice
                 seen.add(item.invoice_id)
 
-    def take_rows(result):
-        for row in _rows_of(result, "productRows"):
-            item = by_id.get(int(row.get("ownerId") or 0))
-            if item is not None:
-                item.rows.append(row)
+    chunks: list[_RowChunk] = []
 
-    def rows_failed(owner_ids: list[int]):
-        def on_error(error: ExternalAPIError):
-            # One invoice of the command was deleted or hidden meanwhile: list each on its own.
-            if isinstance(error, RetryableError) or len(owner_ids) == 1:
-                for owner in owner_ids:
-                    by_id[owner].read_error = error
-                return
-            for owner in owner_ids:
-                if owner not in seen:
-                    continue  # gone: fails as a missing invoice
-                by_id[owner].rows = []
-                reader.add(f"r1:{owner}", *_rows_command([owner]), take_rows, rows_failed([owner]))
+    def new_chunk(owners: list[int]) -> _RowChunk:
+        chunk = _RowChunk(reader, f"r{len(chunks)}", owners, rows_failed)
+        chunks.append(chunk)
+        return chunk
 
-        return on_error
+    def rows_failed(chunk: _RowChunk, error: ExternalAPIError) -> None:
+        owners = chunk.owners
+        if isinstance(error, RetryableError) or len(owners) == 1:
+            for owner in owners:
+                by_id[owner].read_error = error
+            return
+        # One invoice of the command was deleted or hidden meanwhile: list the invoices still
+        # listed together once more, and each on its own if that fails too.
+        listed = [owner for owner in owners if owner in seen]  # the others fail as missing invoices
+        groups = [listed] if len(listed) < len(owners) and listed else [[owner] for owner in listed]
+        for group in groups:
+            new_chunk(group).ask_guessed(B24_PAGE)
 
     def invoices_failed(chunk: list[int]):
         def on_error(error: ExternalAPIError):
@@ -465,10 +550,18 @@ def _read_bitrix24(ctx: _Pass, by_id: dict[int, _Work]) -> dict[ClientKey, dict]
         chunk = ids[n : n + B24_PAGE]
         params = {"entityTypeId": SMART_INVOICE, "filter": {"@id": chunk}, "select": INVOICE_SELECT}
         reader.add(f"i{n}", "crm.item.list", params, take_invoices, invoices_failed(chunk))
-    for n in range(0, len(ids), ROW_OWNERS_PER_COMMAND):
-        owners = ids[n : n + ROW_OWNERS_PER_COMMAND]
-        reader.add(f"r{n}", *_rows_command(owners), take_rows, rows_failed(owners))
-    # Round 1; further row pages (long invoices) join round 2 below.
+    # Round 1: the invoices, the first row page of every chunk, and as many further row pages as
+    # the guess calls for and round 1's batch calls have room for (taken in turns by the chunks).
+    first = [new_chunk(ids[n : n + ROW_OWNERS_PER_COMMAND]) for n in range(0, len(ids), ROW_OWNERS_PER_COMMAND)]
+    for chunk in first:
+        chunk.ask(0)
+    for page in range(1, B24_PAGE):
+        if not reader.room():
+            break
+        for chunk in first:
+            if reader.room():
+                chunk.ask_guessed(page + 1)
+    # The pages the answers' totals show to be missing join round 2 below.
     reader.run_round()
 
     # Deleted or inaccessible invoices: ask for each so the user sees Bitrix24's own words.
@@ -517,6 +610,13 @@ def _read_bitrix24(ctx: _Pass, by_id: dict[int, _Work]) -> dict[ClientKey, dict]
             )
     reader.run()
 
+    for chunk in chunks:
+        if chunk.failed:
+            continue
+        for row in chunk.rows():
+            item = by_id.get(int(row.get("ownerId") or 0))
+            if item is not None and item.read_error is None:
+                item.rows.append(row)
     for item in by_id.values():
         if item.read_error is not None:
             _fail(ctx, item, item.read_error)
@@ -528,7 +628,10 @@ def _read_bitrix24(ctx: _Pass, by_id: dict[int, _Work]) -> dict[ClientKey, dict]
 def _rows_command(owner_ids: list[int]) -> tuple[str, dict]:
     return (
         "crm.item.productrow.list",
-        {"filter": {"=ownerType": "SI", "=ownerId": owner_ids if len(owner_ids) > 1 else owner_ids[0]}},
+        {
+            "filter": {"=ownerType": "SI", "=ownerId": owner_ids if len(owner_ids) > 1 else owner_ids[0]},
+            "order": ROW_ORDER,
+        },
     )
 
 

@@ -313,3 +313,44 @@ def test_an_old_invoice_job_fails_with_a_message_that_says_why(lone_portal):
     assert "old invoices" in job.last_error
     entry = SyncLogEntry.objects.get(portal=lone_portal)
     assert entry.outcome == SyncLogEntry.Outcome.FAILED and entry.bitrix24_id == "12"
+
+
+def test_an_invoice_of_sixty_rows_next_to_short_ones_reaches_xero_with_every_line_in_order(portal, b24_admin, sandbox):
+    company_id = company(b24_admin, "Long Order Traders")
+    long_rows = [(f"Part {n:02d}", "10.00", 1, 15) for n in range(1, 61)]
+    short_before = invoice(b24_admin, company_id, ROWS)
+    long_one = invoice(b24_admin, company_id, long_rows)
+    short_after = invoice(b24_admin, company_id, ROWS[:2])
+
+    report = push(portal, short_before, long_one, short_after)
+
+    assert (report.created, report.failed) == (3, 0)
+    lines = {
+        inv["InvoiceID"]: [line["Description"] for line in inv["LineItems"]] for inv in xero_invoices(sandbox, portal)
+    }
+    by_b24 = {link.bitrix24_id: lines[str(link.xero_invoice_id)] for link in InvoiceLink.objects.filter(portal=portal)}
+    assert by_b24[long_one] == [name for name, *_ in long_rows]
+    assert by_b24[short_before] == ["Merino socks", "Rain jacket", "Gas stove"]
+    assert by_b24[short_after] == ["Merino socks", "Rain jacket"]
+
+
+def test_a_deleted_invoice_among_others_fails_alone_and_the_others_keep_all_their_rows(portal, b24_admin, sandbox):
+    company_id = company(b24_admin, "Mixed Fortunes Ltd")
+    kept = invoice(b24_admin, company_id, ROWS)
+    gone = invoice(b24_admin, company_id, ROWS[:1])
+    long_one = invoice(b24_admin, company_id, [(f"Part {n:02d}", "10.00", 1, 15) for n in range(1, 61)])
+    b24_admin.result("crm.item.delete", {"entityTypeId": 31, "id": gone})
+
+    report = push(portal, kept, gone, long_one)
+
+    assert (report.created, report.failed) == (2, 1)
+    lines = {
+        inv["InvoiceID"]: [line["Description"] for line in inv["LineItems"]] for inv in xero_invoices(sandbox, portal)
+    }
+    links = {
+        link.bitrix24_id: link for link in InvoiceLink.objects.filter(portal=portal, xero_invoice_id__isnull=False)
+    }
+    assert set(links) == {kept, long_one}
+    assert lines[str(links[kept].xero_invoice_id)] == ["Merino socks", "Rain jacket", "Gas stove"]
+    assert len(lines[str(links[long_one].xero_invoice_id)]) == 60
+    assert SyncJob.objects.get(target=f"31:{gone}").status == SyncJob.Status.FAILED
