@@ -22,6 +22,7 @@ engine's cost and not the push engine's.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter
 
@@ -67,7 +68,13 @@ def run() -> dict:
             _wait_quiet(portal)
         wall = time.monotonic() - started
         calls = stack.calls_since(mark)
-        worker_log = (stack.logs / "worker.log").read_text(errors="replace")
+        # The task logs its report just after the jobs are marked done: give it a moment.
+        deadline = time.monotonic() + 10
+        while True:
+            worker_log = (stack.logs / "worker.log").read_text(errors="replace")
+            if re.search(r"push of portal .*'claimed': [1-9]", worker_log) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         outcome = _outcome(portal, stack)
 
     xero = [c for c in calls if c["system"] == "xero"]
