@@ -46,6 +46,7 @@ from sync.mappers.stage import PAID, stage_for_xero_status
 from sync.models import Direction, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.bitrix24_payments import PaidInvoice, bitrix24_payments_record
 from sync.services.jobs import job_done, job_failed, jobs_claim
+from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
 from sync.stage_map import stage_map_load
 
@@ -318,7 +319,11 @@ def _apply_moves(
         for move in moves:
             try:
                 held.enter_context(
-                    redis_lock(_invoice_lock(portal, move.link), ttl_s=LOCK_TTL_S, wait_s=INVOICE_LOCK_WAIT_S)
+                    redis_lock(
+                        invoice_lock_name(portal.pk, move.link.bitrix24_id),
+                        ttl_s=LOCK_TTL_S,
+                        wait_s=INVOICE_LOCK_WAIT_S,
+                    )
                 )
             except LockTimeout:
                 busy = RetryableError(
@@ -501,11 +506,6 @@ def _move_failed(
         error.message,
         details={"stage_id": move.stage_id, "code": error.code or ""},
     )
-
-
-def _invoice_lock(portal: Portal, link: InvoiceLink) -> str:
-    # The push engine's per-invoice lock (sync.services.push._lock_name): one writer per invoice.
-    return f"lock:invoice:{portal.pk}:{link.bitrix24_id}"
 
 
 def _write_stages(

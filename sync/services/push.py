@@ -58,6 +58,7 @@ from sync.mappers.stage import PAID, Decision, xero_status_for_push, xero_status
 from sync.models import ContactLink, Direction, InvoiceLink, ItemLink, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.contacts import ClientKey, CountingXero, contacts_ensure
 from sync.services.jobs import job_done, job_failed, jobs_claim
+from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
 from sync.stage_map import stage_map_load
 
@@ -253,7 +254,9 @@ def invoices_push_pending(*, portal_id: int) -> PushReport:
         held = []
         for item in work.values():
             try:
-                locks.enter_context(redis_lock(_lock_name(portal, item.invoice_id), ttl_s=LOCK_TTL_S, wait_s=0))
+                locks.enter_context(
+                    redis_lock(invoice_lock_name(portal.pk, item.invoice_id), ttl_s=LOCK_TTL_S, wait_s=0)
+                )
             except LockTimeout:
                 _defer(item)
                 report.deferred += 1
@@ -298,10 +301,6 @@ def _unsupported_target_message(target: str) -> str:
             "Bitrix24 can switch to new invoices in CRM settings."
         )
     return f"Not a Bitrix24 invoice: {target!r}"
-
-
-def _lock_name(portal: Portal, invoice_id: int) -> str:
-    return f"lock:invoice:{portal.pk}:{invoice_id}"
 
 
 def _note_reconnect_needed(portal: Portal) -> None:

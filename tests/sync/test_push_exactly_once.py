@@ -15,6 +15,7 @@ from integrations.bitrix24.client import Bitrix24Client
 from sync.models import InvoiceLink, SyncJob
 from sync.services.buttons import invoices_push_request
 from sync.services.jobs import jobs_requeue_stuck
+from sync.services.locks import invoice_lock_name
 from sync.services.stages import stage_map_refresh
 from tests.sync.conftest import WorkerProcess, wait_for
 
@@ -72,7 +73,7 @@ def test_a_worker_killed_mid_push_leaves_exactly_one_xero_invoice_per_bitrix24_i
     # task time limit), and the sweeper, run as of five minutes later, finds its jobs' leases
     # expired and the pending jobs nobody picked up (their dispatch died with the worker).
     for invoice_id in ids:
-        redis_client().delete(f"lock:invoice:{acme.pk}:{invoice_id}")
+        redis_client().delete(invoice_lock_name(acme.pk, invoice_id))
     second = WorkerProcess(celery_worker_env)
     try:
         second.start()
