@@ -418,3 +418,36 @@ def table(rows: list[tuple[str, object, object, str, str]]) -> None:
 
 def verdict(ok: bool) -> str:
     return "within target" if ok else "MISSES target"
+
+
+class SandboxProcess:
+    """The sandbox as its own process on a free port, for the duration of a `with`."""
+
+    def __enter__(self) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--port", str(port), "--quiet"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.post(f"{url}/_sandbox/reset", timeout=2).raise_for_status()
+                return url
+            except requests.RequestException:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.proc.kill()
+                    raise RuntimeError("the sandbox did not start") from None
+                time.sleep(0.1)
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

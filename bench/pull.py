@@ -24,15 +24,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import resource
-import socket
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import requests
+
+from bench._harness import SandboxProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIRECT_URI = "http://127.0.0.1:8000/xero/callback/"
@@ -49,7 +48,7 @@ def run() -> dict:
     settings.XERO_CLIENT_SECRET = settings.XERO_CLIENT_SECRET or "bench-secret"
     settings.XERO_PULL_OVERLAP_S = 1
 
-    with _Sandbox() as sandbox_url:
+    with SandboxProcess() as sandbox_url:
         settings.SANDBOX_URL = sandbox_url
         figures = _bench(sandbox_url, total, changed)
     for name, value in figures.items():
@@ -260,36 +259,3 @@ def _rest(client_endpoint: str, method: str, params: dict, token: str) -> dict:
 def _last_call(sandbox_url: str) -> int:
     calls = requests.get(f"{sandbox_url}/_sandbox/calls", timeout=60).json()["calls"]
     return calls[-1]["id"] if calls else 0
-
-
-class _Sandbox:
-    """The sandbox as its own process on a free port, for the duration of a `with`."""
-
-    def __enter__(self) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--port", str(port), "--quiet"],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.post(f"{url}/_sandbox/reset", timeout=2).raise_for_status()
-                return url
-            except requests.RequestException:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.proc.kill()
-                    raise RuntimeError("the sandbox did not start") from None
-                time.sleep(0.1)
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import requests
+
+from bench._harness import SandboxProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIRECT_URI = "http://127.0.0.1:8000/xero/callback/"
@@ -41,7 +42,7 @@ def run() -> dict:
     settings.XERO_CLIENT_ID = settings.XERO_CLIENT_ID or "bench-client"
     settings.XERO_CLIENT_SECRET = settings.XERO_CLIENT_SECRET or "bench-secret"
 
-    with _sandbox() as sandbox_url:
+    with SandboxProcess() as sandbox_url:
         settings.SANDBOX_URL = sandbox_url
         connection = _connect()
         requests.post(f"{sandbox_url}/_sandbox/limits", json={"enabled": True, "time_scale": scale}, timeout=10)
@@ -78,39 +79,6 @@ def run() -> dict:
 
 
 # --- the parts ---------------------------------------------------------------------------------
-
-
-class _sandbox:
-    """The sandbox as its own process on a free port, for the duration of a `with`."""
-
-    def __enter__(self) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--port", str(port), "--quiet"],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.post(f"{url}/_sandbox/reset", timeout=2).raise_for_status()
-                return url
-            except requests.RequestException:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.proc.kill()
-                    raise RuntimeError("the sandbox did not start") from None
-                time.sleep(0.1)
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def _connect():
