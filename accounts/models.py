@@ -37,6 +37,11 @@ class Portal(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     status_reason = models.TextField(blank=True)
     invoice_mode = models.CharField(max_length=10, choices=InvoiceMode.choices, default=InvoiceMode.SMART)
+    # Offline invoice events are bound (the plan has `rest_offline_extended`); sync drains the queue.
+    offline_events = models.BooleanField(default=False)
+    # The offline-event batch reserved (event.offline.get clear=0) and not yet cleared: a drain that
+    # died between get and clear left it hidden from other gets, so the next drain re-reads it first.
+    offline_process_id = models.CharField(max_length=64, blank=True)
     installed_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     uninstalled_at = models.DateTimeField(null=True, blank=True)

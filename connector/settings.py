@@ -202,6 +202,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 300.0,
         "options": {"expires": 240},
     },
+    "offline-events-drain": {
+        "task": "sync.tasks.sweeps.offline_events_drain_task",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     "sweep-xero-changes": {
         "task": "sync.tasks.sweeps.sweep_xero_changes_task",
         "schedule": 300.0,

@@ -33,6 +33,10 @@ SMART_INVOICE_PLACEMENTS = ("CRM_SMART_INVOICE_DETAIL_TOOLBAR", "CRM_SMART_INVOI
 CLASSIC_INVOICE_PLACEMENTS = ("CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_MENU")
 ALREADY_BOUND_CODES = {"ERROR_HANDLER_ALREADY_EXIST", "ERROR_PLACEMENT_HANDLER_ALREADY_EXIST"}
 SMART_INVOICE_TYPE_ID = 31
+# Offline (pull) events: the queue the sync engine drains with reservation, which needs this plan
+# feature (docs/bitrix24-api.md §5.4). Deletes are not bound: they never change Xero.
+OFFLINE_FEATURE = "rest_offline_extended"
+OFFLINE_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
         installed_by = _current_user_id(client)
         target.invoice_mode = _detect_invoice_mode(client)
         events = portal_bind_events(portal=target, client=client)
+        target.offline_events = portal_bind_offline_events(portal=target, client=client)
         placements = portal_bind_placements(portal=target, client=client)
     except ExternalAPIError as exc:
         raise UpstreamFailed(f"Bitrix24 refused a setup call: {exc.message}") from exc
@@ -101,6 +106,7 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
         portal.scope = frame.application_scope or str(install.get("scope") or "") or portal.scope
         portal.installed_by_user_id = installed_by
         portal.invoice_mode = target.invoice_mode
+        portal.offline_events = target.offline_events
         portal.status = Portal.Status.ACTIVE
         portal.status_reason = ""
         portal.uninstalled_at = None
@@ -229,6 +235,39 @@ def portal_bind_events(*, portal: Portal, client: Bitrix24Client) -> tuple[str, 
         if (name, handler) not in bound:
             _bind_tolerating_duplicates(client, "event.bind", {"event": name, "handler": handler})
     return wanted
+
+
+def portal_bind_offline_events(*, portal: Portal, client: Bitrix24Client) -> bool:
+    """Bind the invoice events as offline events when the plan allows reserving them
+    (`feature.get rest_offline_extended` = Y); True when they are bound. Idempotent: bindings that
+    exist are kept. A plan without the feature, or a portal refusing feature.get or the binding,
+    only means the sync relies on online events and the sweep: logged, never fatal. When the plan
+    lost the feature, our offline bindings are removed so no queue builds up that nobody drains."""
+    if portal.invoice_mode != Portal.InvoiceMode.SMART:
+        return False
+    try:
+        answer = client.result("feature.get", {"CODE": OFFLINE_FEATURE})
+        allowed = isinstance(answer, dict) and str(answer.get("value", "")).upper() == "Y"
+        bound = {
+            str(b.get("event", "")).upper()
+            for b in client.result("event.get", {}) or []
+            if int(b.get("offline") or 0) and str(b.get("auth_type") or "0") == "0"
+        }
+        if not allowed:
+            for name in OFFLINE_INVOICE_EVENTS:
+                if name in bound:
+                    client.call("event.unbind", {"event": name, "event_type": "offline"})
+            logger.info("portal %s: no %s on its plan; offline events not used", portal.member_id, OFFLINE_FEATURE)
+            return False
+        for name in OFFLINE_INVOICE_EVENTS:
+            if name not in bound:
+                _bind_tolerating_duplicates(client, "event.bind", {"event": name, "event_type": "offline"})
+    except ExternalAPIError as exc:
+        if exc.retryable:
+            raise
+        logger.info("portal %s: offline events not available (%s); using online events only", portal.member_id, exc)
+        return False
+    return True
 
 
 def portal_bind_placements(*, portal: Portal, client: Bitrix24Client) -> tuple[str, ...]:

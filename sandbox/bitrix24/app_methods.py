@@ -115,3 +115,18 @@ def app_option_get(ctx: Ctx, params: dict):
     if name in (None, ""):
         return dict(options)
     return options.get(str(name))
+
+
+# Plan features are set with POST /_sandbox/bitrix24/settings {"features": {code: bool}}. Every
+# feature is off unless a test turns it on: the default portal is a plan without
+# `rest_offline_extended` (offline-event reservation), so apps keep to online events.
+
+
+@rest_method("feature.get")
+def feature_get(ctx: Ctx, params: dict):
+    """{"value": "Y"|"N"}: whether the portal's plan includes the feature CODE (unknown codes: "N")."""
+    code = str(param(params, "CODE", "") or "").strip()
+    if not code:
+        raise B24Error(400, "ERROR_ARGUMENT", "Argument 'CODE' is null or empty", argument="CODE")
+    enabled = state(ctx.world).settings.get("features") or {}
+    return {"value": "Y" if enabled.get(code) else "N"}

@@ -134,7 +134,8 @@ def register(bp, sandbox) -> None:
     @bp.post("/_sandbox/bitrix24/settings")
     def settings():
         """Knobs of the app side: refresh_grace_s, event_delay_s, event_timeout_s, status,
-        and client_id/client_secret to pin the OAuth client before its first use."""
+        client_id/client_secret to pin the OAuth client before its first use, and features
+        ({"rest_offline_extended": true}: what feature.get answers; every feature is off by default)."""
         body = request.get_json(silent=True) or {}
         with sandbox.lock:
             app = state(sandbox.bitrix24)
@@ -151,6 +152,11 @@ def register(bp, sandbox) -> None:
                 if body["status"] not in ("L", "F", "D", "T", "P"):
                     return bad_request('"status" must be one of L, F, D, T, P')
                 app.settings["status"] = body["status"]
+            if "features" in body:
+                features = body["features"]
+                if not isinstance(features, dict) or not all(isinstance(v, bool) for v in features.values()):
+                    return bad_request('"features" must be an object of feature code -> true/false')
+                app.settings["features"] = {**(app.settings.get("features") or {}), **features}
             for key in ("client_id", "client_secret"):
                 if key in body:
                     setattr(app, key, str(body[key]) if body[key] else None)

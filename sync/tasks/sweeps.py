@@ -1,7 +1,8 @@
 """Safety nets run by Celery beat (CELERY_BEAT_SCHEDULE in connector/settings.py).
 
 Redis and Celery are the fast path; these put back whatever it dropped: stuck inbox rows and jobs,
-Bitrix24 changes whose event never came (Bitrix24 does not retry), Xero changes whose webhook never
+Bitrix24 changes whose event never came (Bitrix24 does not retry; where the plan allows, its
+offline-event queue is drained every minute too), Xero changes whose webhook never
 came (Xero disables a failing webhook after 24 h), and tokens that would expire from idleness.
 """
 
@@ -24,6 +25,7 @@ from integrations.xero.oauth import xero_refresh
 from sync.models import Trigger
 from sync.services.inbox import inbox_requeue_stuck
 from sync.services.jobs import jobs_enqueue_bitrix24_changes, jobs_requeue_stuck, portal_sync_blocker, task_send
+from sync.services.offline_events import offline_events_drain
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,26 @@ def sweep_bitrix24_changes_task(portal_id: int | None = None) -> int:
     except ExternalAPIError as exc:
         # The next pass (5 minutes) re-reads the same window: the watermark did not move.
         logger.warning("Bitrix24 sweep of %s failed: %s", portal.domain, exc)
+        return 0
+
+
+@shared_task(name="sync.tasks.sweeps.offline_events_drain_task")
+def offline_events_drain_task(portal_id: int | None = None) -> int:
+    """Bitrix24's offline-event queue (portals whose plan allows it): without a portal, one task per
+    syncable portal with offline events on; with one, drain its queue into push jobs."""
+    if portal_id is None:
+        portals = [p for p in _syncable_portals("the offline-event drain") if p.offline_events]
+        for portal in portals:
+            offline_events_drain_task.delay(portal.pk)
+        return len(portals)
+    portal = Portal.objects.get(pk=portal_id)
+    if portal_sync_blocker(portal):
+        return 0
+    try:
+        return offline_events_drain(portal=portal)
+    except (ExternalAPIError, redis.RedisError) as exc:
+        # Reserved and not cleared stays reserved; the next drain (a minute) re-reads it.
+        logger.warning("draining the offline events of %s failed: %s", portal.domain, exc)
         return 0
 
 

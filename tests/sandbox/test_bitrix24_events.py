@@ -214,3 +214,14 @@ def test_the_offline_queue_keeps_the_latest_change_per_object_and_reserves_batch
 def test_the_offline_queue_is_for_admins_only(sandbox, installed):
     user = sandbox.bitrix24_user("Ann")["access_token"]
     assert rest(sandbox, "event.offline.get", user).status_code == 403
+
+
+def test_feature_get_answers_per_plan_feature_and_defaults_to_no(sandbox, installed):
+    admin = installed["admin"]
+    answer = rest(sandbox, "feature.get", admin, CODE="rest_offline_extended").json()
+    assert answer["result"] == {"value": "N"}
+    assert control(sandbox, "settings", features={"rest_offline_extended": True}).ok
+    assert rest(sandbox, "feature.get", admin, CODE="rest_offline_extended").json()["result"] == {"value": "Y"}
+    assert rest(sandbox, "feature.get", admin, CODE="something_else").json()["result"] == {"value": "N"}
+    assert rest(sandbox, "feature.get", admin).json()["error"] == "ERROR_ARGUMENT"
+    assert control(sandbox, "settings", features={"rest_offline_extended": "yes"}).status_code == 400
