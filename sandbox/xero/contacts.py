@@ -136,47 +136,54 @@ def apply_fields(contact: dict, element: dict, errors: list[str]) -> None:
 
 
 def apply_addresses(contact: dict, addresses: object, errors: list[str]) -> None:
-    if addresses is None:
-        return
-    if not isinstance(addresses, list):
-        errors.append("Addresses must be a list")
-        return
-    for address in addresses:
-        kind = address.get("AddressType") if isinstance(address, dict) else None
-        if kind not in ADDRESS_TYPES:
-            errors.append("AddressType must be POBOX or STREET")
-            continue
-        stored = {"AddressType": kind}
-        for field, limit in ADDRESS_FIELDS.items():
-            value = address.get(field)
-            if value is None:
-                continue
-            if len(str(value)) > limit:
-                errors.append(f"{field} must not be more than {limit} characters long.")
-            stored[field] = str(value)
-        contact["Addresses"][kind] = stored
+    _apply_typed(
+        contact["Addresses"],
+        addresses,
+        errors,
+        "Addresses",
+        "AddressType",
+        ADDRESS_TYPES,
+        ADDRESS_FIELDS,
+        "AddressType must be POBOX or STREET",
+    )
 
 
 def apply_phones(contact: dict, phones: object, errors: list[str]) -> None:
-    if phones is None:
+    _apply_typed(
+        contact["Phones"],
+        phones,
+        errors,
+        "Phones",
+        "PhoneType",
+        PHONE_TYPES,
+        PHONE_FIELDS,
+        "PhoneType must be DEFAULT, DDI, MOBILE, FAX or OFFICE",
+    )
+
+
+def _apply_typed(
+    slots: dict, entries: object, errors: list[str], plural: str, type_key: str, kinds, fields: dict, bad_kind: str
+) -> None:
+    """Addresses and phones alike: one slot per type, each field within Xero's length limit."""
+    if entries is None:
         return
-    if not isinstance(phones, list):
-        errors.append("Phones must be a list")
+    if not isinstance(entries, list):
+        errors.append(f"{plural} must be a list")
         return
-    for phone in phones:
-        kind = phone.get("PhoneType") if isinstance(phone, dict) else None
-        if kind not in PHONE_TYPES:
-            errors.append("PhoneType must be DEFAULT, DDI, MOBILE, FAX or OFFICE")
+    for entry in entries:
+        kind = entry.get(type_key) if isinstance(entry, dict) else None
+        if kind not in kinds:
+            errors.append(bad_kind)
             continue
-        stored = {"PhoneType": kind}
-        for field, limit in PHONE_FIELDS.items():
-            value = phone.get(field)
+        stored = {type_key: kind}
+        for field, limit in fields.items():
+            value = entry.get(field)
             if value is None:
                 continue
             if len(str(value)) > limit:
                 errors.append(f"{field} must not be more than {limit} characters long.")
             stored[field] = str(value)
-        contact["Phones"][kind] = stored
+        slots[kind] = stored
 
 
 def check_uniqueness(org: Organisation, contact: dict, errors: list[str]) -> None:
