@@ -135,7 +135,8 @@ def register(bp, sandbox) -> None:
     @bp.post("/_sandbox/bitrix24/settings")
     def settings():
         """Knobs of the app side: refresh_grace_s, event_delay_s, event_timeout_s, status,
-        client_id/client_secret to pin the OAuth client before its first use, and features
+        client_id/client_secret to pin the OAuth client before its first use, invoices ("new" | "old" |
+        "both": which invoices the portal has, sandbox/bitrix24/invoice_kinds.py), features
         ({"rest_offline_extended": true}: what feature.get answers; every feature is off by default),
         time_zone (the portal's IANA zone: date-times are written in its offset, date fields as UTC
         midnight in it, see values.py; Europe/Moscow after a reset)."""
@@ -155,6 +156,10 @@ def register(bp, sandbox) -> None:
                 if body["status"] not in ("L", "F", "D", "T", "P"):
                     return bad_request('"status" must be one of L, F, D, T, P')
                 app.settings["status"] = body["status"]
+            if "invoices" in body:
+                if body["invoices"] not in ("new", "old", "both"):
+                    return bad_request('"invoices" must be "new", "old" or "both"')
+                app.settings["invoices"] = body["invoices"]
             if "features" in body:
                 features = body["features"]
                 if not isinstance(features, dict) or not all(isinstance(v, bool) for v in features.values()):
