@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.xero import contacts, invoices, items, payments, reference
+from sandbox.xero import contacts, credit_notes, invoices, items, payments, reference
 from sandbox.xero.store import Outcome
 from sandbox.xero.wire import to_decimal
 
@@ -78,6 +78,26 @@ def register(bp: Blueprint, sandbox) -> None:
             }
         world.emit(org.id, outcome.events)
         return jsonify(result)
+
+    @bp.post("/_sandbox/xero/credit_notes/<note_id>/refund")
+    def refund_credit_note(note_id: str):
+        """A cash refund of a credit note entered in Xero (the whole remaining credit by default)."""
+        given = body()
+        with sandbox.lock:
+            for org in world.organisations.values():
+                note = credit_notes.find(org, note_id)
+                if note is not None:
+                    break
+            else:
+                return _bad_request(f"No credit note {note_id}", 404)
+            try:
+                amount = to_decimal(given["amount"]) if given.get("amount") is not None else note["AmountDue"]
+            except ValueError:
+                return _bad_request('"amount" must be a number')
+            problems = credit_notes.refund(org, note, amount)
+            if problems:
+                return _bad_request("; ".join(problems))
+            return jsonify({"credit_note": credit_notes.render_credit_note(org, note)})
 
     @bp.post("/_sandbox/xero/invoices/<invoice_id>/status")
     def set_invoice_status(invoice_id: str):
