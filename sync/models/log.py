@@ -51,3 +51,10 @@ class SyncLogEntry(models.Model):
         return (
             f"{self.created_at:%Y-%m-%d %H:%M} {self.direction} {self.object_kind} {self.bitrix24_id}: {self.outcome}"
         )
+
+    def save(self, *args, **kwargs) -> None:
+        # Whatever wrote the message (an API's error text, an exception), no secret is stored.
+        from connector.redaction import redact
+
+        self.message = redact(self.message or "") if self.message else ""
+        super().save(*args, **kwargs)
