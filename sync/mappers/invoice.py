@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo
 
 from sync.mappers import MappingError, limits
 from sync.mappers.limits import xero_cut
-from sync.mappers.tax_map import NO_TAX_KEY, unmapped_message
 from sync.mappers.money import (
     CENT,
     ZERO,
@@ -47,6 +46,7 @@ from sync.mappers.money import (
     to_decimal,
     unit_amount,
 )
+from sync.mappers.tax_map import NO_TAX_KEY, unmapped_message
 
 EXCLUSIVE = "Exclusive"
 INCLUSIVE = "Inclusive"

@@ -35,7 +35,9 @@ def cut_note(what: str, text: str, limit: int) -> str | None:
     length = xero_length(text)
     if length <= limit:
         return None
-    return f"{what} shortened from {length} to {xero_length(xero_cut(text, limit))} characters (Xero's limit is {limit})."
+    return (
+        f"{what} shortened from {length} to {xero_length(xero_cut(text, limit))} characters (Xero's limit is {limit})."
+    )
 
 
 def truncation_notes(invoice: Mapping, rows: Sequence[Mapping]) -> list[str]:

@@ -109,6 +109,7 @@ class SyncSettings(models.Model):
     create_bitrix24_payment_on_paid = models.BooleanField(
         default=False, help_text="Create a Bitrix24 payment record when Xero reports the invoice PAID."
     )
+
     class CurrencyRateSource(models.TextChoices):
         XERO = "xero", "Xero's rate (Xero uses its daily rate)"
         BITRIX24 = "bitrix24", "Bitrix24's rate (sent as the invoice's CurrencyRate)"

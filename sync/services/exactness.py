@@ -179,8 +179,8 @@ def _xero_base_currency(ctx) -> str:
 
 
 def _log(ctx, item, outcome: str, message: str, details: dict) -> None:
-    from sync.services.log import sync_log_write
     from sync.models import Direction
+    from sync.services.log import sync_log_write
 
     link = item.link
     sync_log_write(

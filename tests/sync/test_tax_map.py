@@ -9,7 +9,14 @@ import re
 import pytest
 
 from sync.models import SyncSettings
-from tests.sync.test_setup_page import URL, acme, admin_frame, app_url, connected, valid_form  # noqa: F401
+from tests.sync import test_setup_page as setup_page
+from tests.sync.test_setup_page import URL, valid_form
+
+# The Setup page tests' fixtures, shared here.
+acme = setup_page.acme
+admin_frame = setup_page.admin_frame
+app_url = setup_page.app_url
+connected = setup_page.connected
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,7 +33,10 @@ def selected_for(html: str, rate: str) -> str:
 
 
 def test_each_rate_is_offered_only_xero_sales_rates_of_that_rate_with_the_default_proposed(
-    client, acme, connected, admin_frame  # noqa: F811
+    client,
+    acme,
+    connected,
+    admin_frame,
 ):
     SyncSettings.objects.filter(portal=acme).update(tax_types={})
     html = client.get(URL, {"ft": admin_frame.token}).content.decode()
@@ -45,7 +55,10 @@ def test_each_rate_is_offered_only_xero_sales_rates_of_that_rate_with_the_defaul
 
 
 def test_a_mismatched_mapping_is_refused_with_the_reason_and_nothing_is_saved(
-    client, acme, connected, admin_frame  # noqa: F811
+    client,
+    acme,
+    connected,
+    admin_frame,
 ):
     client.get(URL, {"ft": admin_frame.token})
     before = SyncSettings.objects.get(portal=acme).tax_types
@@ -59,7 +72,7 @@ def test_a_mismatched_mapping_is_refused_with_the_reason_and_nothing_is_saved(
     assert SyncSettings.objects.get(portal=acme).tax_types == before
 
 
-def test_the_proposed_map_saved_unchanged_maps_every_rate(client, acme, connected, admin_frame):  # noqa: F811
+def test_the_proposed_map_saved_unchanged_maps_every_rate(client, acme, connected, admin_frame):
     SyncSettings.objects.filter(portal=acme).update(tax_types={})
     html = client.get(URL, {"ft": admin_frame.token}).content.decode()
     form = valid_form(acme, admin_frame.token)
