@@ -128,6 +128,17 @@ class SyncSettings(models.Model):
     currency_rate_source = models.CharField(
         max_length=10, choices=CurrencyRateSource.choices, default=CurrencyRateSource.XERO
     )
+
+    class DriftWinner(models.TextChoices):
+        BITRIX24 = "bitrix24", "Bitrix24 (automatic sync restores Bitrix24's version)"
+        XERO = "xero", "Xero (automatic sync keeps changes made in Xero)"
+
+    drift_winner = models.CharField(
+        max_length=10,
+        choices=DriftWinner.choices,
+        default=DriftWinner.BITRIX24,
+        help_text="When an invoice was changed in Xero, which side automatic sync keeps. Drift is always shown.",
+    )
     setup_completed = models.BooleanField(default=False)
     # Sweeps read changes since these marks (minus an overlap) and advance them when a pass completes.
     bitrix24_updated_since = models.DateTimeField(null=True, blank=True)
