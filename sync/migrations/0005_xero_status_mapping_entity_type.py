@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_portal_invoice_mode_both'),
-        ('sync', '0003_drift_reconciliation_xero_payments'),
+        ('sync', '0004_money_exactness'),
     ]
 
     operations = [
