@@ -4,12 +4,18 @@ connector's live server, a Celery worker for the end-to-end ones. Nothing of our
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlparse
+
 import pytest
 
 from accounts.models import Portal
-from sync.models import StageMapping, XeroStatusMapping
+from accounts.services.sandbox import sandbox_connect_xero
+from sync.models import InvoiceLink, StageMapping, SyncLogEntry, SyncSettings, XeroStatusMapping
 from sync.services.stages import stage_map_refresh
+from tests.accounts.conftest import open_frame
+from tests.sync.conftest import wait_for
 from tests.sync.test_pages_invoices import page, row_ids, signed_in
+from tests.sync.test_pull_e2e import settle, wire
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -104,6 +110,14 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     shown, detail = page(frame, app_url, path=f"/app/invoices/{owens[0]}/", kind=5)
     assert shown.status_code == 200 and "Rain jacket" in shown.text
 
+    # The placements: the invoice card's toolbar opens that invoice, the list's toolbar the list.
+    card = open_frame(sandbox, owen["id"], placement="CRM_INVOICE_DETAIL_TOOLBAR", options={"ID": str(owens[0])})
+    assert urlparse(card.response.url).path == f"/app/invoices/{owens[0]}/"
+    assert parse_qs(urlparse(card.response.url).query)["kind"] == ["5"]
+    assert card.response.status_code == 200 and "Merino socks" in card.response.text
+    listed = open_frame(sandbox, owen["id"], placement="CRM_INVOICE_LIST_TOOLBAR")
+    assert urlparse(listed.response.url).path == "/app/invoices/" and listed.response.status_code == 200
+
     _, everything = page(signed_in(sandbox, lead), app_url, size=25, order="asc")
     assert row_ids(everything) == sorted(owens + ritas)
 
@@ -137,3 +151,60 @@ def test_a_portal_with_both_kinds_lists_each_with_a_switch_and_a_kind_column(san
     stage_map_refresh(portal=portal)
     assert {0, 3} <= set(StageMapping.objects.filter(portal=portal).values_list("category_id", flat=True))
     assert set(XeroStatusMapping.objects.filter(portal=portal).values_list("entity_type", flat=True)) == {5, 31}
+
+
+# --- end to end on a real worker ------------------------------------------------------------------------
+
+
+def xero_invoice(sandbox, portal: Portal, reference: str) -> dict | None:
+    tenant = portal.xero_connection.tenant_id
+    org = next(o for o in sandbox.state()["xero"]["organisations"] if o["tenant_id"] == tenant)
+    return next((i for i in org["invoices"] if i.get("Reference") == reference), None)
+
+
+@pytest.mark.slow
+def test_old_invoice_to_xero_with_every_row_custom_status_and_paid_back(sandbox, old_portal, app_url, worker):
+    admin = sandbox._call("POST", "/_sandbox/bitrix24/tokens", json={"user": 1})
+    custom_id = rest(sandbox, admin, "crm.invoice.status.add", {"fields": {"NAME": "Awaiting approval", "SORT": 25}})
+    custom = rest(sandbox, admin, "crm.invoice.status.get", {"id": custom_id})["STATUS_ID"]
+    sandbox_connect_xero(portal=old_portal)
+    wire(old_portal, sandbox, app_url)
+    SyncSettings.objects.filter(portal=old_portal).update(setup_completed=True)
+    assert dict(StageMapping.objects.filter(portal=old_portal).values_list("stage_id", "xero_status"))[custom] == (
+        "AUTHORISED"
+    )
+    rep = sandbox.bitrix24_user("Rita Sales", admin=False, invoices="all")
+    company = rest(sandbox, rep, "crm.company.add", {"fields": {"TITLE": "Kauri Coast Outfitters Ltd"}})
+
+    # Created in Bitrix24 (ONCRMINVOICEADD) -> in Xero with every row, to the cent.
+    invoice_id = old_invoice(sandbox, rep, company, ORDER_TOPIC="Old spring order")
+    pushed = wait_for(lambda: xero_invoice(sandbox, old_portal, "Old spring order"), timeout=30, what="Xero invoice")
+    assert [li["Description"] for li in pushed["LineItems"]] == ["Merino socks", "Rain jacket", "Beanie"]
+    assert (str(pushed["Total"]), str(pushed["TotalTax"]), pushed["Status"]) == ("376.95", "28.35", "DRAFT")
+    assert pushed["Contact"]["Name"] == "Kauri Coast Outfitters Ltd"
+    link = InvoiceLink.objects.get(portal=old_portal, bitrix24_entity_type=5, bitrix24_id=invoice_id)
+    assert str(link.xero_invoice_id) == pushed["InvoiceID"]
+
+    # A custom status (ONCRMINVOICEUPDATE + ONCRMINVOICESETSTATUS) -> its mapped Xero status.
+    rest(sandbox, rep, "crm.invoice.update", {"id": invoice_id, "fields": {"STATUS_ID": custom}})
+    wait_for(
+        lambda: xero_invoice(sandbox, old_portal, "Old spring order")["Status"] == "AUTHORISED",
+        timeout=30,
+        what="AUTHORISED in Xero",
+    )
+
+    # Paid in Xero -> the old invoice's paid status (crm.invoice.update STATUS_ID), PAYED Y.
+    sandbox.xero_pay(pushed["InvoiceID"])
+    paid = wait_for(
+        lambda: (got := rest(sandbox, rep, "crm.invoice.get", {"id": invoice_id}))["STATUS_ID"] == "P" and got,
+        timeout=30,
+        what="the old invoice paid",
+    )
+    assert paid["PAYED"] == "Y"
+    settle(old_portal)
+    # Our own status write came back as an event: dropped as an echo, nothing more sent to Xero.
+    outcomes = list(
+        SyncLogEntry.objects.filter(portal=old_portal, bitrix24_id=str(invoice_id)).values_list("outcome", flat=True)
+    )
+    assert SyncLogEntry.Outcome.FAILED not in outcomes
+    assert xero_invoice(sandbox, old_portal, "Old spring order")["Status"] == "PAID"
