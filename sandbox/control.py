@@ -50,7 +50,21 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
             return _bad_request('"status", "times" and "delay_s" must be numbers')
         if status is None and not delay_s:
             return _bad_request('a fault needs a "status", a "delay_s", or both')
-        fault = Fault(system, method.upper(), target, status, times, delay_s, body.get("body"))
+        try:
+            retry_after = float(body["retry_after"]) if body.get("retry_after") is not None else None
+        except (TypeError, ValueError):
+            return _bad_request('"retry_after" must be a number')
+        fault = Fault(
+            system,
+            method.upper(),
+            target,
+            status,
+            times,
+            delay_s,
+            body.get("body"),
+            query=str(body.get("query") or ""),
+            retry_after=retry_after,
+        )
         with sandbox.lock:
             sandbox.faults.append(fault)
         return jsonify({"ok": True, "faults": len(sandbox.faults)})
