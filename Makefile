@@ -38,11 +38,12 @@ $(CHROMIUM):
 		exit 1; }
 	@test -x $(CHROMIUM) || { echo "apt-get installed chromium, but $(CHROMIUM) is not there." >&2; exit 1; }
 
+# DEBUG defaults to off (production); the demo and the suite run in development mode, and say so.
 run: $(STAMP)
-	$(BIN)/python scripts/run_demo.py
+	DEBUG=1 $(BIN)/python scripts/run_demo.py
 
 test: install
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -50,7 +51,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/python -m bench
 
 clean:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import secrets
 import signal
 import socket
 import statistics
@@ -30,6 +31,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 OAUTH = {
@@ -99,8 +101,11 @@ class Stack:
                 "PUBLIC_URL": self.public_url,
                 "XERO_WEBHOOK_KEY": WEBHOOK_KEY,
                 "DEBUG": "0",
-                "SECRET_KEY": settings.SECRET_KEY,
-                "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
+                # Production settings need real keys: fresh ones per run (nothing outlives it).
+                "SECRET_KEY": secrets.token_urlsafe(50),
+                "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                # Plain HTTP on 127.0.0.1: no proxy in front to terminate TLS.
+                "SECURE_SSL_REDIRECT": "0",
                 "PYTHONUNBUFFERED": "1",
                 **self.extra_env,
             }

@@ -60,6 +60,9 @@ def _ensure_postgres_database(url: str) -> bool:
 
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
+    # A demo on the local sandbox: development mode (plain HTTP, development keys). DEBUG defaults
+    # to off, so the demo asks for it explicitly.
+    env.setdefault("DEBUG", "1")
     if "DATABASE_URL" not in env and _port_open(5432):
         url = "postgres://postgres@127.0.0.1:5432/connector_demo"
         if _ensure_postgres_database(url):

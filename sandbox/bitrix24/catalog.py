@@ -257,7 +257,8 @@ def product_add(ctx: Ctx, params: dict) -> dict:
     product.update(_product_values(ctx.world, fields))
     product["id"] = ctx.world.next_id("product")
     ctx.world.data["products"][product["id"]] = product
-    return {"product": dict(product)}
+    # catalog/product/catalog-product-add.md: add and update answer {"element": …}; only get says "product".
+    return {"element": dict(product)}
 
 
 @rest_method("catalog.product.get")
@@ -270,7 +271,7 @@ def product_update(ctx: Ctx, params: dict) -> dict:
     product = _product(ctx.world, params.get("id"))
     product.update(_product_values(ctx.world, _fields(params)))
     product.update({"modifiedBy": ctx.user.id, "timestampX": now_iso()})
-    return {"product": dict(product)}
+    return {"element": dict(product)}  # catalog/product/catalog-product-update.md
 
 
 @rest_method("catalog.product.delete", admin=True)

@@ -240,20 +240,32 @@ def _int(value: object) -> int:
 def calendar_date(value: object, timezone: str = "") -> str | None:
     """The calendar date of a Bitrix24 date/datetime, as YYYY-MM-DD.
 
-    Bitrix24 sends dates as local midnight with the portal's offset ("2026-03-10T00:00:00+03:00").
-    Converting that to UTC would give the 9th, so the date is read in the offset it carries, or in
-    `timezone` when one is configured.
+    A real portal writes a date field (`begindate`, `closedate`) as UTC midnight of the day in the
+    portal's offset: `"begindate": "2024-07-23T02:00:00+02:00"` is 23 July
+    (api-reference/crm/universal/crm-item-update.md). West of UTC that instant is the evening before
+    in local time (`2024-07-22T19:00:00-05:00` is 23 July too), so such a value is read in UTC.
+    A value at local midnight (`2026-03-10T00:00:00+03:00`, as other writers send) is read in its
+    own offset; the two never collide, as UTC midnight is local midnight only at offset 0. Any
+    other date-time is read in `timezone` when one is configured, else in its own offset.
     """
     text = str(value or "").strip()
     if not text:
         return None
     if len(text) == 10:
-        return dt.date.fromisoformat(text).isoformat()
+        try:
+            return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise MappingError(f"Bitrix24 sent a date the connector cannot read: {text!r}") from None
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise MappingError(f"Bitrix24 sent a date the connector cannot read: {text!r}") from None
-    if timezone and moment.tzinfo is not None:
+    if moment.tzinfo is None or moment.time() == dt.time(0, 0):
+        return moment.date().isoformat()
+    in_utc = moment.astimezone(dt.UTC)
+    if in_utc.time() == dt.time(0, 0):
+        return in_utc.date().isoformat()
+    if timezone:
         moment = moment.astimezone(ZoneInfo(timezone))
     return moment.date().isoformat()
 

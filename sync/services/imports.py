@@ -31,13 +31,14 @@ from xero_python.api_client.serializer import serialize
 from accounts.models import Portal, XeroConnection
 from connector.coordination import redis_client
 from integrations.bitrix24.client import BatchResult, Bitrix24Client
-from integrations.common.errors import ExternalAPIError
+from integrations.common.errors import ExternalAPIError, PermanentError
 from integrations.xero.client import XeroClient
 from sync.mappers import MappingError
 from sync.mappers.canonical import canonical_hash
 from sync.mappers.contact import XERO_ORIGINATOR, xero_contact_to_company, xero_item_to_product
 from sync.models import ContactLink, Direction, ItemLink, SyncJob, SyncLogEntry, Trigger
 from sync.services.log import sync_log_write
+from sync.services.products import created_product_id
 
 logger = logging.getLogger(__name__)
 
@@ -729,7 +730,7 @@ def _products_add(
                 {
                     "fields": {
                         **item.price,
-                        "productId": f"$result[a{item.xero_id}][product][id]",
+                        "productId": f"$result[a{item.xero_id}][element][id]",
                         "catalogGroupId": price_type,
                     }
                 },
@@ -739,7 +740,11 @@ def _products_add(
         key = f"a{item.xero_id}"
         if not _ran(result, key, item.name, summary):
             continue
-        item.product_id = int(result.results[key]["product"]["id"])
+        try:
+            item.product_id = created_product_id(result.results[key])
+        except PermanentError as exc:
+            summary.error(f"{item.name}: {exc.message}")
+            continue
         price_failed = item.price is not None and not _ran(result, f"s{item.xero_id}", item.name, summary)
         try:
             _link_item(portal, item)

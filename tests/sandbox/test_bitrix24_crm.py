@@ -49,7 +49,8 @@ def test_written_fields_come_back_typed_and_unknown_keys_are_ignored(portal):
         isManualOpportunity="Y",
     )
     assert (item["xmlId"], item["companyId"], item["contactIds"], item["contactId"]) == ("xero-1", company, [4, 5], 4)
-    assert item["begindate"] == "2026-09-01T00:00:00+03:00" and item["closedate"] == "2026-09-30T00:00:00+03:00"
+    # Date fields as Bitrix24 writes them: UTC midnight of the day in the portal's offset (crm-item-update.md).
+    assert item["begindate"] == "2026-09-01T03:00:00+03:00" and item["closedate"] == "2026-09-30T03:00:00+03:00"
     assert (item["currencyId"], item["opportunity"], item["isManualOpportunity"]) == ("USD", 12.5, "Y")
     assert "madeUpField" not in item
 
@@ -268,7 +269,7 @@ def test_rows_follow_the_owners_permissions(portal):
 
 
 def test_a_catalog_product_lends_its_name_to_a_row(portal):
-    product = portal.ok("catalog.product.add", {"fields": {"iblockId": 25, "name": "Blue widget"}})["product"]
+    product = portal.ok("catalog.product.add", {"fields": {"iblockId": 25, "name": "Blue widget"}})["element"]
     item = portal.invoice()
     row = portal.ok(
         "crm.item.productrow.add",
@@ -499,7 +500,7 @@ def test_the_catalog_needs_its_iblock_and_keeps_prices_apart(portal):
                 "xmlId": "item-1",
             }
         },
-    )["product"]
+    )["element"]
     portal.ok(
         "catalog.price.add",
         {"fields": {"productId": product["id"], "catalogGroupId": 1, "price": 9.5, "currency": "NZD"}},

@@ -7,8 +7,9 @@ run the stages over a list of `Work` items (context.py), one per invoice:
 
     read      read.py + sources.py   invoices, product rows, unlinked clients (Bitrix24 batch rounds)
     contacts  contacts.py            find or create the Xero contact of each client, in bulk
-    map       map.py                 the Xero invoice we would send; unchanged / echo settled here
-    decide    decide.py              status by Xero's rules, refusals, then the pluggable CHECKS
+    map       map.py                 the Xero invoice we would send, fingerprinted
+    drift     drift.py               Xero's own version: force a push where it differs, or hold
+    decide    decide.py              unchanged / echo, status by Xero's rules, refusals, CHECKS
     write     write.py               lost-create guard, POSTs of 50 with Idempotency-Keys
     record    record.py              Xero's answer onto the InvoiceLink (compare-and-set), log
     payments  payments.py            pay the amount due where a stage maps to PAID
@@ -28,8 +29,8 @@ Where things plug in:
   registered in sources.SOURCES under its entity type; job targets are "<entity type>:<id>";
 - a decision that keeps an invoice from Xero (hold when totals differ, issue 11): a check appended
   to decide.CHECKS that settles the item through outcomes;
-- a forced re-push (issue 16): Work.force = True makes map and decide treat the content as
-  changed, so it is sent even when our fingerprint matches the last push.
+- a forced re-push (issue 16): the drift stage sets item.gate (force / hold); decide then sends
+  the invoice even when our fingerprint matches the last push.
 """
 
 from sync.services.push.context import PushReport, Work

@@ -13,6 +13,7 @@ from sync.mappers.invoice import ItemRef
 from sync.mappers.stage import Decision
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSettings
 from sync.services.contacts import ClientKey, CountingXero
+from sync.services.drift import Gate
 from sync.stage_map import stage_map_load
 
 SMART_INVOICE = 31
@@ -44,9 +45,6 @@ class Work:
     job: SyncJob | None
     trigger: str
     entity_type: int = SMART_INVOICE
-    # A forced push (e.g. "Create / Edit on Xero" when Xero differs) is sent even when our
-    # fingerprint says nothing changed since the last push.
-    force: bool = False
     # read
     invoice: dict | None = None
     rows: list[dict] = field(default_factory=list)
@@ -58,6 +56,8 @@ class Work:
     link: InvoiceLink | None = None
     content: dict | None = None  # the Xero invoice without Status
     content_hash: str = ""
+    # drift: forced (Xero differs and the user asked), held (Xero's change wins), Xero's current state
+    gate: Gate = field(default_factory=Gate)
     # decide
     decision: Decision | None = None
     body: dict | None = None  # what is sent (content + Status + InvoiceID)

@@ -17,6 +17,7 @@ from sync.services.log import sync_log_write
 from sync.services.push.contacts import contacts_stage
 from sync.services.push.context import PassContext, PushReport, Work, unfinished
 from sync.services.push.decide import decide_stage
+from sync.services.push.drift import drift_stage
 from sync.services.push.map import map_stage
 from sync.services.push.outcomes import defer, fail_all, finish, note_reconnect_needed, take_dirty
 from sync.services.push.payments import payments_stage
@@ -116,7 +117,7 @@ def _work_of(ctx: PassContext, jobs: list[SyncJob]) -> list[Work]:
 
 
 def run_stages(ctx: PassContext, items: list[Work]) -> None:
-    """read -> resolve contacts -> map -> decide -> write (+ record per batch) -> payments. Each stage
+    """read -> resolve contacts -> map -> drift -> decide -> write (+ record per batch) -> payments. Each stage
     settles the invoices it can (sync.services.push.outcomes) and hands on the rest; whatever is
     left at the end had nothing to do. An unexpected exception (a bug, the database) must not leave
     jobs running until their lease: it fails what is unsettled as retryable, one entry each."""
@@ -126,6 +127,7 @@ def run_stages(ctx: PassContext, items: list[Work]) -> None:
         clients = read_stage(ctx, items)
         contacts_stage(ctx, unfinished(items), clients)
         map_stage(ctx, unfinished(items))
+        drift_stage(ctx, unfinished(items))
         decide_stage(ctx, unfinished(items))
         write_stage(ctx, unfinished(items), then=record_stage)
         payments_stage(ctx, unfinished(items))

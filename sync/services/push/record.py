@@ -20,6 +20,7 @@ from integrations.common.errors import PermanentError, RetryableError
 from sync.mappers.canonical import invoice_pull_fingerprint
 from sync.mappers.money import to_decimal
 from sync.models import InvoiceLink, SyncLogEntry
+from sync.services.drift import payment_values, pushed_content, xero_invoice_dict
 from sync.services.push.context import PassContext, Work
 from sync.services.push.outcomes import fail, finish
 from sync.services.push.sources import source_for
@@ -50,6 +51,15 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
             last_error="",
             last_error_permanent=False,
             last_pushed_at=timezone.now(),
+            # Xero now holds Bitrix24's version: no drift, nothing accepted; the JSON and the totals
+            # Xero computed are what later versions are compared with (sync.services.drift).
+            last_pushed_content=pushed_content(item.content, element),
+            drift=[],
+            drift_detected_at=None,
+            drift_xero_hash="",
+            xero_accepted_hash="",
+            xero_accepted_at=None,
+            **payment_values(xero_invoice_dict(element)),
         )
     except IntegrityError:
         message = f"Xero invoice {element.invoice_number} is already linked to another Bitrix24 invoice."
@@ -67,6 +77,11 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
     else:
         ctx.report.updated += 1
     message = item.decision.message if item.decision else ""
+    if item.gate.force and item.gate.differences:
+        shown = "; ".join(f"{d.label} {d.xero or '—'} → {d.bitrix24 or '—'}" for d in item.gate.differences[:5])
+        message = (message + " " if message else "") + f"Xero differed from Bitrix24; restored ({shown})."
+    elif item.gate.force:
+        message = (message + " " if message else "") + "Changed in Xero; restored Bitrix24's version."
     if item.gap_message:
         message = (
             (message + " " if message else "") + "Pushed anyway; Xero's totals are authoritative. " + item.gap_message
