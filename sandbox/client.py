@@ -53,11 +53,19 @@ class SandboxClient:
         status: int | None = None,
         times: int = 1,
         delay_s: float = 0,
+        *,
+        after: bool = False,
         query: str = "",
         body: dict | None = None,
         retry_after: float | None = None,
     ) -> None:
+        """Fail the next `times` matching calls; with after=True the request is applied first and
+        only its answer fails (the write happened, the caller never heard). `query`: only calls
+        whose decoded query string contains it; `body`: the answer's JSON; `retry_after`: its
+        Retry-After header."""
         payload = {"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s}
+        if after:
+            payload["after"] = True
         if query:
             payload["query"] = query
         if retry_after is not None:

@@ -50,6 +50,11 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
             return _bad_request('"status", "times" and "delay_s" must be numbers')
         if status is None and not delay_s:
             return _bad_request('a fault needs a "status", a "delay_s", or both')
+        after = body.get("after", False)
+        if not isinstance(after, bool):
+            return _bad_request('"after" must be true or false')
+        if after and status is None:
+            return _bad_request('a fault with "after": true needs the "status" its answer fails with')
         try:
             retry_after = float(body["retry_after"]) if body.get("retry_after") is not None else None
         except (TypeError, ValueError):
@@ -62,6 +67,7 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
             times,
             delay_s,
             body.get("body"),
+            after,
             query=str(body.get("query") or ""),
             retry_after=retry_after,
         )

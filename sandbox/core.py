@@ -84,6 +84,7 @@ class Fault:
     times: int
     delay_s: float = 0.0
     body: dict | None = None
+    after: bool = False  # apply the request first, then fail its answer (the caller never hears)
     query: str = ""  # when set, only requests whose decoded query string contains it
     retry_after: float | None = None  # a Retry-After header on the injected answer
 
