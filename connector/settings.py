@@ -339,6 +339,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 3600.0,
         "options": {"expires": 1800},
     },
+    # Every linked invoice compared with Xero (sync.services.reconcile): ceil(n/50) Xero reads a portal.
+    "reconcile-nightly": {
+        "task": "sync.tasks.reconcile.reconcile_nightly_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
+    },
     "tokens-keepalive": {
         "task": "sync.tasks.sweeps.tokens_keepalive_task",
         "schedule": 24 * 3600.0,
