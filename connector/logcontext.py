@@ -7,8 +7,9 @@ Context lives in contextvars (one value per thread / per asyncio task):
   logged after a frame sign-in carry that request's portal too.
 - Celery tasks get the task id as their request id, and the portal / job / inbox event named by
   their arguments (`portal_id`, `job_id`, `event_id`) — see `celery_task_context`.
-- `bind(portal=..., invoice=..., job=...)` sets more for a block (the per-invoice lock does it for
-  the invoice: integrations/common/locks.py).
+- `bind(portal=..., invoice=..., job=...)` sets more for a block.
+- Every sync outcome (a SyncLogEntry: one per invoice pushed, pulled, refused, failed...) is also
+  one log line, `sync.outcome`, with that invoice's ids (`sync_outcome_logged`).
 
 `ContextFilter` copies them onto each record as `request_id`, `portal`, `invoice`, `job` and `task`;
 the JSON formatter (production) writes them as fields, `PlainFormatter` (development) as
@@ -91,6 +92,30 @@ class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.context = "".join(f" {name}={getattr(record, name, '')}" for name in FIELDS if getattr(record, name, ""))
         return super().format(record)
+
+
+# --- sync outcomes -----------------------------------------------------------------------------------
+
+_outcome_logger = logging.getLogger("sync.outcome")
+# Outcomes that change nothing are many (sweeps, echoes): kept out of INFO.
+_QUIET_OUTCOMES = {"skipped_unchanged", "echo_dropped"}
+_LOUD_OUTCOMES = {"failed": logging.WARNING, "refused": logging.WARNING}
+
+
+def sync_outcome_logged(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """post_save of SyncLogEntry: the same outcome as one log line, with its portal and invoice."""
+    if not created:
+        return
+    level = logging.DEBUG if instance.outcome in _QUIET_OUTCOMES else _LOUD_OUTCOMES.get(instance.outcome, logging.INFO)
+    if not _outcome_logger.isEnabledFor(level):
+        return
+    ids: dict[str, str] = {"portal": str(instance.portal_id)}
+    if instance.object_kind == "invoice" and instance.bitrix24_id:
+        ids["invoice"] = str(instance.bitrix24_id)
+    what = f"{instance.object_kind} {instance.bitrix24_id or instance.xero_id or ''}".strip()
+    number = f" ({instance.invoice_number})" if instance.invoice_number else ""
+    message = f": {instance.message}" if instance.message else ""
+    _outcome_logger.log(level, "%s %s%s %s%s", instance.direction, what, number, instance.outcome, message, extra=ids)
 
 
 # --- web -------------------------------------------------------------------------------------------

@@ -9,14 +9,12 @@ lock forever.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redis.exceptions import LockError
 
-from connector import logcontext
 from connector.coordination import redis_client
 
 
@@ -28,25 +26,9 @@ _local_locks: dict[str, threading.Lock] = {}
 _local_guard = threading.Lock()
 
 
-# The per-invoice lock (sync/services/locks.py names it): work done under it is about that invoice,
-# so log lines inside the block carry its ids (connector/logcontext.py).
-_INVOICE_LOCK = re.compile(r"^lock:invoice:(\d+):(\d+)$")
-
-
 @contextmanager
 def redis_lock(name: str, *, ttl_s: float, wait_s: float) -> Iterator[None]:
     """Hold the lock `name` for the block; wait up to `wait_s` for it, else raise LockTimeout."""
-    invoice = _INVOICE_LOCK.match(name)
-    if invoice is None:
-        with _lock(name, ttl_s=ttl_s, wait_s=wait_s):
-            yield
-        return
-    with logcontext.bind(portal=invoice.group(1), invoice=invoice.group(2)), _lock(name, ttl_s=ttl_s, wait_s=wait_s):
-        yield
-
-
-@contextmanager
-def _lock(name: str, *, ttl_s: float, wait_s: float) -> Iterator[None]:
     client = redis_client()
     if client is None:
         with _local_guard:

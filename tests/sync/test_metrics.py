@@ -66,3 +66,18 @@ def test_after_a_sync_the_web_and_worker_counters_moved(
     assert sample(after, "connector_job_oldest_pending_age_seconds", portal=str(acme.pk)) == 0
     assert sample(after, "connector_xero_connections", status="active") == 1
     assert f'connector_xero_daily_calls_used{{tenant="{acme_xero.tenant_id}"}}' in after
+
+
+def test_a_sync_outcome_is_also_one_log_line_with_the_invoice_ids(lone_portal, caplog):
+    import logging
+
+    from sync.services.log import sync_log_write
+
+    caplog.set_level(logging.INFO, logger="sync.outcome")
+    sync_log_write(
+        portal=lone_portal, direction="push", trigger="event", outcome="failed", bitrix24_id=42, message="no contact"
+    )
+    (record,) = [r for r in caplog.records if r.name == "sync.outcome"]
+    assert record.levelno == logging.WARNING
+    assert (record.portal, record.invoice) == (str(lone_portal.pk), "42")
+    assert record.getMessage() == "push invoice 42 failed: no contact"
