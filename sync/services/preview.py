@@ -19,6 +19,7 @@ from decimal import Decimal
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
 from sync.mappers import MappingError
+from sync.mappers.canonical import invoice_push_fingerprint
 from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
 from sync.mappers.invoice import (
     ItemRef,
@@ -38,6 +39,14 @@ from sync.stage_map import stage_map_load
 
 SMART_INVOICE = 31
 PLACEHOLDER_CONTACT = "00000000-0000-0000-0000-000000000000"
+HEADER_LABELS = (
+    ("InvoiceNumber", "Invoice number"),
+    ("Reference", "Reference"),
+    ("Date", "Date"),
+    ("DueDate", "Due date"),
+    ("CurrencyCode", "Currency"),
+    ("LineAmountTypes", "Amounts are"),
+)
 
 
 @dataclass
@@ -110,10 +119,7 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         preview.reasons.append(str(exc))
         preview.bitrix24 = bitrix24_totals(invoice)
         return preview
-    preview.header = {
-        key: content.get(key, "")
-        for key in ("InvoiceNumber", "Reference", "Date", "DueDate", "CurrencyCode", "LineAmountTypes")
-    }
+    preview.header = {label: content.get(key, "") for key, label in HEADER_LABELS}
     rates = mapping.rates_by_tax_type()
     amount_type = content["LineAmountTypes"]
     for line, row in zip(content["LineItems"], rows, strict=True):
@@ -162,6 +168,20 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         if gate.hold:
             preview.action = "held"
             preview.reasons.append(gate.message)
+    stage = str(invoice.get("stageId") or "")
+    unchanged = (
+        known
+        and stage == link.last_bitrix24_stage_id
+        and invoice_push_fingerprint(content) == link.last_pushed_hash
+        and not link.drift
+    )
+    if unchanged and preview.action != "held":
+        preview.action = "nothing"
+        preview.reasons.append(
+            "Unchanged since the last push. Create / Edit on Xero first reads Xero's version and "
+            "sends Bitrix24's only where Xero differs."
+        )
+        return preview
     decision = xero_status_for_push(
         link.last_xero_status if known else None,
         wanted,
