@@ -110,6 +110,25 @@ class SyncSettings(models.Model):
         default=False, help_text="Create a Bitrix24 payment record when Xero reports the invoice PAID."
     )
 
+    class CurrencyRateSource(models.TextChoices):
+        XERO = "xero", "Xero's rate (Xero uses its daily rate)"
+        BITRIX24 = "bitrix24", "Bitrix24's rate (sent as the invoice's CurrencyRate)"
+
+    totals_tolerance_cents = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="An invoice whose Xero total would differ from Bitrix24's by at most this many cents is "
+        "pushed as DRAFT only, with the difference noted; 0 = hold every difference.",
+    )
+    manual_amount_account_code = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text="A hand-entered Bitrix24 amount is sent with the difference to its rows as an adjustment "
+        "line to this Xero account; empty = hold such invoices.",
+    )
+    currency_rate_source = models.CharField(
+        max_length=10, choices=CurrencyRateSource.choices, default=CurrencyRateSource.XERO
+    )
+
     class DriftWinner(models.TextChoices):
         BITRIX24 = "bitrix24", "Bitrix24 (automatic sync restores Bitrix24's version)"
         XERO = "xero", "Xero (automatic sync keeps changes made in Xero)"
@@ -162,8 +181,11 @@ class SyncSettings(models.Model):
         """tax_types with "none" turned back into None, the form MappingSettings takes."""
         return {None if key == "none" else key: value for key, value in (self.tax_types or {}).items()}
 
-    def to_mapping_settings(self, *, items: Mapping[int, ItemRef] | None = None) -> MappingSettings:
-        """The plain values invoice_to_xero needs. `items` are the portal's ItemLinks by product id."""
+    def to_mapping_settings(
+        self, *, items: Mapping[int, ItemRef] | None = None, xero_tax_rates: list[dict] | None = None
+    ) -> MappingSettings:
+        """The plain values invoice_to_xero needs. `items` are the portal's ItemLinks by product id;
+        `xero_tax_rates` the organisation's (reference cache), to name them in a missing-rate error."""
         return MappingSettings(
             default_account_code=self.default_account_code,
             tax_types=self.tax_type_map(),
@@ -171,4 +193,5 @@ class SyncSettings(models.Model):
             force_exclusive=self.line_amounts == self.LineAmounts.EXCLUSIVE,
             bitrix24_domain=self.portal.domain,
             items=items or {},
+            xero_tax_rates=tuple(xero_tax_rates or ()),
         )

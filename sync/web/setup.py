@@ -26,6 +26,7 @@ from accounts.auth import frame_login_required
 from accounts.models import Portal, XeroConnection
 from accounts.services.frame import frame_session_bitrix24_client
 from integrations.common.errors import ExternalAPIError
+from sync.mappers import tax_map
 from sync.mappers.stage import XERO_STATUSES
 from sync.models import StageMapping, SyncSettings, XeroStatus, XeroStatusMapping
 from sync.services.stages import stage_map_refresh
@@ -97,14 +98,23 @@ def _load(request: HttpRequest, *, refresh_stages: bool) -> SetupContext:
         vats = []  # the tax-rate map then shows the rates already stored
     keys = {"none"} | {_rate_key(v.get("rate")) for v in vats if v.get("rate") is not None}
     keys |= set((ctx.settings.tax_types or {}).keys())
-    ctx.bitrix24_rates = [
-        {
-            "key": key,
-            "label": "Rows without tax" if key == "none" else f"{key}%",
-            "value": ctx.settings.tax_types.get(key, ""),
-        }
-        for key in sorted(keys, key=lambda k: (k != "none", float(k) if k != "none" else 0))
-    ]
+    ctx.bitrix24_rates = []
+    for key in sorted(keys, key=lambda k: (k != "none", float(k) if k != "none" else 0)):
+        # Only Xero sales tax rates of the same effective rate are offered; an unmapped rate gets
+        # the best of them proposed (15% -> the 15% output rate, 0% -> zero-rated, none -> no tax).
+        options = tax_map.matching(key, ctx.tax_rates)
+        stored = ctx.settings.tax_types.get(key, "")
+        proposed = "" if stored else tax_map.propose(key, ctx.tax_rates)
+        ctx.bitrix24_rates.append(
+            {
+                "key": key,
+                "label": "Rows without tax" if key == "none" else f"{key}%",
+                "value": stored or proposed,
+                "proposed": bool(proposed),
+                "options": options,
+                "stored_mismatch": tax_map.mismatch(key, stored, ctx.tax_rates) if stored and ctx.tax_rates else "",
+            }
+        )
     return ctx
 
 
@@ -128,6 +138,7 @@ def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> Ht
             "revenue_accounts": [a for a in accounts if a["type"] in REVENUE_TYPES],
             "other_accounts": [a for a in accounts if a["type"] not in REVENUE_TYPES],
             "saved": request.GET.get("saved") == "1",
+            "currency_rate_sources": SyncSettings.CurrencyRateSource.choices,
             "xero_ready": not ctx.xero_error,
         },
         status=status,
@@ -157,15 +168,21 @@ def _validate_settings(ctx: SetupContext, data) -> dict:
     )
     values["default_tax_type"] = pick("default_tax_type", tax_types, "Choose a Xero tax rate that applies to sales.")
     values["default_currency"] = pick("default_currency", currencies, "Choose a currency enabled in Xero.")
-    tax_map = {}
+    chosen_map = {}
     for row in ctx.bitrix24_rates:
         name = f"tax:{row['key']}"
         value = (data.get(name) or "").strip()
         if value:
             if value not in tax_types:
                 ctx.errors.setdefault(name, []).append("Choose a Xero tax rate that applies to sales.")
-            tax_map[row["key"]] = value
-    values["tax_types"] = tax_map or {"none": "NONE"}
+            else:
+                # A saved mismatch is refused with the reason (issue 11 point 3).
+                problem = tax_map.mismatch(row["key"], value, ctx.tax_rates)
+                if problem:
+                    ctx.errors.setdefault(name, []).append(problem)
+            chosen_map[row["key"]] = value
+    values["tax_types"] = chosen_map or {"none": "NONE"}
+    _validate_amounts(ctx, data, values, codes)
     values["record_payment_on_paid"] = data.get("record_payment_on_paid") == "on"
     values["payment_account_code"] = pick(
         "payment_account_code", bank_codes, "Choose a Xero bank account to record payments to.", required=False
@@ -179,6 +196,26 @@ def _validate_settings(ctx: SetupContext, data) -> dict:
     winner = data.get("drift_winner") or (ctx.settings.drift_winner if ctx.settings else "")
     values["drift_winner"] = winner if winner in SyncSettings.DriftWinner.values else SyncSettings.DriftWinner.BITRIX24
     return values
+
+
+def _validate_amounts(ctx: SetupContext, data, values: dict, codes: set[str]) -> None:
+    """The exactness choices (issue 11): a tolerance for drafts, hand-entered amounts, exchange rates."""
+    raw = (data.get("totals_tolerance_cents") or "0").strip()
+    try:
+        cents = int(raw)
+        if not 0 <= cents <= 100:
+            raise ValueError
+        values["totals_tolerance_cents"] = cents
+    except ValueError:
+        ctx.errors.setdefault("totals_tolerance_cents", []).append("Enter a whole number of cents from 0 to 100.")
+    account = (data.get("manual_amount_account_code") or "").strip()
+    if account and account not in codes:
+        ctx.errors.setdefault("manual_amount_account_code", []).append("Choose an active Xero account.")
+    values["manual_amount_account_code"] = account
+    source = (data.get("currency_rate_source") or SyncSettings.CurrencyRateSource.XERO).strip()
+    if source not in SyncSettings.CurrencyRateSource.values:
+        ctx.errors.setdefault("currency_rate_source", []).append("Choose Xero's rate or Bitrix24's.")
+    values["currency_rate_source"] = source
 
 
 def _validate_map(ctx: SetupContext, data) -> tuple[dict[str, str], dict[str, str]]:
