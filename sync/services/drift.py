@@ -239,6 +239,7 @@ class Gate:
     differences: tuple = ()
     xero_status: str | None = None
     amount_paid: Decimal | None = None
+    current: Mapping | None = None
 
 
 HOLD_ACCEPTED = (
@@ -263,12 +264,15 @@ def push_gate(
     if user_asked:
         if current is None:
             return Gate()
-        differences = tuple(differences_for(content, current))
+        # Xero against what we sent last (the lines exactly as sent, whatever the push chose to make
+        # them exact); an invoice changed in Bitrix24 since is pushed anyway.
+        differences = tuple(differences_for(link.last_pushed_content or content, current))
         return Gate(
             force=bool(differences),
             differences=differences,
             xero_status=str(current.get("Status") or "") or None,
             amount_paid=to_decimal(current.get("AmountPaid") or 0),
+            current=current,
         )
     if link.xero_accepted_hash:
         return Gate(hold=True, message=HOLD_ACCEPTED)

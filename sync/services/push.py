@@ -58,7 +58,15 @@ from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, Decision, xero_status_for_push, xero_status_for_stage
 from sync.models import ContactLink, Direction, InvoiceLink, ItemLink, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.contacts import ClientKey, CountingXero, contacts_ensure
-from sync.services.drift import Gate, payment_values, push_gate, pushed_content, xero_current, xero_invoice_dict
+from sync.services.drift import (
+    Gate,
+    differences_for,
+    payment_values,
+    push_gate,
+    pushed_content,
+    xero_current,
+    xero_invoice_dict,
+)
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
@@ -813,9 +821,11 @@ def _decide(ctx: _Pass, items: list[_Work]) -> None:
         )
         item.decision = decision
         if decision.refused:
-            if gate.differences:
+            shown_differences = differences_for(item.content, gate.current) if gate.current else []
+            if shown_differences:
                 shown = "; ".join(
-                    f"{d.label}: {d.bitrix24 or '—'} in Bitrix24, {d.xero or '—'} in Xero" for d in gate.differences[:5]
+                    f"{d.label}: {d.bitrix24 or '—'} in Bitrix24, {d.xero or '—'} in Xero"
+                    for d in shown_differences[:5]
                 )
                 decision = dataclasses.replace(
                     decision,
@@ -954,7 +964,7 @@ def _store_pushed(ctx: _Pass, item: _Work, element) -> None:
             last_pushed_at=timezone.now(),
             # Xero now holds Bitrix24's version: no drift, nothing accepted; the JSON and the totals
             # Xero computed are what later versions are compared with (sync.services.drift).
-            last_pushed_content=pushed_content(item.content, element),
+            last_pushed_content=pushed_content(_sent_content(item), element),
             drift=[],
             drift_detected_at=None,
             drift_xero_hash="",
@@ -1006,6 +1016,11 @@ def _store_pushed(ctx: _Pass, item: _Work, element) -> None:
         details=details,
         counted=True,
     )
+
+
+def _sent_content(item: _Work) -> dict:
+    """What was sent, as drift compares it later: the body without the write-only parts."""
+    return {k: v for k, v in (item.body or item.content or {}).items() if k not in ("Status", "InvoiceID")}
 
 
 def _record_payments(ctx: _Pass, items: list[_Work]) -> None:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sync', '0003_drift_reconciliation_xero_payments'),
+        ('sync', '0004_money_exactness'),
     ]
 
     operations = [
