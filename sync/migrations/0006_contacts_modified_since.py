@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sync', '0004_money_exactness'),
+        ('sync', '0005_xero_status_mapping_entity_type'),
     ]
 
     operations = [
