@@ -31,8 +31,7 @@ from accounts.errors import Refused, Unverified, UpstreamFailed
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
-from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info
-from integrations.bitrix24.oauth import bitrix24_refresh
+from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError
 from integrations.common.tokens import token_ensure_fresh
 

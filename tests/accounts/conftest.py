@@ -14,7 +14,6 @@ import requests
 
 from accounts.models import Portal
 
-
 BITRIX24_CLIENT_ID = "local.accounts-tests"
 BITRIX24_CLIENT_SECRET = "accounts-tests-secret"
 
