@@ -46,12 +46,19 @@ class SandboxClient:
     def limits(self, enabled: bool, time_scale: float = 1.0) -> dict:
         return self._call("POST", "/_sandbox/limits", json={"enabled": enabled, "time_scale": time_scale})
 
-    def fault(self, system: str, match: str, status: int | None = None, times: int = 1, delay_s: float = 0) -> None:
-        self._call(
-            "POST",
-            "/_sandbox/faults",
-            json={"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s},
-        )
+    def fault(
+        self,
+        system: str,
+        match: str,
+        status: int | None = None,
+        times: int = 1,
+        delay_s: float = 0,
+        location: str | None = None,
+    ) -> None:
+        body = {"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s}
+        if location is not None:
+            body["location"] = location  # a 3xx answer redirecting there (a portal's domain change)
+        self._call("POST", "/_sandbox/faults", json=body)
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")

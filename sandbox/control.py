@@ -50,7 +50,10 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
             return _bad_request('"status", "times" and "delay_s" must be numbers')
         if status is None and not delay_s:
             return _bad_request('a fault needs a "status", a "delay_s", or both')
-        fault = Fault(system, method.upper(), target, status, times, delay_s, body.get("body"))
+        location = body.get("location")
+        if location is not None and not (isinstance(location, str) and status and 300 <= status < 400):
+            return _bad_request('"location" goes with a 3xx "status" and must be a URL')
+        fault = Fault(system, method.upper(), target, status, times, delay_s, body.get("body"), location)
         with sandbox.lock:
             sandbox.faults.append(fault)
         return jsonify({"ok": True, "faults": len(sandbox.faults)})

@@ -84,6 +84,9 @@ class Fault:
     times: int
     delay_s: float = 0.0
     body: dict | None = None
+    # A 3xx fault redirects here: Bitrix24 answers 302 to the portal's new address after a domain
+    # change (settings/how-to-call-rest-api/change-domen.md).
+    location: str | None = None
 
     def matches(self, system: str, method: str, path: str, target: str) -> bool:
         if self.system != system or self.times <= 0:
