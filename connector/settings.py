@@ -154,6 +154,14 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded mode: SQLite has no row locks, so every transaction takes the write lock when it
+    # begins (IMMEDIATE): claims of jobs and inbox rows are serialised between the web server and
+    # the worker, and a read-then-write never fails on a lock upgrade. Waiters queue for 30 s; WAL
+    # lets readers go on while one writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis carries the broker, the locks and the shared throttles. Without it the service still runs
@@ -280,6 +288,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "accounts.tasks.expired_credentials_delete_task",
         "schedule": 3600.0,
         "options": {"expires": 1800},
+    },
+    # Every linked invoice compared with Xero (sync.services.reconcile): ceil(n/50) Xero reads a portal.
+    "reconcile-nightly": {
+        "task": "sync.tasks.reconcile.reconcile_nightly_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
     },
     "tokens-keepalive": {
         "task": "sync.tasks.sweeps.tokens_keepalive_task",

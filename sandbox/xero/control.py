@@ -69,6 +69,25 @@ def register(bp: Blueprint, sandbox) -> None:
         world.emit(org.id, outcome.events)
         return jsonify(result)
 
+    @bp.post("/_sandbox/xero/invoices/<invoice_id>/edit")
+    def edit_invoice(invoice_id: str):
+        """A user's edit in Xero's invoice screen: any invoice fields (LineItems replace the lines),
+        with the API's rules (no edits once paid or voided)."""
+        element = {key: value for key, value in body().items() if key not in ("InvoiceID", "Type")}
+        if not element:
+            return _bad_request('send the fields to change, e.g. {"Reference": "..."}')
+        with sandbox.lock:
+            found = world.find_invoice(invoice_id)
+            if found is None:
+                return _bad_request(f"No invoice {invoice_id}", 404)
+            org, invoice = found
+            outcome = invoices.write_invoice(org, element, target_id=invoice["InvoiceID"], unitdp=4)
+            if not outcome.ok:
+                return _bad_request("; ".join(outcome.errors))
+            result = {"invoice": invoices.render_invoice(org, outcome.entity)}
+        world.emit(org.id, outcome.events)
+        return jsonify(result)
+
     @bp.post("/_sandbox/xero/tokens/expire")
     def expire_tokens():
         with sandbox.lock:

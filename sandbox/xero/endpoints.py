@@ -112,6 +112,37 @@ def register(bp: Blueprint, sandbox) -> None:
             rendered = invoices.render_invoice(call.org, invoice, unitdp=unitdp())
         return json_response(200, envelope("Invoices", [rendered]))
 
+    @bp.get(f"{PREFIX}/Invoices/<key>/OnlineInvoice")
+    @api
+    def get_online_invoice(call: Call, key: str):
+        # getOnlineInvoice (xero_accounting.yaml): {"OnlineInvoices": [{"OnlineInvoiceUrl": ...}]}. Xero
+        # offers the customer-facing page only for approved sales invoices (xero-api.md §3, table).
+        with sandbox.lock:
+            invoice = call.org.invoices.get(key.lower()) if is_guid(key) else None
+            if invoice is None:
+                return not_found()
+            refused = invoices.online_invoice_refusal(invoice)
+            if refused:
+                return json_response(400, validation_exception([{"ValidationErrors": [{"Message": refused}]}]))
+            url = f"{sandbox.base_url}/xero/in/{invoices.online_invoice_token(invoice)}"
+        return json_response(200, envelope("OnlineInvoices", [{"OnlineInvoiceUrl": url}]))
+
+    @bp.get("/xero/in/<token>")
+    def online_invoice_page(token: str):
+        # What the customer opens: a plain page naming the invoice and what is due.
+        with sandbox.lock:
+            found = invoices.find_by_online_token(world, token)
+            if found is None:
+                return not_found()
+            org, invoice = found
+            text = (
+                f"<!doctype html><title>Invoice {invoice.get('InvoiceNumber') or ''}</title>"
+                f"<h1>{org.name}: invoice {invoice.get('InvoiceNumber') or ''}</h1>"
+                f"<p>Total {invoice.get('Total')} {invoice.get('CurrencyCode') or ''}; "
+                f"paid {invoice.get('AmountPaid')}; due {invoice.get('AmountDue')}.</p>"
+            )
+        return Response(text, mimetype="text/html")
+
     def invoice_writer(call: Call, create_only: bool, target: str | None = None):
         places = unitdp()
 

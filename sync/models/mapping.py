@@ -109,6 +109,17 @@ class SyncSettings(models.Model):
     create_bitrix24_payment_on_paid = models.BooleanField(
         default=False, help_text="Create a Bitrix24 payment record when Xero reports the invoice PAID."
     )
+
+    class DriftWinner(models.TextChoices):
+        BITRIX24 = "bitrix24", "Bitrix24 (automatic sync restores Bitrix24's version)"
+        XERO = "xero", "Xero (automatic sync keeps changes made in Xero)"
+
+    drift_winner = models.CharField(
+        max_length=10,
+        choices=DriftWinner.choices,
+        default=DriftWinner.BITRIX24,
+        help_text="When an invoice was changed in Xero, which side automatic sync keeps. Drift is always shown.",
+    )
     setup_completed = models.BooleanField(default=False)
     # Sweeps read changes since these marks (minus an overlap) and advance them when a pass completes.
     bitrix24_updated_since = models.DateTimeField(null=True, blank=True)

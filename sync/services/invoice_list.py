@@ -98,11 +98,13 @@ class InvoiceRow:
 
     @property
     def link_state(self) -> str:
-        """One word for the badge and for tests: queued, failed, linked or unlinked."""
+        """One word for the badge and for tests: queued, failed, changed, linked or unlinked."""
         if self.job_status:
             return "queued"
         if self.link is not None and self.link.last_error:
             return "failed"
+        if self.link is not None and self.link.xero_invoice_id and self.link.drift:
+            return "changed"  # Changed in Xero (sync.services.drift): the diff is on the invoice page
         if self.link is not None and self.link.xero_invoice_id:
             return "linked"
         return "unlinked"

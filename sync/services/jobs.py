@@ -13,13 +13,14 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, F, Q, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
@@ -132,25 +133,6 @@ def _dispatch_on_commit(portal_id: int, kind: str, countdown: float | None = Non
 
 # --- enqueue and claim ----------------------------------------------------------------------------
 
-_ENQUEUE_SQL = f"""
-INSERT INTO {SyncJob._meta.db_table}
-    (portal_id, kind, target, trigger, priority, requested_by, status, attempts, not_before,
-     last_error, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, '', %s, %s)
-ON CONFLICT (portal_id, kind, target) WHERE status = 'pending' DO UPDATE SET
-    -- A user waiting on a button outranks an event: take the better priority, their user id,
-    -- and do not make them wait out a retry backoff meant for background work.
-    priority = LEAST({SyncJob._meta.db_table}.priority, EXCLUDED.priority),
-    requested_by = CASE WHEN EXCLUDED.priority < {SyncJob._meta.db_table}.priority
-        THEN COALESCE(EXCLUDED.requested_by, {SyncJob._meta.db_table}.requested_by)
-        ELSE {SyncJob._meta.db_table}.requested_by END,
-    not_before = CASE WHEN EXCLUDED.priority < {SyncJob._meta.db_table}.priority
-        THEN LEAST({SyncJob._meta.db_table}.not_before, EXCLUDED.not_before)
-        ELSE {SyncJob._meta.db_table}.not_before END,
-    updated_at = EXCLUDED.updated_at
-RETURNING id
-"""
-
 
 def job_enqueue(
     *,
@@ -162,41 +144,96 @@ def job_enqueue(
     requested_by: int | None = None,
 ) -> SyncJob:
     """The pending job for (portal, kind, target): a new one, or the one already waiting (its
-    priority raised when this request's is higher). The processor is dispatched after commit."""
+    priority raised when this request's is higher). The processor is dispatched after commit.
+
+    Portable upsert (PostgreSQL and SQLite): hurry the waiting job with conditional UPDATEs, else
+    insert in a savepoint. The partial unique constraint (one pending job per target) settles a
+    race: a concurrent insert of the same target fails here, and the next pass finds that job. A
+    waiting job claimed between the two steps is no longer pending, so the next pass inserts."""
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            _ENQUEUE_SQL,
-            [portal.pk, str(kind), target, str(trigger), int(priority), requested_by, now, now, now],
-        )
-        (job_id,) = cursor.fetchone()
-        _dispatch_on_commit(portal.pk, str(kind))
-    return SyncJob.objects.get(pk=job_id)
+    kind, priority = str(kind), int(priority)
+    with transaction.atomic():
+        for _ in range(_ENQUEUE_PASSES):
+            job_id = _hurry_pending(portal.pk, kind, target, priority, requested_by, now)
+            if job_id is None:
+                try:
+                    with transaction.atomic():
+                        job_id = SyncJob.objects.create(
+                            portal=portal,
+                            kind=kind,
+                            target=target,
+                            trigger=str(trigger),
+                            priority=priority,
+                            requested_by=requested_by,
+                            status=SyncJob.Status.PENDING,
+                            not_before=now,
+                        ).pk
+                except IntegrityError:
+                    continue  # a concurrent enqueue of the same target won: hurry that one
+            _dispatch_on_commit(portal.pk, kind)
+            return SyncJob.objects.get(pk=job_id)
+    raise RuntimeError(f"could not enqueue {kind} {target} for portal {portal.pk}: the pending job kept changing")
 
 
-_CLAIM_SQL = f"""
-WITH due AS (
-    SELECT id FROM {SyncJob._meta.db_table}
-    WHERE portal_id = %s AND kind = %s AND status = 'pending' AND not_before <= %s
-    ORDER BY priority, not_before, id
-    LIMIT %s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE {SyncJob._meta.db_table} AS job
-SET status = 'running', lease_until = %s, attempts = job.attempts + 1, updated_at = %s
-FROM due WHERE job.id = due.id
-RETURNING job.id
-"""
+# Each pass ends with a job unless the target's pending job is claimed or inserted by someone else
+# between our two statements; that cannot go on for long.
+_ENQUEUE_PASSES = 10
+
+
+def _hurry_pending(
+    portal_id: int, kind: str, target: str, priority: int, requested_by: int | None, now: datetime
+) -> int | None:
+    """The id of the target's pending job, after raising its priority if `priority` is better; None
+    when there is none. A user waiting on a button outranks an event: take the better priority,
+    their user id, and do not make them wait out a retry backoff meant for background work."""
+    job_id = (
+        SyncJob.objects.filter(portal_id=portal_id, kind=kind, target=target, status=SyncJob.Status.PENDING)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if job_id is None:
+        return None
+    pending = SyncJob.objects.filter(pk=job_id, status=SyncJob.Status.PENDING)
+    better: dict[str, Any] = {
+        "priority": priority,
+        "not_before": Least(F("not_before"), Value(now, output_field=DateTimeField())),
+        "updated_at": now,
+    }
+    if requested_by is not None:
+        better["requested_by"] = requested_by
+    # Each UPDATE re-checks the row (pending, and the priority) under its row lock.
+    if pending.filter(priority__gt=priority).update(**better) or pending.update(updated_at=now):
+        return job_id
+    return None  # claimed meanwhile: a new pending job is needed
 
 
 def jobs_claim(*, portal_id: int, kind: SyncJob.Kind | str, limit: int = 50) -> list[SyncJob]:
-    """Take up to `limit` due pending jobs, best priority first. Rows locked by a concurrent claim
-    are skipped, so two workers never get the same job."""
+    """Take up to `limit` due pending jobs, best priority first. Two workers never get the same job:
+    on PostgreSQL the due rows are locked FOR UPDATE SKIP LOCKED (a concurrent claim passes over
+    them); SQLite has no row locks but runs one write transaction at a time (IMMEDIATE mode, see
+    settings), which serialises claims. The UPDATE re-checks `pending` either way."""
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [portal_id, str(kind), now, limit, now + timedelta(seconds=JOB_LEASE_S), now])
-        ids = [row[0] for row in cursor.fetchall()]
-    return list(SyncJob.objects.filter(pk__in=ids).order_by("priority", "not_before", "id"))
+    lease = now + timedelta(seconds=JOB_LEASE_S)
+    with transaction.atomic():
+        due = (
+            SyncJob.objects.filter(
+                portal_id=portal_id, kind=str(kind), status=SyncJob.Status.PENDING, not_before__lte=now
+            )
+            .order_by("priority", "not_before", "id")
+            # Ignored by Django where the backend has no SELECT ... FOR UPDATE (SQLite).
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        ids = list(due)
+        if ids:
+            SyncJob.objects.filter(pk__in=ids, status=SyncJob.Status.PENDING).update(
+                status=SyncJob.Status.RUNNING, lease_until=lease, attempts=F("attempts") + 1, updated_at=now
+            )
+    return list(
+        SyncJob.objects.filter(pk__in=ids, status=SyncJob.Status.RUNNING, lease_until=lease).order_by(
+            "priority", "not_before", "id"
+        )
+    )
 
 
 def job_lease_renew(job: SyncJob, *, seconds: float = JOB_LEASE_S) -> bool:

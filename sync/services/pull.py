@@ -45,6 +45,7 @@ from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, stage_for_xero_status
 from sync.models import Direction, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.bitrix24_payments import PaidInvoice, bitrix24_payments_record
+from sync.services.drift import drift_observe, xero_invoice_dict
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
@@ -101,6 +102,8 @@ class XeroInvoiceState:
     status: str
     amount_paid: Decimal
     updated_at: datetime | None
+    # Xero's whole invoice as a plain dict (sync.services.drift): drift and payment details read it.
+    raw: Mapping = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def of(cls, invoice) -> XeroInvoiceState:
@@ -110,6 +113,7 @@ class XeroInvoiceState:
             status=str(invoice.status or ""),
             amount_paid=to_decimal(invoice.amount_paid or 0),
             updated_at=invoice.updated_date_utc,
+            raw=xero_invoice_dict(invoice),
         )
 
     def fingerprint(self, stage_id: str) -> str:
@@ -168,7 +172,7 @@ def _serve_jobs(*, portal: Portal, connection: XeroConnection, jobs: list[SyncJo
         chunk = ids[start : start + IDS_PER_CALL]
         try:
             # page=1 makes Xero answer full invoices; 50 IDs always fit one page.
-            answer = client.call("get_invoices", i_ds=[str(i) for i in chunk], page=1, page_size=IDS_PER_CALL)
+            answer = client.call("get_invoices", i_ds=[str(i) for i in chunk], page=1, page_size=IDS_PER_CALL, unitdp=4)
         except ExternalAPIError as error:
             report.errors.append(str(error))
             # A rate limit, an outage or a lost grant hits every later call too: the rest waits.
@@ -229,6 +233,7 @@ def statuses_pull_recent(*, portal: Portal, trigger: Trigger | str) -> PullRepor
                 order="UpdatedDateUTC ASC",
                 page=page,
                 page_size=PAGE_SIZE,
+                unitdp=4,
             )
             report.xero_calls += 1
             invoices = [XeroInvoiceState.of(invoice) for invoice in answer.invoices or []]
@@ -292,6 +297,15 @@ def _apply(
     outcomes: dict[uuid.UUID, ExternalAPIError | None] = dict.fromkeys(i.invoice_id for i in invoices)
     if not invoices:
         return outcomes
+    for invoice in invoices:
+        # Content drift and payment details first: an echo of our status is still news if the
+        # lines changed in Xero (sync.services.drift).
+        drift_observe(
+            portal=portal,
+            link=links[invoice.invoice_id],
+            actual=invoice.raw,
+            trigger=triggers.get(invoice.invoice_id, Trigger.WEBHOOK),
+        )
     stage_map = stage_map_load(portal)
     moves: list[_Move] = []
     newly_paid = [(links[i.invoice_id], i) for i in invoices if _newly_paid(links[i.invoice_id], i)]

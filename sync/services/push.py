@@ -31,6 +31,7 @@ What is stored, and why (the pull engine relies on it):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -57,6 +58,7 @@ from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, Decision, xero_status_for_push, xero_status_for_stage
 from sync.models import ContactLink, Direction, InvoiceLink, ItemLink, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.contacts import ClientKey, CountingXero, contacts_ensure
+from sync.services.drift import Gate, payment_values, push_gate, pushed_content, xero_current, xero_invoice_dict
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
@@ -179,6 +181,7 @@ class _Work:
     amount_paid: Decimal = Decimal(0)
     pushed_log: tuple | None = None  # (created, message, details) logged after the payment
     finished: bool = False
+    gate: Gate = field(default_factory=Gate)  # drift: forced, held, Xero's current state
 
 
 class _Pass:
@@ -718,6 +721,12 @@ def _resolve_contacts(ctx: _Pass, items: list[_Work], clients: dict[ClientKey, d
             )
 
 
+def _user_asked(item: _Work) -> bool:
+    # The button's job, or an event job the button raised to USER priority (job_enqueue keeps the
+    # first trigger but takes the better priority).
+    return item.job is not None and (item.trigger == Trigger.BUTTON or item.job.priority == SyncJob.Priority.USER)
+
+
 def _decide(ctx: _Pass, items: list[_Work]) -> None:
     links = {
         link.bitrix24_id: link
@@ -725,6 +734,24 @@ def _decide(ctx: _Pass, items: list[_Work]) -> None:
             portal=ctx.portal, bitrix24_entity_type=SMART_INVOICE, bitrix24_id__in=[i.invoice_id for i in items]
         )
     }
+    # "Create / Edit on Xero" makes Xero match Bitrix24 whatever the stored fingerprint says: read
+    # Xero's current versions of the linked invoices the user asked for, 50 per call, first.
+    asked = [
+        links[i.invoice_id].xero_invoice_id
+        for i in items
+        if _user_asked(i) and i.invoice_id in links and links[i.invoice_id].xero_invoice_id
+    ]
+    current: dict[str, dict] = {}
+    if asked:
+        try:
+            current = xero_current(ctx.xero_call, asked)
+        except AuthorizationLostError:
+            raise
+        except ExternalAPIError as exc:
+            for item in items:
+                if _user_asked(item) and item.invoice_id in links:
+                    _fail(ctx, item, exc)
+            items = [item for item in items if not item.finished]
     for item in items:
         item.link = links.get(item.invoice_id)
         invoice = item.invoice
@@ -738,7 +765,32 @@ def _decide(ctx: _Pass, items: list[_Work]) -> None:
         link = item.link
         stage = str(invoice.get("stageId") or "")
         known = link is not None and link.xero_invoice_id is not None
-        if known and stage == link.last_bitrix24_stage_id and item.content_hash == link.last_pushed_hash:
+        gate = (
+            push_gate(
+                link=link,
+                content=item.content,
+                user_asked=_user_asked(item),
+                winner=ctx.settings.drift_winner,
+                current=current.get(str(link.xero_invoice_id).lower()),
+            )
+            if known
+            else Gate()
+        )
+        item.gate = gate
+        if gate.hold:
+            _finish(ctx, item, outcome=SyncLogEntry.Outcome.CHANGED_IN_XERO, message=gate.message)
+            continue
+        wanted = xero_status_for_stage(stage, ctx.b24_to_xero)
+        # The user asked and Xero's status is not the one the stage maps to (changed in Xero, its
+        # webhook lost): not "unchanged" — try, and say so if Xero's rules forbid it.
+        status_differs = bool(gate.xero_status and wanted and gate.xero_status != wanted)
+        if (
+            known
+            and not gate.force
+            and not status_differs
+            and stage == link.last_bitrix24_stage_id
+            and item.content_hash == link.last_pushed_hash
+        ):
             # Same content, and the stage we last synced. When the pull engine acted last, it moved
             # this stage after a change in Xero: the event is the echo of its write. Otherwise it
             # is an event with nothing new for Xero.
@@ -752,15 +804,23 @@ def _decide(ctx: _Pass, items: list[_Work]) -> None:
                     ctx, item, outcome=SyncLogEntry.Outcome.SKIPPED_UNCHANGED, message="Unchanged since the last push."
                 )
             continue
-        wanted = xero_status_for_stage(stage, ctx.b24_to_xero)
         decision = xero_status_for_push(
-            link.last_xero_status if known else None,
+            (gate.xero_status or link.last_xero_status) if known else None,
             wanted,
-            content_changed=not known or item.content_hash != link.last_pushed_hash,
+            content_changed=not known or gate.force or item.content_hash != link.last_pushed_hash,
+            amount_paid=gate.amount_paid or 0,
             record_payment_allowed=ctx.settings.record_payment_on_paid,
         )
         item.decision = decision
         if decision.refused:
+            if gate.differences:
+                shown = "; ".join(
+                    f"{d.label}: {d.bitrix24 or '—'} in Bitrix24, {d.xero or '—'} in Xero" for d in gate.differences[:5]
+                )
+                decision = dataclasses.replace(
+                    decision,
+                    message=f"Xero differs from Bitrix24 ({shown}), but it cannot be restored: {decision.message}",
+                )
             _refuse(ctx, item, decision)
             continue
         if not decision.push and not decision.record_payment:
@@ -892,6 +952,15 @@ def _store_pushed(ctx: _Pass, item: _Work, element) -> None:
             last_error="",
             last_error_permanent=False,
             last_pushed_at=timezone.now(),
+            # Xero now holds Bitrix24's version: no drift, nothing accepted; the JSON and the totals
+            # Xero computed are what later versions are compared with (sync.services.drift).
+            last_pushed_content=pushed_content(item.content, element),
+            drift=[],
+            drift_detected_at=None,
+            drift_xero_hash="",
+            xero_accepted_hash="",
+            xero_accepted_at=None,
+            **payment_values(xero_invoice_dict(element)),
         )
     except IntegrityError:
         _fail(
@@ -914,6 +983,11 @@ def _store_pushed(ctx: _Pass, item: _Work, element) -> None:
     else:
         ctx.report.updated += 1
     message = item.decision.message if item.decision else ""
+    if item.gate.force and item.gate.differences:
+        shown = "; ".join(f"{d.label} {d.xero or '—'} → {d.bitrix24 or '—'}" for d in item.gate.differences[:5])
+        message = (message + " " if message else "") + f"Xero differed from Bitrix24; restored ({shown})."
+    elif item.gate.force:
+        message = (message + " " if message else "") + "Changed in Xero; restored Bitrix24's version."
     if item.gap_message:
         message = (
             (message + " " if message else "") + "Pushed anyway; Xero's totals are authoritative. " + item.gap_message

@@ -27,6 +27,7 @@ from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob
 from sync.services.buttons import MAX_INVOICES_PER_CLICK, invoices_push_request
 from sync.services.buttons_pull import statuses_pull_request
+from sync.services.drift import online_url_ensure
 from sync.services.invoice_list import (
     DEFAULT_PAGE_SIZE,
     PAGE_SIZES,
@@ -203,6 +204,8 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
             {"invoice_id": invoice_id, "denied": denied, "message": exc.message},
             status=403 if denied else 404,
         )
+    # Xero's customer-facing link, fetched once for an approved invoice when its page is opened.
+    online_url_ensure(portal=request.portal, link=detail.row.link)
     return render(
         request,
         "sync/invoice_detail.html",

@@ -67,6 +67,7 @@ class SetupContext:
     xero_error: str = ""
     errors: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    drift_choices: list = field(default_factory=lambda: list(SyncSettings.DriftWinner.choices))
 
 
 def _load(request: HttpRequest, *, refresh_stages: bool) -> SetupContext:
@@ -174,6 +175,9 @@ def _validate_settings(ctx: SetupContext, data) -> dict:
             "Recording payments needs the bank account they are recorded to."
         )
     values["create_bitrix24_payment_on_paid"] = data.get("create_bitrix24_payment_on_paid") == "on"
+    # Which side automatic sync keeps when an invoice was changed in Xero (drift is always shown).
+    winner = data.get("drift_winner") or (ctx.settings.drift_winner if ctx.settings else "")
+    values["drift_winner"] = winner if winner in SyncSettings.DriftWinner.values else SyncSettings.DriftWinner.BITRIX24
     return values
 
 
