@@ -66,11 +66,19 @@ def placement_handler_url() -> str:
     return f"{settings.PUBLIC_URL}/bitrix24/placement/"
 
 
+# Bitrix24 access tokens live an hour; anything claimed beyond a day is capped (a huge AUTH_EXPIRES
+# would overflow a datetime), and an expiry we cannot read means "refresh before use".
+MAX_TOKEN_LIFETIME_S = 24 * 3600
+
+
 def expiry_from_seconds(seconds: Any) -> datetime | None:
     try:
-        return timezone.now() + timedelta(seconds=int(seconds))
-    except (TypeError, ValueError):
+        value = int(str(seconds).strip()) if isinstance(seconds, (str, int)) else None
+    except ValueError:
         return None
+    if value is None or value < 0:
+        return None
+    return timezone.now() + timedelta(seconds=min(value, MAX_TOKEN_LIFETIME_S))
 
 
 def portal_install(*, frame: FramePost) -> InstallOutcome:

@@ -22,6 +22,7 @@ from accounts.auth import frame_login_required
 from accounts.models import Portal
 from accounts.services.frame import frame_session_bitrix24_client
 from accounts.services.xero import xero_connection_of
+from connector.input_guard import positive_id
 from integrations.bitrix24.errors import UserTokenError
 from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob
@@ -81,7 +82,7 @@ def json_body(request: HttpRequest) -> dict:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than any real body
             return {}
         return body if isinstance(body, dict) else {}
     return {
@@ -98,11 +99,10 @@ def parse_ids(raw) -> list[int] | None:
         raw = [part for part in raw.split(",") if part.strip()]
     if not isinstance(raw, list):
         return None
-    try:
-        ids = [int(str(value).strip()) for value in raw]
-    except ValueError:
+    ids = [positive_id(value) for value in raw]
+    if any(i is None for i in ids):
         return None
-    return list(dict.fromkeys(ids)) if all(i > 0 for i in ids) else None
+    return list(dict.fromkeys(ids))
 
 
 # --- the list --------------------------------------------------------------------------------------
