@@ -31,6 +31,7 @@ from sync.services.buttons_pull import statuses_pull_request
 from sync.services.drift import online_url_ensure
 from sync.services.invoice_list import (
     DEFAULT_PAGE_SIZE,
+    MAX_PROGRESS_JOBS,
     PAGE_SIZES,
     invoice_for_user,
     invoice_ids_for_user,
@@ -38,6 +39,7 @@ from sync.services.invoice_list import (
     jobs_progress,
     visible_invoice_ids,
 )
+from sync.services.job_visibility import jobs_visible_to
 
 REOPEN = "Your Bitrix24 session expired — reopen the app from Bitrix24."
 
@@ -286,10 +288,13 @@ def invoice_pull(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @frame_login_required
+@bitrix24_errors
 def jobs_progress_view(request: HttpRequest) -> JsonResponse:
     ids = parse_ids(request.GET.get("ids", ""))
     if ids is None:
         return JsonResponse({"error": "ids must be job numbers separated by commas.", "kind": "input"}, status=400)
+    # Only jobs of invoices Bitrix24 lets this user see (sync/services/job_visibility.py).
+    ids = jobs_visible_to(session=request.frame_user, client=user_client(request), job_ids=ids[:MAX_PROGRESS_JOBS])
     return JsonResponse(jobs_progress(portal=request.portal, job_ids=ids))
 
 
