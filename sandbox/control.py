@@ -50,10 +50,31 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
             return _bad_request('"status", "times" and "delay_s" must be numbers')
         if status is None and not delay_s:
             return _bad_request('a fault needs a "status", a "delay_s", or both')
+        after = body.get("after", False)
+        if not isinstance(after, bool):
+            return _bad_request('"after" must be true or false')
+        if after and status is None:
+            return _bad_request('a fault with "after": true needs the "status" its answer fails with')
+        try:
+            retry_after = float(body["retry_after"]) if body.get("retry_after") is not None else None
+        except (TypeError, ValueError):
+            return _bad_request('"retry_after" must be a number')
         location = body.get("location")
         if location is not None and not (isinstance(location, str) and status and 300 <= status < 400):
             return _bad_request('"location" goes with a 3xx "status" and must be a URL')
-        fault = Fault(system, method.upper(), target, status, times, delay_s, body.get("body"), location)
+        fault = Fault(
+            system,
+            method.upper(),
+            target,
+            status,
+            times,
+            delay_s,
+            body.get("body"),
+            after,
+            query=str(body.get("query") or ""),
+            retry_after=retry_after,
+            location=location,
+        )
         with sandbox.lock:
             sandbox.faults.append(fault)
         return jsonify({"ok": True, "faults": len(sandbox.faults)})

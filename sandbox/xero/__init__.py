@@ -12,6 +12,10 @@ Control routes (JSON, no auth):
   {"error", "message"} when the invoice cannot take it, 404 for an unknown invoice.
 - POST /_sandbox/xero/invoices/<InvoiceID>/status {"status": "VOIDED"|"AUTHORISED"|"DELETED"|...}
   A user's status edit, with the API's transition rules. -> {"invoice": {...}}; 400 when refused.
+- POST /_sandbox/xero/credit_notes/<CreditNoteID>/refund {"amount"?} A cash refund of an approved credit
+  note entered in Xero (default: all remaining credit; PAID at none left). -> {"credit_note": {...}}.
+- POST /_sandbox/xero/tax_rates {"TaxRates": [{"Name", "Rate", "TaxType"?, "CanApplyToRevenue"?}], "tenant_id"?}
+  Tax rates a Xero user adds (TaxType TAX001, TAX002, ... unless given).
 - POST /_sandbox/xero/invoices/<InvoiceID>/edit {any invoice fields, e.g. "LineItems": [...]}
   A user's edit of the invoice in Xero (LineItems replace the lines), with the API's rules: refused
   (400) once paid or voided. -> {"invoice": {...}}; the change's webhook is emitted.

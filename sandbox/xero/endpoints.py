@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response
 
-from sandbox.xero import contacts, invoices, items, payments, settings
+from sandbox.xero import contacts, credit_notes, invoices, items, payments, settings
 from sandbox.xero.api import (
     PREFIX,
     Call,
@@ -19,7 +19,7 @@ from sandbox.xero.api import (
 )
 from sandbox.xero.listing import arg, csv_arg, select
 from sandbox.xero.store import Outcome
-from sandbox.xero.wire import envelope, is_guid, json_response, parse_bool, validation_exception
+from sandbox.xero.wire import ZERO_GUID, envelope, is_guid, json_response, ms_date, parse_bool, validation_exception
 
 CONTACT_QUERY_FIELDS = {
     "ContactID",
@@ -171,6 +171,90 @@ def register(bp: Blueprint, sandbox) -> None:
         if found is None:
             return not_found()
         return batch(call, "Invoices", "Invoice", *invoice_writer(call, False, found["InvoiceID"]))
+
+    # --- credit notes (sandbox/xero/credit_notes.py) --------------------------------------------
+    @bp.get(f"{PREFIX}/CreditNotes")
+    @api
+    def get_credit_notes(call: Call):
+        org, places = call.org, unitdp()
+        with sandbox.lock:
+            page = select(
+                credit_notes.store(org).values(),
+                fields=credit_notes.QUERY_FIELDS,
+                resolve=credit_notes.resolve_field(org),
+                paged=True,
+            )
+            rendered = [credit_notes.render_credit_note(org, note, unitdp=places) for note in page.items]
+        return json_response(200, envelope("CreditNotes", rendered, page.pagination))
+
+    @bp.get(f"{PREFIX}/CreditNotes/<key>")
+    @api
+    def get_credit_note(call: Call, key: str):
+        with sandbox.lock:
+            note = credit_notes.find(call.org, key)
+            if note is None:
+                return not_found()
+            rendered = credit_notes.render_credit_note(call.org, note, unitdp=unitdp())
+        return json_response(200, envelope("CreditNotes", [rendered]))
+
+    def credit_note_writer(call: Call, create_only: bool, target: str | None = None):
+        places = unitdp()
+
+        def writer(element):
+            return credit_notes.write_credit_note(
+                call.org, element, target_id=target, create_only=create_only, unitdp=places, client_id=call.client_id
+            )
+
+        return writer, lambda outcome: credit_notes.render_outcome(call.org, outcome, places)
+
+    @bp.put(f"{PREFIX}/CreditNotes")
+    @api
+    def put_credit_notes(call: Call):
+        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, create_only=True))
+
+    @bp.post(f"{PREFIX}/CreditNotes")
+    @api
+    def post_credit_notes(call: Call):
+        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, create_only=False))
+
+    @bp.post(f"{PREFIX}/CreditNotes/<key>")
+    @api
+    def post_credit_note(call: Call, key: str):
+        with sandbox.lock:
+            found = credit_notes.find(call.org, key)
+        if found is None:
+            return not_found()
+        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, False, found["InvoiceID"]))
+
+    @bp.put(f"{PREFIX}/CreditNotes/<key>/Allocations")
+    @api
+    def put_credit_note_allocations(call: Call, key: str):
+        with sandbox.lock:
+            found = credit_notes.find(call.org, key)
+        if found is None:
+            return not_found()
+
+        def render(outcome):
+            allocation = outcome.entity
+            body = {
+                "AllocationID": allocation.get("AllocationID"),
+                "Amount": float(allocation.get("Amount") or 0),
+                "Date": ms_date(allocation["Date"]),
+                "Invoice": {"InvoiceID": allocation.get("InvoiceID") or ZERO_GUID},
+            }
+            body["StatusAttributeString"] = "OK" if outcome.ok else "ERROR"
+            if not outcome.ok:
+                body["ValidationErrors"] = [{"Message": m} for m in outcome.errors]
+            return body
+
+        return batch(
+            call,
+            "Allocations",
+            "Allocation",
+            lambda element: credit_notes.allocate(call.org, found, element),
+            render,
+            True,
+        )
 
     # --- contacts ------------------------------------------------------------------------------
     @bp.get(f"{PREFIX}/Contacts")

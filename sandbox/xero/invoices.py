@@ -41,6 +41,7 @@ DATE_FIELDS = ("Date", "DueDate", "ExpectedPaymentDate", "PlannedPaymentDate")
 TEXT_FIELDS = {"Reference": 255, "Url": 2000, "BrandingThemeID": 36}
 
 NOT_EDITABLE = "Invoice not of valid status for modification"
+NEGATIVE_TOTAL = "An invoice with a total below zero cannot be approved. Raise a credit note instead."
 HAS_PAYMENTS = "This document cannot be voided as it has a payment or credit note allocated to it."
 
 # Fields a where/order clause may name on invoices.
@@ -148,6 +149,9 @@ def write_invoice(
     _apply_lines(draft)
     _apply_number(draft)
     _compute_totals(draft.invoice, org)
+    if draft.invoice["Status"] == "AUTHORISED" and draft.invoice["Total"] < 0:
+        # Xero saves a draft below zero but will not approve it: that is what credit notes are for.
+        draft.errors.append(NEGATIVE_TOTAL)
     if draft.errors:
         return Outcome(entity=draft.invoice, errors=draft.errors)
     return _commit(draft, client_id)

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sync.mappers import MappingError
+from sync.mappers import MappingError, limits
+from sync.mappers.limits import xero_cut
 from sync.mappers.money import (
     CENT,
     ZERO,
@@ -45,6 +46,7 @@ from sync.mappers.money import (
     to_decimal,
     unit_amount,
 )
+from sync.mappers.tax_map import NO_TAX_KEY, unmapped_message
 
 EXCLUSIVE = "Exclusive"
 INCLUSIVE = "Inclusive"
@@ -80,6 +82,9 @@ class MappingSettings:
     bitrix24_domain: str = ""
     items: Mapping[int, ItemRef] = field(default_factory=dict)  # Bitrix24 productId -> Xero item
     timezone: str = ""  # IANA name; "" = the offset Bitrix24 sent, which is the portal's
+    # The organisation's tax rates as the reference cache holds them (sync.mappers.tax_map), so a
+    # missing mapping can be named with the Xero tax rates that would fit; empty = not known.
+    xero_tax_rates: tuple = ()
 
     def tax_type_for(self, rate: Decimal | None) -> str:
         wanted = tax_rate_key(rate)
@@ -91,6 +96,21 @@ class MappingSettings:
             f"There is no Xero tax type for {shown} in the connector's settings. Add it to the tax "
             "mapping (e.g. 15% -> OUTPUT2) and sync the invoice again."
         )
+
+    def has_tax_type(self, rate: Decimal | None) -> bool:
+        wanted = tax_rate_key(rate)
+        return any(tax_rate_key(optional_decimal(key)) == wanted for key in self.tax_types)
+
+    def check_tax_map(self, rows: list[Mapping]) -> None:
+        """One error naming every rate of these rows that has no Xero tax type (issue 11 point 3)."""
+        missing: dict[str, list[int]] = {}
+        for index, row in enumerate(rows, start=1):
+            rate = optional_decimal(row.get("taxRate"))
+            if not self.has_tax_type(rate):
+                missing.setdefault(tax_rate_key(rate) or NO_TAX_KEY, []).append(index)
+        if missing:
+            keys = sorted(missing, key=lambda k: (k != NO_TAX_KEY, Decimal(0) if k == NO_TAX_KEY else Decimal(k)))
+            raise MappingError(unmapped_message(keys, list(self.xero_tax_rates), missing))
 
     def rates_by_tax_type(self) -> dict[str, Decimal]:
         """TaxType -> percent, the inverse of tax_types (for computing what Xero will charge)."""
@@ -145,6 +165,7 @@ def invoice_to_xero(
             f"Invoice {invoice.get('accountNumber') or invoice.get('id')} has no product rows; Xero needs at "
             "least one line. Add a product row in Bitrix24."
         )
+    settings.check_tax_map(rows)
     amount_type = line_amount_type(rows, force_exclusive=settings.force_exclusive)
     out: dict = {
         "Type": "ACCREC",
@@ -154,10 +175,10 @@ def invoice_to_xero(
     }
     number = str(invoice.get("accountNumber") or "").strip()
     if number:  # else Xero numbers it from the organisation's sequence
-        out["InvoiceNumber"] = number[:255]
+        out["InvoiceNumber"] = xero_cut(number, limits.INVOICE_NUMBER)
     reference = str(invoice.get("title") or "").strip()
     if reference:
-        out["Reference"] = reference[:255]
+        out["Reference"] = xero_cut(reference, limits.REFERENCE)
     for source, target in (("begindate", "Date"), ("closedate", "DueDate")):
         day = calendar_date(invoice.get(source), settings.timezone)
         if day:
@@ -227,7 +248,7 @@ def _priced(row: Mapping, qty: Decimal, final_unit: Decimal, undiscounted_unit: 
 
 def _description(row: Mapping) -> str:
     name = str(row.get("productName") or "").strip()
-    return (name or f"Product {row.get('productId') or ''}".strip())[:4000]
+    return xero_cut(name or f"Product {row.get('productId') or ''}".strip(), limits.DESCRIPTION)
 
 
 def _int(value: object) -> int:

@@ -33,6 +33,10 @@ class InvoiceLink(models.Model):
     bitrix24_id = models.PositiveBigIntegerField()
     xero_invoice_id = models.UUIDField(null=True, blank=True, help_text="Empty until the invoice exists in Xero.")
     xero_invoice_number = models.CharField(max_length=255, blank=True)
+    # ACCREC, or ACCRECCREDIT when Bitrix24's total is below zero: xero_invoice_id is then a CreditNoteID.
+    xero_type = models.CharField(max_length=12, default="ACCREC")
+    # The CurrencyRate Xero used (units of the invoice currency per 1 base currency), when foreign.
+    xero_currency_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     last_pushed_hash = models.CharField(max_length=64, blank=True)
     last_pulled_hash = models.CharField(max_length=64, blank=True)
     last_xero_status = models.CharField(max_length=12, choices=XeroStatus.choices, blank=True)

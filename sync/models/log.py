@@ -24,6 +24,7 @@ class SyncLogEntry(models.Model):
         ECHO_DROPPED = "echo_dropped", "Echo of our own change dropped"
         IGNORED_UNLINKED = "ignored_unlinked", "Ignored (not an invoice of ours)"
         REFUSED = "refused", "Refused (rule)"
+        HELD = "held", "Held: totals differ"
         CHANGED_IN_XERO = "changed_in_xero", "Changed in Xero"
         RETRYING = "retrying", "Failed, will retry"
         FAILED = "failed", "Failed"
