@@ -420,7 +420,9 @@ def other_portal_frame(acme) -> str:
     return frame_token_issue(session=session)
 
 
-def test_job_progress_shows_a_user_only_the_jobs_of_invoices_bitrix24_lets_them_see(sandbox, acme, app_url, rita, owen):
+def test_job_progress_shows_a_user_only_the_jobs_of_invoices_bitrix24_lets_them_see(
+    sandbox, acme, acme_xero, app_url, rita, owen
+):
     """Job numbers are sequential: without a check, anyone could read every job's invoice and error."""
     ritas = add_invoices(sandbox, rita, 2, assigned_to=rita["id"])
     owens = add_invoices(sandbox, rita, 1, assigned_to=owen["id"])
