@@ -51,14 +51,20 @@ from integrations.common.errors import AuthorizationLostError, ExternalAPIError,
 from integrations.common.locks import LockTimeout, redis_lock
 from integrations.xero.client import element_errors
 from sync.mappers import MappingError
-from sync.mappers.canonical import idempotency_key, invoice_pull_fingerprint, invoice_push_fingerprint
+from sync.mappers.canonical import (
+    bitrix24_amounts_of,
+    idempotency_key,
+    invoice_pull_fingerprint,
+    invoice_push_fingerprint,
+)
 from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
-from sync.mappers.invoice import ItemRef, invoice_to_xero, totals_gap
+from sync.mappers.invoice import ItemRef, invoice_to_xero
 from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, Decision, xero_status_for_push, xero_status_for_stage
 from sync.models import ContactLink, Direction, InvoiceLink, ItemLink, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.contacts import ClientKey, CountingXero, contacts_ensure
 from sync.services.drift import Gate, payment_values, push_gate, pushed_content, xero_current, xero_invoice_dict
+from sync.services.exactness import exactness_check, known_tax_rates, map_exact
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
@@ -100,6 +106,7 @@ INVOICE_SELECT = [
     "stageId",
     "categoryId",
     "opportunity",
+    "isManualOpportunity",
     "taxValue",
     "currencyId",
     "companyId",
@@ -198,7 +205,7 @@ class _Pass:
             link.bitrix24_product_id: ItemRef(code=link.xero_item_code, account_code=link.xero_sales_account_code)
             for link in ItemLink.objects.filter(portal=portal)
         }
-        self.mapping = self.settings.to_mapping_settings(items=items)
+        self.mapping = self.settings.to_mapping_settings(items=items, xero_tax_rates=known_tax_rates(portal))
 
     def batch_all(self, commands: dict) -> Any:
         self.report.bitrix24_calls += -(-len(commands) // 50)
@@ -761,7 +768,9 @@ def _decide(ctx: _Pass, items: list[_Work]) -> None:
         except MappingError as exc:
             _fail(ctx, item, PermanentError(str(exc), system="bitrix24", code="mapping"))
             continue
-        item.content_hash = invoice_push_fingerprint(item.content)
+        if not map_exact(ctx, item):
+            continue
+        item.content_hash = invoice_push_fingerprint(item.content, bitrix24_amounts=bitrix24_amounts_of(invoice))
         link = item.link
         stage = str(invoice.get("stageId") or "")
         known = link is not None and link.xero_invoice_id is not None
@@ -838,9 +847,7 @@ def _decide(ctx: _Pass, items: list[_Work]) -> None:
             if known:
                 body["InvoiceID"] = str(link.xero_invoice_id)
             item.body = body
-            gap = totals_gap(invoice, item.content, ctx.mapping)
-            if gap is not None:
-                item.gap_message = gap.message
+            exactness_check(ctx, item)
 
 
 def _guard_lost_creates(ctx: _Pass, items: list[_Work]) -> None:
@@ -989,12 +996,10 @@ def _store_pushed(ctx: _Pass, item: _Work, element) -> None:
     elif item.gate.force:
         message = (message + " " if message else "") + "Changed in Xero; restored Bitrix24's version."
     if item.gap_message:
-        message = (
-            (message + " " if message else "") + "Pushed anyway; Xero's totals are authoritative. " + item.gap_message
-        )
+        message = (message + " " if message else "") + item.gap_message
     details = {"rule": item.decision.rule if item.decision else "", "status": status}
     if item.gap_message:
-        details["totals_gap"] = item.gap_message
+        details["notes"] = item.gap_message
     if item.decision and item.decision.record_payment:
         item.pushed_log = (created, message, details)  # logged after the payment
         return
