@@ -53,6 +53,9 @@ def create_app(base_url: str = "") -> Flask:
         fault = sandbox.take_fault(system, request.method, request.path, target)
         if fault is not None:
             g.call.fault = True
+            if fault.after:
+                g.after_fault = fault  # the handler runs (the write happens); the answer is lost
+                return None
             if fault.delay_s:
                 time.sleep(fault.delay_s)
             if fault.status:
@@ -62,6 +65,12 @@ def create_app(base_url: str = "") -> Flask:
 
     @app.after_request
     def finish_call(response):
+        fault = g.pop("after_fault", None)
+        if fault is not None:
+            if fault.delay_s:
+                time.sleep(fault.delay_s)
+            world = sandbox.xero if fault.system == "xero" else sandbox.bitrix24
+            response = world.fault_response(fault)
         call = g.pop("call", None)
         if call is not None:
             sandbox.call_finished(call, response.status_code)

@@ -84,6 +84,7 @@ class Fault:
     times: int
     delay_s: float = 0.0
     body: dict | None = None
+    after: bool = False  # apply the request first, then fail its answer (the caller never hears)
 
     def matches(self, system: str, method: str, path: str, target: str) -> bool:
         if self.system != system or self.times <= 0:

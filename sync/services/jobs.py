@@ -425,28 +425,29 @@ def jobs_enqueue_bitrix24_changes(*, portal: Portal) -> int:
     connection are not pushed by a background job (the user pushes them with the button)."""
     from integrations.bitrix24.client import Bitrix24Client
     from sync.models import SyncSettings
+    from sync.sources import portal_sources
 
     sync_settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     since = sync_settings.bitrix24_updated_since or portal.xero_connection.connected_at
-    params = {
-        "entityTypeId": 31,
-        "select": ["id", "updatedTime"],
-        "order": {"id": "ASC"},
-        "filter": {">=updatedTime": (since - BITRIX24_SWEEP_OVERLAP).isoformat()},
-    }
     newest, enqueued = since, 0
-    for row in Bitrix24Client(portal).list_all("crm.item.list", params, key="items"):
-        job_enqueue(
-            portal=portal,
-            kind=SyncJob.Kind.PUSH_INVOICE,
-            target=f"31:{row['id']}",
-            trigger=Trigger.SWEEP,
-            priority=SyncJob.Priority.BACKGROUND,
+    client = Bitrix24Client(portal)
+    for source in portal_sources(portal):  # new and/or old invoices
+        method, params = source.list_command(
+            {">=updatedTime": (since - BITRIX24_SWEEP_OVERLAP).isoformat()}, order={"id": "ASC"}
         )
-        enqueued += 1
-        updated = _bitrix24_time(str(row.get("updatedTime") or ""))
-        if updated is not None and updated > newest:
-            newest = updated
+        for row in client.list_all(method, params, key=source.list_key):
+            item = source.item(row)
+            job_enqueue(
+                portal=portal,
+                kind=SyncJob.Kind.PUSH_INVOICE,
+                target=source.target(item["id"]),
+                trigger=Trigger.SWEEP,
+                priority=SyncJob.Priority.BACKGROUND,
+            )
+            enqueued += 1
+            updated = _bitrix24_time(str(item.get("updatedTime") or ""))
+            if updated is not None and updated > newest:
+                newest = updated
     # Only forward, and only after the whole pass: a failure midway re-reads the same window.
     # Only forward: an overlapping slower sweep must not move the mark back.
     SyncSettings.objects.filter(pk=sync_settings.pk).filter(

@@ -363,6 +363,13 @@ def test_a_payment_on_an_invoice_can_be_recorded_as_paid(portal):
     item = portal.invoice()
     _set_rows(portal, item["id"], [{"productName": "A", "price": 40}])
     payment_id = portal.ok("crm.item.payment.add", {"entityTypeId": 31, "entityId": item["id"]})
+    # An added payment is empty (crm-item-payment-add.md takes no sum); its rows make the sum.
+    assert portal.ok("crm.item.payment.get", {"id": payment_id})["sum"] == 0
+    [row] = portal.ok("crm.item.productrow.list", {"filter": {"=ownerType": "SI", "=ownerId": item["id"]}})[
+        "productRows"
+    ]
+    portal.ok("crm.item.payment.product.add", {"paymentId": payment_id, "rowId": row["id"], "quantity": 1})
+    assert [p["rowId"] for p in portal.ok("crm.item.payment.product.list", {"paymentId": payment_id})] == [row["id"]]
     assert portal.ok("crm.item.payment.pay", {"id": payment_id}) is True
     [payment] = portal.ok("crm.item.payment.list", {"entityTypeId": 31, "entityId": item["id"]})
     assert (payment["paid"], payment["sum"], payment["currency"]) == ("Y", 40.0, "NZD")
