@@ -86,13 +86,7 @@ def write_credit_notes(ctx, items: list) -> None:
     from sync.services.push.outcomes import fail, fail_all
     from sync.services.push.write import wire
 
-    ready = []
-    for item in items:
-        problem = kind_change_refusal(item)
-        if problem:
-            _refuse(ctx, item, problem)
-        else:
-            ready.append(item)
+    ready = list(items)
     missing = [
         InvoiceLink(portal=ctx.portal, bitrix24_entity_type=item.entity_type, bitrix24_id=item.invoice_id)
         for item in ready
@@ -194,6 +188,14 @@ def _store(ctx, item, element) -> None:
         counted=True,
     )
     item.decision = None  # nothing left for the payments stage
+
+
+def refuse_kind_change(ctx, item) -> bool:
+    """Decide stage: refuse (True) a body whose kind differs from the document Xero holds."""
+    problem = kind_change_refusal(item)
+    if problem:
+        _refuse(ctx, item, problem)
+    return bool(problem)
 
 
 def _refuse(ctx, item, message: str) -> None:

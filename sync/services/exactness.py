@@ -24,6 +24,7 @@ from integrations.common.errors import ExternalAPIError, PermanentError, Retryab
 from sync.mappers.exactness import CAUSE_LABELS, Options, Verdict, make_exact
 from sync.mappers.limits import truncation_notes
 from sync.models import InvoiceLink, SyncLogEntry
+from sync.services.credit_notes import refuse_kind_change
 from sync.services.jobs import job_failed
 from sync.services.xero_reference import XeroNotConnected, xero_reference
 
@@ -96,6 +97,8 @@ def exactness_check(ctx, item) -> None:
     verdict: Verdict | None = getattr(item, "exactness", None)
     body = item.body
     if verdict is None or body is None or body.get("Status") in NOT_CHECKED:
+        return
+    if refuse_kind_change(ctx, item):
         return
     notes = list(verdict.notes) + truncation_notes(item.invoice, item.rows)
     if not verdict.exact:
