@@ -288,6 +288,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "processed_folder": str(BROKER_DIR / "processed"),
         # Broadcasts (worker remote control): kombu's default is ./control in the working directory.
         "control_folder": str(BROKER_DIR / "control"),
+        # How often the worker looks for new message files (kombu's default: every second).
+        "polling_interval": 0.2,
         "store_processed": False,
     }
 )
