@@ -261,6 +261,10 @@ LOGGING = {
 # must name an empty folder at start (see connector/metrics.py and docker-compose.yml).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    # prometheus-client writes each process's counters there; it must exist before the first one.
+    with contextlib.suppress(OSError):
+        Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 # --- Celery -------------------------------------------------------------------------------------
 # Delivery is at-least-once: the PostgreSQL inbox/outbox is the source of truth and every task is

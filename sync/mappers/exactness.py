@@ -436,9 +436,10 @@ def _balanced_targets(rows: Sequence[Row], side: str, goal: Figures) -> list[tup
                 states[key] = (*taken, (index, option))
         if need in states:
             break
-    taken = states.get(need)
-    if taken is None:
+    found = states.get(need)
+    if found is None:
         return None
+    taken = found
     out = list(near)
     for index, option in taken:
         out[index] = options[index][option]
