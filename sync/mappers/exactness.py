@@ -534,9 +534,10 @@ def _balanced_targets(
                 states[key] = (*taken, (index, option))
         if need in states:
             break
-    taken = states.get(need)
-    if taken is None:
+    found = states.get(need)
+    if found is None:
         return None
+    taken = found
     out = list(near)
     for index, option in taken:
         out[index] = options[index][option]
