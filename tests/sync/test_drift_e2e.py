@@ -19,7 +19,7 @@ import pytest
 
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
-from sync.models import ContactLink, InboxEvent, InvoiceLink, SyncJob, SyncLogEntry, SyncSettings
+from sync.models import ContactLink, InboxEvent, InvoiceLink, ReconciliationRun, SyncJob, SyncLogEntry, SyncSettings
 from sync.services.buttons import invoices_push_request
 from sync.services.contacts_follow import contacts_follow
 from sync.services.drift import drift_accept, online_url_ensure
@@ -28,6 +28,7 @@ from sync.services.preview import invoice_preview
 from sync.services.pull import statuses_pull_pending
 from sync.services.push import invoices_push_pending
 from sync.services.reconcile import reconcile_portal, repairable_ids
+from sync.tasks.reconcile import reconcile_task
 from tests.accounts.conftest import open_frame
 from tests.sync.conftest import wait_for
 from tests.sync.test_pages_invoices import page, post_json
@@ -360,7 +361,12 @@ def test_the_pages_show_the_badge_the_diff_accept_preview_payments_and_reconcili
     assert preview.select_one("[data-test=preview-held]") is not None
     assert preview.select_one("[data-test=preview-xero-total]").get_text(strip=True) == "38.00"
 
-    reconcile_portal(portal=portal, trigger="button")
+    started = post_json(frame, app_url, "/app/reconcile/run/", {})
+    assert started.status_code == 200 and started.json()["reload"] is True
+    _, running = page(frame, app_url, "/app/reconcile/")
+    assert running.select_one("[data-test=reconcile-summary]")["data-status"] == "running"
+    run = ReconciliationRun.objects.get(portal=portal, status="running")
+    reconcile_task(portal.pk, "button", run.pk)  # what the worker runs
     response, recon = page(frame, app_url, "/app/reconcile/")
     assert response.status_code == 200
     assert recon.select_one("[data-test=kind-content]")["data-count"] == "0"  # accepted: not a difference
