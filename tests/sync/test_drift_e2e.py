@@ -75,6 +75,18 @@ def push(portal: Portal, *invoice_ids: int, button: bool = False, sandbox=None) 
     if button:
         invoices_push_request(portal=portal, invoice_ids=invoice_ids, requested_by=None)
     else:
+        # Bitrix24's events reach our live server a little after the write (later on a loaded
+        # machine): wait until each invoice's job is there.
+        def queued() -> bool:
+            drain_inbox()
+            pending = set(
+                SyncJob.objects.filter(portal=portal, kind=SyncJob.Kind.PUSH_INVOICE, status="pending").values_list(
+                    "target", flat=True
+                )
+            )
+            return all(f"31:{i}" in pending for i in invoice_ids)
+
+        wait_for(queued, what="the Bitrix24 events' push jobs")
         events_drained(sandbox)
         drain_inbox()
     SyncJob.objects.filter(portal=portal, kind=SyncJob.Kind.PUSH_INVOICE, status="pending").update(
@@ -111,7 +123,13 @@ def line(price: str) -> list[dict]:
 
 
 def linked(invoice_id: int) -> InvoiceLink:
-    return InvoiceLink.objects.get(bitrix24_id=invoice_id)
+    found = InvoiceLink.objects.filter(bitrix24_id=invoice_id).first()
+    assert found is not None, (
+        list(SyncJob.objects.values("kind", "target", "status", "last_error", "not_before", "attempts")),
+        list(InboxEvent.objects.values("event_type", "status", "error")),
+        list(SyncLogEntry.objects.values("outcome", "message", "bitrix24_id")),
+    )
+    return found
 
 
 def test_inv_13_edited_in_xero_to_999_is_shown_as_drift_and_restored_by_the_button(portal, b24, sandbox):
