@@ -20,7 +20,7 @@ from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.common.errors import ExternalAPIError
 from sync.mappers import MappingError
-from sync.mappers.canonical import invoice_push_fingerprint
+from sync.mappers.canonical import bitrix24_amounts_of, invoice_push_fingerprint
 from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
 from sync.mappers.exactness import Options, make_exact
 from sync.mappers.invoice import (
@@ -131,11 +131,15 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         rates = _rates(portal)  # the same rates make_exact used (cached)
         content = {**content, "LineAmountTypes": verdict.amount_type, "LineItems": verdict.line_items}
         if verdict.credit_note:
+            content["Type"] = "ACCRECCREDIT"
+        if verdict.credit_note:
             preview.notes.append("Below zero: it would be sent as a credit note (ACCRECCREDIT).")
         preview.notes.extend(verdict.notes)
         if not verdict.exact:
             preview.action = "held"
             preview.reasons.append(verdict.message)
+    # The push fingerprints the exact content with Bitrix24's amounts (sync.services.push.map).
+    mapped_hash = invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice))
     amount_type = content["LineAmountTypes"]
     for line, row in zip(content["LineItems"], rows, strict=False):
         amount = xero_line_amount(
@@ -191,10 +195,7 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
             preview.reasons.append(gate.message)
     stage = str(invoice.get("stageId") or "")
     unchanged = (
-        known
-        and stage == link.last_bitrix24_stage_id
-        and invoice_push_fingerprint(content) == link.last_pushed_hash
-        and not link.drift
+        known and stage == link.last_bitrix24_stage_id and mapped_hash == link.last_pushed_hash and not link.drift
     )
     if unchanged and preview.action != "held":
         preview.action = "nothing"
