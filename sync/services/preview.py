@@ -132,7 +132,6 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         content = {**content, "LineAmountTypes": verdict.amount_type, "LineItems": verdict.line_items}
         if verdict.credit_note:
             content["Type"] = "ACCRECCREDIT"
-        if verdict.credit_note:
             preview.notes.append("Below zero: it would be sent as a credit note (ACCRECCREDIT).")
         preview.notes.extend(verdict.notes)
         if not verdict.exact:
@@ -163,7 +162,9 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
                 tax_type=line.get("TaxType", ""),
                 item_code=line.get("ItemCode", ""),
                 line_amount=amount,
-                tax_amount=xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
+                tax_amount=to_decimal(line["TaxAmount"])
+                if line.get("TaxAmount") is not None and amount_type != "NoTax"
+                else xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
                 bitrix24_amount=_row_sum(row),
             )
         )
