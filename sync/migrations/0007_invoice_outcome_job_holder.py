@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_portal_invoice_mode_both'),
-        ('sync', '0005_xero_status_mapping_entity_type'),
+        ('sync', '0006_contacts_modified_since'),
     ]
 
     operations = [
