@@ -15,6 +15,7 @@ from sync.mappers.stage import Decision
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSettings
 from sync.services.contacts import ClientKey, CountingXero
 from sync.services.drift import Gate
+from sync.services.exactness import known_tax_rates
 from sync.services.jobs import JOB_LEASE_S, job_leases_renew
 from sync.stage_map import stage_map_load
 
@@ -96,7 +97,7 @@ class PassContext:
             link.bitrix24_product_id: ItemRef(code=link.xero_item_code, account_code=link.xero_sales_account_code)
             for link in ItemLink.objects.filter(portal=portal)
         }
-        self.mapping = self.settings.to_mapping_settings(items=items)
+        self.mapping = self.settings.to_mapping_settings(items=items, xero_tax_rates=known_tax_rates(portal))
         self.items: list[Work] = []  # the pass's invoices (for lease renewal)
         self._renewed_at = time.monotonic()
 
