@@ -182,7 +182,8 @@ def test_old_invoice_to_xero_with_every_row_custom_status_and_paid_back(sandbox,
     assert [li["Description"] for li in pushed["LineItems"]] == ["Merino socks", "Rain jacket", "Beanie"]
     assert (str(pushed["Total"]), str(pushed["TotalTax"]), pushed["Status"]) == ("376.95", "28.35", "DRAFT")
     assert pushed["Contact"]["Name"] == "Kauri Coast Outfitters Ltd"
-    link = InvoiceLink.objects.get(portal=old_portal, bitrix24_entity_type=5, bitrix24_id=invoice_id)
+    links = InvoiceLink.objects.filter(portal=old_portal, bitrix24_entity_type=5, bitrix24_id=invoice_id)
+    link = wait_for(lambda: links.filter(xero_invoice_id__isnull=False).first(), what="the link recorded")
     assert str(link.xero_invoice_id) == pushed["InvoiceID"]
 
     # A custom status (ONCRMINVOICEUPDATE + ONCRMINVOICESETSTATUS) -> its mapped Xero status.
