@@ -87,8 +87,16 @@ def _number(value: object) -> Decimal | None:
         return None
 
 
-def _number_text(value: Decimal | None) -> str:
-    return "" if value is None else plain(value)
+# Amounts are shown with at least two decimals ("38.00"); quantities and rates as plain numbers.
+MONEY_FIELDS = {"UnitAmount", "DiscountAmount", "SubTotal", "TotalTax", "Total"}
+
+
+def _number_text(value: Decimal | None, field: str = "") -> str:
+    if value is None:
+        return ""
+    if field in MONEY_FIELDS and value == value.quantize(Decimal("0.01")):
+        return f"{value:.2f}"
+    return plain(value)
 
 
 def _same_number(field: str, ours: object, theirs: object) -> tuple[bool, str, str]:
@@ -97,8 +105,8 @@ def _same_number(field: str, ours: object, theirs: object) -> tuple[bool, str, s
         a = a if a else None
         b = b if b else None
     if a is None or b is None:
-        return a is None and b is None, _number_text(a), _number_text(b)
-    return a == b, _number_text(a), _number_text(b)
+        return a is None and b is None, _number_text(a, field), _number_text(b, field)
+    return a == b, _number_text(a, field), _number_text(b, field)
 
 
 def _contact_id(invoice: Mapping) -> str:
@@ -149,7 +157,7 @@ def invoice_differences(
 
 def _line_summary(line: Mapping) -> str:
     quantity = _number_text(_number(line.get("Quantity")))
-    unit = _number_text(_number(line.get("UnitAmount")))
+    unit = _number_text(_number(line.get("UnitAmount")), "UnitAmount")
     return f"{_text(line.get('Description'))} — {quantity} × {unit}"
 
 

@@ -27,6 +27,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
+from connector import metrics
 from connector.coordination import redis_client
 from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob, Trigger
@@ -207,26 +208,29 @@ def job_enqueue(
     waiting job claimed between the two steps is no longer pending, so the next pass inserts."""
     now = timezone.now()
     kind, priority = str(kind), int(priority)
-    with transaction.atomic():
-        for _ in range(_ENQUEUE_PASSES):
-            job_id = _hurry_pending(portal.pk, kind, target, priority, requested_by, now)
-            if job_id is None:
-                try:
-                    with transaction.atomic():
-                        job_id = SyncJob.objects.create(
-                            portal=portal,
-                            kind=kind,
-                            target=target,
-                            trigger=str(trigger),
-                            priority=priority,
-                            requested_by=requested_by,
-                            status=SyncJob.Status.PENDING,
-                            not_before=now,
-                        ).pk
-                except IntegrityError:
-                    continue  # a concurrent enqueue of the same target won: hurry that one
-            _dispatch_on_commit(portal.pk, kind)
-            return SyncJob.objects.get(pk=job_id)
+    # No transaction of our own: alone, each statement commits by itself (the insert's atomic block
+    # is then the transaction, not a savepoint) and the dispatch goes at once; inside the caller's
+    # transaction everything commits with it and the dispatch waits for that.
+    for _ in range(_ENQUEUE_PASSES):
+        job_id = _hurry_pending(portal.pk, kind, target, priority, requested_by, now)
+        created = None
+        if job_id is None:
+            try:
+                with transaction.atomic():
+                    created = SyncJob.objects.create(
+                        portal=portal,
+                        kind=kind,
+                        target=target,
+                        trigger=str(trigger),
+                        priority=priority,
+                        requested_by=requested_by,
+                        status=SyncJob.Status.PENDING,
+                        not_before=now,
+                    )
+            except IntegrityError:
+                continue  # a concurrent enqueue of the same target won: hurry that one
+        _dispatch_on_commit(portal.pk, kind)
+        return created if created is not None else SyncJob.objects.get(pk=job_id)
     raise RuntimeError(f"could not enqueue {kind} {target} for portal {portal.pk}: the pending job kept changing")
 
 
@@ -312,7 +316,9 @@ def _owned(job: SyncJob):
 def job_done(job: SyncJob) -> bool:
     """False when the job was no longer ours (lease expired and reclaimed)."""
     done = _owned(job).update(status=SyncJob.Status.DONE, lease_until=None, last_error="", updated_at=timezone.now())
-    if not done:
+    if done:
+        metrics.count(metrics.JOB_RESULTS, str(job.kind), "done")
+    else:
         logger.warning("job %s finished after losing its lease; its new owner decides", job.pk)
     job.status = SyncJob.Status.DONE
     return bool(done)
@@ -358,6 +364,7 @@ def job_failed(job: SyncJob, error: BaseException) -> SyncJob:
                     updated_at=now,
                 )
                 if moved:
+                    metrics.count(metrics.JOB_RESULTS, str(job.kind), "retry")
                     _dispatch_on_commit(job.portal_id, job.kind, countdown=delay)
         except IntegrityError:
             newer = SyncJob.objects.filter(
@@ -375,7 +382,8 @@ def job_failed(job: SyncJob, error: BaseException) -> SyncJob:
             if not moved:
                 logger.warning("job %s failed after losing its lease: %s", job.pk, message)
     else:
-        _owned(job).update(status=SyncJob.Status.FAILED, lease_until=None, last_error=message, updated_at=now)
+        if _owned(job).update(status=SyncJob.Status.FAILED, lease_until=None, last_error=message, updated_at=now):
+            metrics.count(metrics.JOB_RESULTS, str(job.kind), "failed")
     job.refresh_from_db()
     return job
 

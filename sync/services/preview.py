@@ -18,8 +18,11 @@ from decimal import Decimal
 
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.common.errors import ExternalAPIError
 from sync.mappers import MappingError
+from sync.mappers.canonical import invoice_push_fingerprint
 from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
+from sync.mappers.exactness import Options, make_exact
 from sync.mappers.invoice import (
     ItemRef,
     Totals,
@@ -34,10 +37,19 @@ from sync.mappers.money import optional_decimal, to_decimal
 from sync.mappers.stage import xero_status_for_push, xero_status_for_stage
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncSettings
 from sync.services.drift import push_gate
+from sync.services.xero_reference import XeroNotConnected, xero_reference
 from sync.stage_map import stage_map_load
 
 SMART_INVOICE = 31
 PLACEHOLDER_CONTACT = "00000000-0000-0000-0000-000000000000"
+HEADER_LABELS = (
+    ("InvoiceNumber", "Invoice number"),
+    ("Reference", "Reference"),
+    ("Date", "Date"),
+    ("DueDate", "Due date"),
+    ("CurrencyCode", "Currency"),
+    ("LineAmountTypes", "Amounts are"),
+)
 
 
 @dataclass
@@ -110,13 +122,22 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         preview.reasons.append(str(exc))
         preview.bitrix24 = bitrix24_totals(invoice)
         return preview
-    preview.header = {
-        key: content.get(key, "")
-        for key in ("InvoiceNumber", "Reference", "Date", "DueDate", "CurrencyCode", "LineAmountTypes")
-    }
+    preview.header = {label: content.get(key, "") for key, label in HEADER_LABELS}
     rates = mapping.rates_by_tax_type()
+    verdict = _exact(portal, settings, mapping, invoice, rows, content)
+    if verdict is not None:
+        # Money's exactness (sync.mappers.exactness): the lines the push will send, Xero's figures for
+        # them with the organisation's effective rates, or the reason it would be held.
+        rates = _rates(portal)  # the same rates make_exact used (cached)
+        content = {**content, "LineAmountTypes": verdict.amount_type, "LineItems": verdict.line_items}
+        if verdict.credit_note:
+            preview.notes.append("Below zero: it would be sent as a credit note (ACCRECCREDIT).")
+        preview.notes.extend(verdict.notes)
+        if not verdict.exact:
+            preview.action = "held"
+            preview.reasons.append(verdict.message)
     amount_type = content["LineAmountTypes"]
-    for line, row in zip(content["LineItems"], rows, strict=True):
+    for line, row in zip(content["LineItems"], rows, strict=False):
         amount = xero_line_amount(
             to_decimal(line.get("Quantity"), default=Decimal(1)),
             to_decimal(line.get("UnitAmount")),
@@ -142,11 +163,17 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
                 bitrix24_amount=_row_sum(row),
             )
         )
-    preview.xero = expected_totals(content["LineItems"], amount_type, rates)
-    preview.bitrix24 = bitrix24_totals(invoice)
-    gap = totals_gap(invoice, content, mapping)
-    if gap is not None:
-        preview.notes.append(gap.message)
+    if verdict is not None:
+        preview.xero = Totals(subtotal=verdict.xero.subtotal, tax=verdict.xero.tax, total=verdict.xero.total)
+        preview.bitrix24 = Totals(
+            subtotal=verdict.bitrix24.subtotal, tax=verdict.bitrix24.tax, total=verdict.bitrix24.total
+        )
+    else:
+        preview.xero = expected_totals(content["LineItems"], amount_type, rates)
+        preview.bitrix24 = bitrix24_totals(invoice)
+        gap = totals_gap(invoice, content, mapping)
+        if gap is not None:
+            preview.notes.append(gap.message)
 
     if preview.contact_state == "" and not contact_id:
         preview.action = "refused"
@@ -162,6 +189,20 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         if gate.hold:
             preview.action = "held"
             preview.reasons.append(gate.message)
+    stage = str(invoice.get("stageId") or "")
+    unchanged = (
+        known
+        and stage == link.last_bitrix24_stage_id
+        and invoice_push_fingerprint(content) == link.last_pushed_hash
+        and not link.drift
+    )
+    if unchanged and preview.action != "held":
+        preview.action = "nothing"
+        preview.reasons.append(
+            "Unchanged since the last push. Create / Edit on Xero first reads Xero's version and "
+            "sends Bitrix24's only where Xero differs."
+        )
+        return preview
     decision = xero_status_for_push(
         link.last_xero_status if known else None,
         wanted,
@@ -182,6 +223,33 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         if decision.message:
             preview.notes.append(decision.message)
     return preview
+
+
+def _rates(portal: Portal) -> dict[str, Decimal]:
+    """The organisation's effective tax rates by TaxType (the cached reference data; a read)."""
+    rates: dict[str, Decimal] = {}
+    for rate in xero_reference(portal).tax_rates:
+        if rate.get("rate") is not None:
+            rates[str(rate["tax_type"])] = Decimal(str(rate["rate"]))
+    return rates
+
+
+def _exact(portal: Portal, settings: SyncSettings, mapping, invoice: dict, rows: list[dict], content: dict):
+    """make_exact's verdict, or None when Xero's rates cannot be read (then the portal's tax map)."""
+    try:
+        rates = _rates(portal)
+    except (XeroNotConnected, ExternalAPIError):
+        return None
+    try:
+        no_tax = mapping.tax_type_for(None)
+    except MappingError:
+        no_tax = "NONE"
+    options = Options(
+        adjustment_account=settings.manual_amount_account_code,
+        adjustment_tax_type=no_tax,
+        force_exclusive=mapping.force_exclusive,
+    )
+    return make_exact(invoice, rows, content["LineItems"], rates, options)
 
 
 def _rows(result) -> list[dict]:

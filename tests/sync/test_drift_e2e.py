@@ -19,8 +19,9 @@ import pytest
 
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
-from sync.models import InboxEvent, InvoiceLink, SyncJob, SyncLogEntry, SyncSettings
+from sync.models import ContactLink, InboxEvent, InvoiceLink, SyncJob, SyncLogEntry, SyncSettings
 from sync.services.buttons import invoices_push_request
+from sync.services.contacts_follow import contacts_follow
 from sync.services.drift import drift_accept, online_url_ensure
 from sync.services.inbox import inbox_event_process
 from sync.services.preview import invoice_preview
@@ -123,8 +124,8 @@ def test_inv_13_edited_in_xero_to_999_is_shown_as_drift_and_restored_by_the_butt
 
     link = linked(invoice_id)
     diff = {d["field"]: (d["bitrix24"], d["xero"]) for d in link.drift}
-    assert diff["LineItems[0].UnitAmount"] == ("38", "999")
-    assert diff["Total"] == ("38", "999")
+    assert diff["LineItems[0].UnitAmount"] == ("38.00", "999.00")
+    assert diff["Total"] == ("38.00", "999.00")
     assert SyncLogEntry.objects.filter(outcome="changed_in_xero", bitrix24_id=str(invoice_id)).count() == 1
 
     calls_before = len(sandbox.calls())
@@ -199,6 +200,8 @@ def test_paid_and_due_and_the_online_link_after_a_partial_and_a_full_payment_and
         None,
     )
     assert link.partly_paid
+    noted = SyncLogEntry.objects.get(message__startswith="Partly paid", bitrix24_id=str(invoice_id))
+    assert noted.message == "Partly paid in Xero: 30.00 paid, 70.00 due."
     assert online_url_ensure(portal=portal, link=link).startswith(sandbox.base_url + "/xero/in/")
     link = linked(invoice_id)
     assert link.xero_online_url.startswith(sandbox.base_url + "/xero/in/")
@@ -302,9 +305,15 @@ def test_preview_shows_what_xero_would_compute_and_why_an_invoice_would_be_held(
         ("200", "NONE", Decimal("38.00"))
     ]
     assert preview.xero.total == preview.bitrix24.total == Decimal("38.00") and preview.totals_match
-    assert (
-        len(sandbox.calls(system="xero")) == before and not InvoiceLink.objects.filter(bitrix24_id=invoice_id).exists()
-    )
+    writes = [c for c in sandbox.calls(system="xero")[before:] if c["method"] != "GET"]
+    assert writes == [] and not InvoiceLink.objects.filter(bitrix24_id=invoice_id).exists()  # reads only
+
+    # An amount entered by hand in Bitrix24 that the rows do not add up to: money's exactness holds it.
+    manual = new_invoice(b24, "P-2", price="38.00")
+    b24.update_invoice(manual, isManualOpportunity="Y", opportunity=999.99)
+    by_hand = invoice_preview(portal=portal, client=Bitrix24Client(portal), invoice_id=manual)
+    assert by_hand.action == "held" and "entered by hand" in by_hand.reasons[0]
+    assert (by_hand.bitrix24.total, by_hand.xero.total) == (Decimal("999.99"), Decimal("38.00"))
 
     push(portal, invoice_id, sandbox=sandbox)
     link = linked(invoice_id)
@@ -338,7 +347,7 @@ def test_the_pages_show_the_badge_the_diff_accept_preview_payments_and_reconcili
         )
         for tr in detail.select("[data-test=drift-row]")
     }
-    assert diff["LineItems[0].UnitAmount"] == ("38", "999") and diff["Total"] == ("38", "999")
+    assert diff["LineItems[0].UnitAmount"] == ("38.00", "999.00") and diff["Total"] == ("38.00", "999.00")
     assert detail.select_one("[data-test=online-invoice-url]")["value"].startswith(sandbox.base_url + "/xero/in/")
 
     answer = post_json(frame, app_url, f"/app/invoices/{invoice_id}/accept/", {})
@@ -356,3 +365,32 @@ def test_the_pages_show_the_badge_the_diff_accept_preview_payments_and_reconcili
     assert response.status_code == 200
     assert recon.select_one("[data-test=kind-content]")["data-count"] == "0"  # accepted: not a difference
     assert recon.select_one("[data-test=reconcile-summary]")["data-status"] == "done"
+
+
+def test_a_linked_companys_new_name_phone_and_email_reach_its_xero_contact(portal, b24, sandbox):
+    invoice_id = new_invoice(b24, "C-1")
+    push(portal, invoice_id, sandbox=sandbox)
+    company_id = int(b24.call("crm.item.get", {"entityTypeId": 31, "id": invoice_id})["item"]["companyId"])
+    contact_link = ContactLink.objects.get(bitrix24_kind="company", bitrix24_id=company_id)
+    assert contacts_follow(portal=portal) == 0  # nothing changed since the link was made
+
+    b24.call(
+        "crm.company.update",
+        {
+            "id": company_id,
+            "fields": {
+                "TITLE": "Customer of C-1 (renamed)",
+                "PHONE": [{"VALUE": "+64 9 555 0101", "VALUE_TYPE": "WORK"}],
+                "EMAIL": [{"VALUE": "accounts@c1.example", "VALUE_TYPE": "WORK"}],
+            },
+        },
+    )
+    assert contacts_follow(portal=portal) == 1
+
+    org = sandbox.state()["xero"]["organisations"][0]
+    contact = next(c for c in org["contacts"] if c["ContactID"] == str(contact_link.xero_contact_id))
+    assert contact["Name"] == "Customer of C-1 (renamed)"
+    assert contact["EmailAddress"] == "accounts@c1.example"
+    assert any(p.get("PhoneNumber") for p in contact.get("Phones", []))
+    assert ContactLink.objects.get(pk=contact_link.pk).xero_name == "Customer of C-1 (renamed)"
+    assert contacts_follow(portal=portal) == 0  # the same details are not sent twice

@@ -302,15 +302,16 @@ def test_a_deleted_invoice_fails_for_good_with_bitrix24s_own_message(portal, b24
     assert job.status == SyncJob.Status.FAILED and "not found" in job.last_error.lower()
 
 
-def test_an_old_invoice_job_fails_with_a_message_that_says_why(lone_portal):
+def test_a_job_for_an_entity_type_with_no_source_fails_with_a_message_that_says_why(lone_portal):
     from sync.services.jobs import job_enqueue
 
-    job = job_enqueue(portal=lone_portal, kind=SyncJob.Kind.PUSH_INVOICE, target="5:12", trigger=Trigger.EVENT)
+    # Entity types 31 (new invoices) and 5 (old ones, test_old_invoices.py) have sources; 7 does not.
+    job = job_enqueue(portal=lone_portal, kind=SyncJob.Kind.PUSH_INVOICE, target="7:12", trigger=Trigger.EVENT)
     report = invoices_push_pending(portal_id=lone_portal.pk)
 
     job.refresh_from_db()
     assert report.failed == 1 and job.status == SyncJob.Status.FAILED
-    assert "old invoices" in job.last_error
+    assert "Not a Bitrix24 invoice" in job.last_error
     entry = SyncLogEntry.objects.get(portal=lone_portal)
     assert entry.outcome == SyncLogEntry.Outcome.FAILED and entry.bitrix24_id == "12"
 

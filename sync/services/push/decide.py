@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from sync.mappers.stage import xero_status_for_push, xero_status_for_stage
 from sync.models import SyncLogEntry
+from sync.services.drift import differences_for
 from sync.services.push.context import PassContext, Work
 from sync.services.push.outcomes import finish, refuse
 from sync.services.push.sources import source_for
@@ -84,9 +85,11 @@ def _decide_status(ctx: PassContext, item: Work, wanted: str | None) -> None:
     )
     item.decision = decision
     if decision.refused:
-        if gate.differences:
+        # What Xero has against what Bitrix24 says now (not only what we sent last), for the user.
+        shown_differences = differences_for(item.content, gate.current) if gate.current else []
+        if shown_differences:
             shown = "; ".join(
-                f"{d.label}: {d.bitrix24 or '—'} in Bitrix24, {d.xero or '—'} in Xero" for d in gate.differences[:5]
+                f"{d.label}: {d.bitrix24 or '—'} in Bitrix24, {d.xero or '—'} in Xero" for d in shown_differences[:5]
             )
             decision = dataclasses.replace(
                 decision,

@@ -53,7 +53,7 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
             last_pushed_at=timezone.now(),
             # Xero now holds Bitrix24's version: no drift, nothing accepted; the JSON and the totals
             # Xero computed are what later versions are compared with (sync.services.drift).
-            last_pushed_content=pushed_content(item.content, element),
+            last_pushed_content=pushed_content(_sent_content(item), element),
             drift=[],
             drift_detected_at=None,
             drift_xero_hash="",
@@ -100,3 +100,9 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
         details=details,
         counted=True,
     )
+
+
+def _sent_content(item) -> dict:
+    """What was sent, as drift compares it later: the body (lines exactly as sent, whatever a check
+    chose to make them exact) without the write-only parts."""
+    return {k: v for k, v in (item.body or item.content or {}).items() if k not in ("Status", "InvoiceID")}
