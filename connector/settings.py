@@ -263,6 +263,10 @@ LOGGING = {
 # must name an empty folder at start (see connector/metrics.py and docker-compose.yml).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    # prometheus-client writes each process's counters there; it must exist before the first one.
+    with contextlib.suppress(OSError):
+        Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 # --- Celery -------------------------------------------------------------------------------------
 # Delivery is at-least-once: the PostgreSQL inbox/outbox is the source of truth and every task is
@@ -294,6 +298,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "processed_folder": str(BROKER_DIR / "processed"),
         # Broadcasts (worker remote control): kombu's default is ./control in the working directory.
         "control_folder": str(BROKER_DIR / "control"),
+        # How often the worker looks for new message files (kombu's default: every second).
+        "polling_interval": 0.2,
         "store_processed": False,
     }
 )

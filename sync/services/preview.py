@@ -20,7 +20,7 @@ from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.common.errors import ExternalAPIError
 from sync.mappers import MappingError
-from sync.mappers.canonical import invoice_push_fingerprint
+from sync.mappers.canonical import bitrix24_amounts_of, invoice_push_fingerprint
 from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
 from sync.mappers.exactness import Options, make_exact
 from sync.mappers.invoice import (
@@ -131,6 +131,7 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         rates = _rates(portal)  # the same rates make_exact used (cached)
         content = {**content, "LineAmountTypes": verdict.amount_type, "LineItems": verdict.line_items}
         if verdict.credit_note:
+            content["Type"] = "ACCRECCREDIT"
             preview.notes.append("Below zero: it would be sent as a credit note (ACCRECCREDIT).")
         preview.notes.extend(verdict.notes)
         if not verdict.exact:
@@ -159,7 +160,9 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
                 tax_type=line.get("TaxType", ""),
                 item_code=line.get("ItemCode", ""),
                 line_amount=amount,
-                tax_amount=xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
+                tax_amount=to_decimal(line["TaxAmount"])
+                if line.get("TaxAmount") is not None and amount_type != "NoTax"
+                else xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
                 bitrix24_amount=_row_sum(row),
             )
         )
@@ -193,7 +196,7 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
     unchanged = (
         known
         and stage == link.last_bitrix24_stage_id
-        and invoice_push_fingerprint(content) == link.last_pushed_hash
+        and invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice)) == link.last_pushed_hash
         and not link.drift
     )
     if unchanged and preview.action != "held":

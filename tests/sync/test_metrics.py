@@ -45,7 +45,10 @@ def test_after_a_sync_the_web_and_worker_counters_moved(
 
         def worker_metrics() -> str:
             text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            return text if sample(text, "connector_sync_outcomes_total", direction="push") >= 1 else ""
+            # The outcome is logged just before the job is marked done: wait for both.
+            pushed = sample(text, "connector_sync_outcomes_total", direction="push") >= 1
+            done = sample(text, "connector_job_results_total", kind="push_invoice", result="done") >= 1
+            return text if pushed and done else ""
 
         scraped = wait_for(worker_metrics, timeout=15, what="the worker's counters")
     finally:
