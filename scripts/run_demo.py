@@ -260,7 +260,7 @@ def describe(env: dict[str, str]) -> tuple[str, str]:
         db_text = f"SQLite {database.removeprefix('sqlite:///')} (embedded)"
     else:
         parsed = urlparse(database)
-        db_text = f"PostgreSQL database {parsed.path.lstrip('/')} on {parsed.hostname}:{parsed.port or 5432}"
+        db_text = f"PostgreSQL database {unquote(parsed.path.lstrip('/'))} on {parsed.hostname}:{parsed.port or 5432}"
     if env["REDIS_URL"]:
         parsed = urlparse(env["REDIS_URL"])
         broker = f"Redis db {parsed.path.lstrip('/') or '0'} on {parsed.hostname}:{parsed.port or 6379}"

@@ -190,3 +190,35 @@ def test_every_setting_read_from_the_environment_is_in_env_example():
     names |= set(re.findall(r'_required_in_production\(\s*"([A-Z0-9_]+)"', settings_source))
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert names - documented == set()
+
+
+def _run_demo_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_demo", ROOT / "scripts" / "run_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_creates_a_missing_postgresql_database_whatever_its_name_or_says_why_not():
+    import os
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+    from psycopg import sql
+
+    run_demo = _run_demo_module()
+    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    name = f"ops demo-{uuid.uuid4().hex[:8]}"
+    try:
+        run_demo.postgres_database_ensure(f"{base}/{quote(name)}")
+        run_demo.postgres_database_ensure(f"{base}/{quote(name)}")  # there already: nothing to do
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    with pytest.raises(SystemExit, match=r"make run: PostgreSQL at .* is not usable: .*refused"):
+        run_demo.postgres_database_ensure(f"postgres://postgres@127.0.0.1:{_free_port()}/x")

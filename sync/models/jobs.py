@@ -52,6 +52,9 @@ class SyncJob(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     not_before = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The pass that runs the job (sync.services.heartbeat): while its Redis heartbeat lives the job is
+    # in hand; once it is gone (kill -9) the sweeper releases the job without waiting for the lease.
+    holder = models.CharField(max_length=64, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -26,7 +26,8 @@ from accounts.models import Portal
 from integrations.bitrix24.client import PAGE_SIZE as B24_PAGE
 from integrations.bitrix24.client import Bitrix24Client
 from sync.mappers.exactness import HELD_PREFIX
-from sync.models import InvoiceLink, StageMapping, SyncJob, SyncLogEntry
+from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncLogEntry
+from sync.services.outcomes import outcomes_for
 from sync.sources import SMART_INVOICE, invoice_source, portal_sources
 
 Source = Any  # sync.sources.SmartInvoices | OldInvoices
@@ -85,6 +86,7 @@ class InvoiceRow:
     updated_at: datetime | None
     link: InvoiceLink | None = None
     job_status: str = ""  # status of the newest push job that is not finished ("pending"/"running")
+    outcome: InvoiceOutcome | None = None  # where it stands after the last attempt (sync.services.outcomes)
     entity_type: int = SMART_INVOICE  # 31 new invoice, 5 old invoice (crm.invoice.*)
 
     @property
@@ -99,9 +101,19 @@ class InvoiceRow:
 
     @property
     def link_state(self) -> str:
-        """One word for the badge and for tests: queued, failed, changed, linked or unlinked."""
+        """One word for the badge and for tests: queued, failed, refused, held, changed, linked or
+        unlinked — the last outcome, whether or not the invoice ever reached Xero."""
         if self.job_status:
             return "queued"
+        state = self.outcome.state if self.outcome is not None else ""
+        if state in (InvoiceOutcome.State.FAILED, InvoiceOutcome.State.RETRYING):
+            return "failed"
+        if state == InvoiceOutcome.State.REFUSED:
+            return "refused"
+        if state == InvoiceOutcome.State.HELD:
+            return "held"
+        if state == InvoiceOutcome.State.CHANGED_IN_XERO:
+            return "changed"
         if self.link is not None and self.link.last_error.startswith(HELD_PREFIX):
             return "held"  # Xero would not total what Bitrix24 shows (sync.services.exactness)
         if self.link is not None and self.link.last_error:
@@ -111,6 +123,21 @@ class InvoiceRow:
         if self.link is not None and self.link.xero_invoice_id:
             return "linked"
         return "unlinked"
+
+    @property
+    def reason(self) -> str:
+        """Why the invoice is failed/refused/held, or what a queued retry waits on, in the API's words."""
+        if self.outcome is not None and self.outcome.state != InvoiceOutcome.State.ON_XERO and self.outcome.reason:
+            return self.outcome.reason
+        return self.link.last_error if self.link is not None else ""
+
+    @property
+    def retrying(self) -> bool:
+        return (
+            self.job_status == SyncJob.Status.PENDING
+            and self.outcome is not None
+            and self.outcome.state == InvoiceOutcome.State.RETRYING
+        )
 
     @property
     def xero_status(self) -> str:
@@ -272,6 +299,7 @@ def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Sou
             portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id__in=ids
         )
     }
+    outcomes = outcomes_for(portal, [(source.entity_type, i) for i in ids])
     busy = dict(
         SyncJob.objects.filter(
             portal=portal,
@@ -301,6 +329,7 @@ def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Sou
                 updated_at=_datetime(item.get("updatedTime")),
                 link=links.get(invoice_id),
                 job_status=busy.get(source.target(invoice_id), ""),
+                outcome=outcomes.get((source.entity_type, invoice_id)),
                 entity_type=source.entity_type,
             )
         )
@@ -429,6 +458,9 @@ def invoice_for_user(
         updated_at=_datetime(item.get("updatedTime")),
         link=link,
         job_status=job or "",
+        outcome=outcomes_for(portal, [(source.entity_type, int(item["id"]))]).get(
+            (source.entity_type, int(item["id"]))
+        ),
         entity_type=source.entity_type,
     )
     log = list(

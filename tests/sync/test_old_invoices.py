@@ -67,7 +67,9 @@ def old_invoice(sandbox, user: dict, company_id: int, *, rows=None, responsible:
 def test_install_on_old_invoices_binds_their_events_and_toolbars_and_maps_their_statuses(sandbox, old_portal):
     assert old_portal.invoice_mode == Portal.InvoiceMode.CLASSIC
     app = sandbox.state()["bitrix24"]["app"]
-    assert {b["event"] for b in app["bindings"]} >= {"ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS"}
+    bound = {b["event"] for b in app["bindings"]}
+    assert bound >= {"ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS", "ONCRMINVOICEDELETE"}
+    assert not any(name.startswith("ONCRMDYNAMICITEM") for name in bound)
     assert {p["placement"] for p in app["placements"]} == {"CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_TOOLBAR"}
     # The statuses, a custom one included, are the stage map's "category 0" and map both ways.
     admin = sandbox._call("POST", "/_sandbox/bitrix24/tokens", json={"user": 1})
