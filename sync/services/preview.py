@@ -137,6 +137,8 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         if not verdict.exact:
             preview.action = "held"
             preview.reasons.append(verdict.message)
+    # The push fingerprints the exact content with Bitrix24's amounts (sync.services.push.map).
+    mapped_hash = invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice))
     amount_type = content["LineAmountTypes"]
     for line, row in zip(content["LineItems"], rows, strict=False):
         amount = xero_line_amount(
@@ -194,10 +196,7 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
             preview.reasons.append(gate.message)
     stage = str(invoice.get("stageId") or "")
     unchanged = (
-        known
-        and stage == link.last_bitrix24_stage_id
-        and invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice)) == link.last_pushed_hash
-        and not link.drift
+        known and stage == link.last_bitrix24_stage_id and mapped_hash == link.last_pushed_hash and not link.drift
     )
     if unchanged and preview.action != "held":
         preview.action = "nothing"
