@@ -173,6 +173,16 @@ def job_dispatch(*, portal_id: int, kind: str, countdown: float | None = None) -
     return False
 
 
+def job_dispatch_after_quiet(*, portal_id: int, countdown: float) -> bool:
+    """The push processor again after `countdown` s (sync/services/debounce.py), at most one such
+    message per portal in flight: finer than the retry buckets, which would add up to 5 s to a
+    single edit's latency."""
+    task = PROCESSOR_TASKS[SyncJob.Kind.PUSH_INVOICE]
+    if not _marker(f"sync:dispatch:{portal_id}:quiet", max(1, int(countdown * 1000))):
+        return False
+    return task_send(task, [portal_id], countdown=countdown)
+
+
 def _dispatch_on_commit(portal_id: int, kind: str, countdown: float | None = None) -> None:
     transaction.on_commit(lambda: job_dispatch(portal_id=portal_id, kind=kind, countdown=countdown), robust=True)
 
