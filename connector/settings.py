@@ -278,7 +278,9 @@ CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 BROKER_DIR = Path(env.str("BROKER_DIR", default=str(EMBEDDED_DIR / "broker")))
 if not REDIS_URL:
     for _sub in ("out", "processed", "control"):
-        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+        # A read-only image (production runs with Redis) must still load these settings.
+        with contextlib.suppress(OSError):
+            (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
 # The longest a task may run (hard limit) and the longest retry countdown we ever schedule. The
 # Redis visibility timeout must stay well above both, or Redis redelivers a task that is still
 # running or still waiting for its countdown, "again and again in a loop" (Celery's Redis caveats).

@@ -25,7 +25,7 @@ from sync.services.drift import drift_accept
 from sync.services.invoice_list import visible_invoice_ids
 from sync.services.preview import invoice_preview
 from sync.services.reconcile import KIND_LABELS, latest_run, repairable_ids
-from sync.web.invoices import bitrix24_errors, user_client, xero_ready
+from sync.web.invoices import _kind, bitrix24_errors, user_client, xero_ready
 
 SMART_INVOICE = 31
 # A run still "running" after this long was lost (a worker killed mid-run); a click starts a new one.
@@ -36,10 +36,11 @@ STALE_RUN = dt.timedelta(minutes=30)
 @frame_login_required
 @bitrix24_errors
 def invoice_accept_xero(request: HttpRequest, invoice_id: int) -> JsonResponse:
-    if not visible_invoice_ids(client=user_client(request), ids=[invoice_id]):
+    entity_type = _kind(request, request.GET.get("kind")) or SMART_INVOICE
+    if not visible_invoice_ids(client=user_client(request), ids=[invoice_id], entity_type=entity_type):
         return JsonResponse({"error": "You cannot see this invoice in Bitrix24.", "kind": "forbidden"}, status=403)
     link = InvoiceLink.objects.filter(
-        portal=request.portal, bitrix24_entity_type=SMART_INVOICE, bitrix24_id=invoice_id
+        portal=request.portal, bitrix24_entity_type=entity_type, bitrix24_id=invoice_id
     ).first()
     if link is None or not link.drift:
         return JsonResponse(
@@ -61,7 +62,12 @@ def invoice_accept_xero(request: HttpRequest, invoice_id: int) -> JsonResponse:
 @bitrix24_errors
 def invoice_preview_page(request: HttpRequest, invoice_id: int) -> HttpResponse:
     try:
-        preview = invoice_preview(portal=request.portal, client=user_client(request), invoice_id=invoice_id)
+        preview = invoice_preview(
+            portal=request.portal,
+            client=user_client(request),
+            invoice_id=invoice_id,
+            entity_type=_kind(request, request.GET.get("kind")) or SMART_INVOICE,
+        )
     except ExternalAPIError as exc:
         if exc.retryable or (exc.code or "").upper() not in ("ACCESS_DENIED", "NOT_FOUND"):
             raise
