@@ -29,8 +29,8 @@ from integrations.common.errors import ExternalAPIError
 from sync.mappers import tax_map
 from sync.mappers.stage import XERO_STATUSES
 from sync.models import StageMapping, SyncSettings, XeroStatus, XeroStatusMapping
-from sync.services.xero_budget import xero_budget_today
 from sync.services.stages import stage_map_refresh
+from sync.services.xero_budget import xero_budget_today
 from sync.services.xero_reference import (
     REVENUE_TYPES,
     XeroNotConnected,
