@@ -4,6 +4,7 @@ connector's live server, a Celery worker for the end-to-end ones. Nothing of our
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -106,6 +107,12 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     assert row_ids(second) == owens[10:]
     _, newest = page(frame, app_url, size=10)
     assert row_ids(newest)[0] == owens[-1]
+    # The last-modified range (whole UTC days) reaches crm.invoice.list as DATE_UPDATE bounds.
+    today = datetime.now(UTC).date()
+    _, changed_today = page(frame, app_url, size=25, **{"from": today.isoformat(), "to": today.isoformat()})
+    assert sorted(row_ids(changed_today)) == owens
+    _, before = page(frame, app_url, size=25, to=(today - timedelta(days=1)).isoformat())
+    assert row_ids(before) == []
     # Another user's invoice is refused by Bitrix24 itself, in its words.
     denied, _ = page(frame, app_url, path=f"/app/invoices/{ritas[0]}/", kind=5)
     assert denied.status_code == 403
