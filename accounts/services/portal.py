@@ -30,6 +30,8 @@ from django.utils import timezone
 from accounts.errors import Refused, Unverified, UpstreamFailed
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
+from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
 from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError
@@ -43,10 +45,9 @@ CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICE
 SMART_INVOICE_PLACEMENTS = ("CRM_SMART_INVOICE_DETAIL_TOOLBAR", "CRM_SMART_INVOICE_LIST_MENU")
 # Old invoices have no per-row menu placement (widgets/placement-list.md lists the toolbars only).
 CLASSIC_INVOICE_PLACEMENTS = ("CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_TOOLBAR")
-EVENTS_BY_TYPE = {31: SMART_INVOICE_EVENTS, 5: CLASSIC_INVOICE_EVENTS}
-PLACEMENTS_BY_TYPE = {31: SMART_INVOICE_PLACEMENTS, 5: CLASSIC_INVOICE_PLACEMENTS}
+EVENTS_BY_TYPE = {SMART_INVOICE: SMART_INVOICE_EVENTS, OLD_INVOICE: CLASSIC_INVOICE_EVENTS}
+PLACEMENTS_BY_TYPE = {SMART_INVOICE: SMART_INVOICE_PLACEMENTS, OLD_INVOICE: CLASSIC_INVOICE_PLACEMENTS}
 ALREADY_BOUND_CODES = {"ERROR_HANDLER_ALREADY_EXIST", "ERROR_PLACEMENT_HANDLER_ALREADY_EXIST"}
-SMART_INVOICE_TYPE_ID = 31
 # Offline (pull) events: the queue the sync engine drains with reservation, which needs this plan
 # feature (docs/bitrix24-api.md §5.4). Deletes are not bound: they never change Xero.
 OFFLINE_FEATURE = "rest_offline_extended"

@@ -16,9 +16,8 @@ from accounts.errors import Refused
 from accounts.models import Portal, XeroConnection
 from accounts.services.xero import xero_connect_complete, xero_connect_start, xero_connection_choose
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from sandbox.client import SandboxClient
-
-SMART_INVOICE_TYPE_ID = 31
 
 # Demo customers: (company, city, phone, contact first name, last name, invoices: [(title, rows)]),
 # rows: (product, price NZD, quantity).

@@ -7,6 +7,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from accounts.models import Portal
+from integrations.bitrix24 import entity_types
 from sync.models.choices import XeroStatus
 
 
@@ -23,8 +24,8 @@ class InvoiceLink(models.Model):
     """
 
     class EntityType(models.IntegerChoices):
-        SMART_INVOICE = 31, "Invoice (new)"
-        CLASSIC_INVOICE = 5, "Invoice (old)"
+        SMART_INVOICE = entity_types.SMART_INVOICE, "Invoice (new)"
+        CLASSIC_INVOICE = entity_types.OLD_INVOICE, "Invoice (old)"
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="invoice_links")
     bitrix24_entity_type = models.PositiveSmallIntegerField(
