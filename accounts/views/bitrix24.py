@@ -19,7 +19,7 @@ from accounts.services.frame import frame_session_start, frame_token_issue
 from accounts.services.portal import portal_install
 from accounts.services.xero import xero_connection_of
 from integrations.bitrix24.inbound import MalformedPayloadError, parse_event, parse_frame_post
-from sync.models import SyncSettings
+from sync.readiness import setup_needed
 from sync.web.placements import placement_invoice_ids, placement_landing
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def frame_entry(request: HttpRequest) -> HttpResponse:
 def _landing(session, token: str) -> str:
     """Invoices, or Setup first for an admin whose portal has not finished it (the app cannot sync
     before the stage map and defaults are chosen; a sales user cannot choose them)."""
-    if session.is_admin and not SyncSettings.objects.filter(portal=session.portal, setup_completed=True).exists():
+    if session.is_admin and setup_needed(session.portal):
         setup_url = _reverse_or_none("web:setup")
         if setup_url:
             return f"{setup_url}?{urlencode({'ft': token})}"

@@ -27,7 +27,8 @@ from integrations.bitrix24.errors import MalformedPayloadError as Bitrix24Malfor
 from integrations.bitrix24.inbound import Bitrix24Event
 from integrations.xero.webhooks import XeroWebhookEvent, xero_webhook_from_json
 from sync.models import InboxEvent, Source, SyncJob, Trigger
-from sync.services.jobs import job_enqueue, portal_sync_blocker, task_send, task_send_coalesced
+from sync.readiness import portal_sync_blocker
+from sync.services.jobs import job_enqueue, task_send, task_send_coalesced
 
 logger = logging.getLogger(__name__)
 

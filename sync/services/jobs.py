@@ -26,7 +26,7 @@ from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Least
 from django.utils import timezone
 
-from accounts.models import Portal, XeroConnection
+from accounts.models import Portal
 from connector import metrics
 from connector.coordination import redis_client
 from integrations.bitrix24.entity_types import SMART_INVOICE
@@ -454,18 +454,6 @@ def job_retry(job_id: int, *, portal: Portal) -> SyncJob:
 SWEEP_GRACE_S = 10
 # Bitrix24's clock, second-precision updatedTime and late commits: re-read this much before the mark.
 BITRIX24_SWEEP_OVERLAP = timedelta(minutes=2)
-
-
-def portal_sync_blocker(portal: Portal) -> str:
-    """Why background sync cannot run for this portal now, or "" when it can."""
-    if not portal.is_active:
-        return f"portal {portal.domain} is {portal.get_status_display().lower()}"
-    connection_ = XeroConnection.objects.filter(portal=portal).first()
-    if connection_ is None:
-        return f"portal {portal.domain} has no Xero connection"
-    if not connection_.is_active:
-        return f"the Xero connection of {portal.domain} is {connection_.get_status_display().lower()}"
-    return ""
 
 
 def jobs_requeue_stuck(*, now=None) -> dict[str, int]:

@@ -44,6 +44,7 @@ from sync.mappers.canonical import invoice_pull_fingerprint
 from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, stage_for_xero_status
 from sync.models import Direction, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
+from sync.readiness import portal_readiness
 from sync.services.bitrix24_payments import PaidInvoice, bitrix24_payments_record
 from sync.services.credit_notes import credit_notes_pull_recent
 from sync.services.drift import drift_observe, xero_invoice_dict
@@ -613,15 +614,14 @@ def _record(link: InvoiceLink, invoice: XeroInvoiceState, *, stage_id: str, clea
 
 
 def _active(portal_id: int, report: PullReport) -> tuple[Portal | None, XeroConnection | None]:
-    portal = Portal.objects.filter(pk=portal_id).first()
-    if portal is None or not portal.is_active:
+    readiness = portal_readiness(portal_id)
+    if readiness.stopped_by == "portal":
         report.skipped = "portal is not active"
         return None, None
-    connection = XeroConnection.objects.filter(portal=portal).first()
-    if connection is None or not connection.is_active:
+    if readiness.stopped_by == "xero":
         report.skipped = "Xero is not connected"
-        return portal, None
-    return portal, connection
+        return readiness.portal, None
+    return readiness.portal, readiness.connection
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.auth import frame_login_required
-from accounts.models import Portal, XeroConnection
+from accounts.models import XeroConnection
 from accounts.services.frame import frame_session_bitrix24_client
 from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
@@ -46,11 +46,6 @@ from sync.stage_map import OLD_STATUS_CATEGORY, stage_map_save
 logger = logging.getLogger(__name__)
 
 SUGGEST_LIMIT_MAX = 25
-
-
-def setup_needed(portal: Portal) -> bool:
-    """True until an admin has saved the Setup page once (the home page sends admins here first)."""
-    return not SyncSettings.objects.filter(portal=portal, setup_completed=True).exists()
 
 
 @dataclass
