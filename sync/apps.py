@@ -14,6 +14,17 @@ class SyncConfig(AppConfig):
         for name in BITRIX24_INVOICE_EVENTS:
             EVENT_HANDLERS[name] = inbox_record_bitrix24_event
 
+        # ... and answers the few questions an account flow asks of the engine (accounts/hooks.py).
+        from accounts import hooks
+        from sync.readiness import setup_needed
+        from sync.services.stages import stage_map_refresh
+        from sync.web.placements import placement_invoice_ids, placement_landing
+
+        hooks.sync.setup_needed = setup_needed
+        hooks.sync.placement_invoice_ids = placement_invoice_ids
+        hooks.sync.placement_landing = placement_landing
+        hooks.sync.stage_map_refresh = stage_map_refresh
+
         # Every sync outcome written to the log is counted for operators (connector/metrics.py).
         from django.db.models.signals import post_save
 

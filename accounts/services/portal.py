@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import hooks
 from accounts.errors import Refused, Unverified, UpstreamFailed
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
@@ -141,10 +142,8 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
 def _stage_map_defaults(*, portal: Portal, client: Bitrix24Client) -> None:
     """Map every invoice stage to a Xero status by its semantics, so invoices flow from the first
     change; the admin reviews the map in the app's setup page. Not fatal: setup can redo it."""
-    from sync.services.stages import stage_map_refresh
-
     try:
-        stage_map_refresh(portal=portal, client=client)
+        hooks.sync.stage_map_refresh(portal=portal, client=client)
     except ExternalAPIError as exc:
         logger.warning("portal %s: default stage map not applied yet: %s", portal.member_id, exc)
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import requests
 from django.conf import settings
 
+from accounts import hooks
 from accounts.errors import Refused
 from accounts.models import Portal, XeroConnection
 from accounts.services.xero import xero_connect_complete, xero_connect_start, xero_connection_choose
@@ -106,9 +107,7 @@ def sandbox_setup_run(*, seed: bool) -> SetupReport:
 
 def sandbox_stage_map(*, portal: Portal) -> str:
     """Default stage map from the portal's stages (kept as the user edits it later)."""
-    from sync.services.stages import stage_map_refresh
-
-    refresh = stage_map_refresh(portal=portal)
+    refresh = hooks.sync.stage_map_refresh(portal=portal)
     return f"{len(refresh.stages)} stages mapped by their semantics (pipeline {refresh.default_category_id})"
 
 
