@@ -110,6 +110,10 @@ class FrameSession(models.Model):
     access_token = EncryptedTextField(blank=True)
     refresh_token = EncryptedTextField(blank=True)
     token_expires_at = models.DateTimeField(null=True, blank=True)
+    # What Bitrix24 said when the frame opened: LANG of the frame POST, the user's TIME_ZONE
+    # (user.current; "" when the user has none). The pages speak and show times accordingly.
+    lang = models.CharField(max_length=10, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(auto_now=True)
 

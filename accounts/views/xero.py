@@ -15,8 +15,10 @@ from accounts.services.xero import (
     xero_connection_choose,
     xero_connection_disconnect,
 )
+from connector.middleware import opener_kept
 
 
+@opener_kept
 @require_GET
 @frame_login_required(admin=True)
 def connect(request: HttpRequest) -> HttpResponse:
@@ -25,6 +27,7 @@ def connect(request: HttpRequest) -> HttpResponse:
     )
 
 
+@opener_kept
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     if request.GET.get("error"):
@@ -39,6 +42,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/xero_connected.html", {"connection": outcome.connection})
 
 
+@opener_kept
 @require_POST
 def choose(request: HttpRequest) -> HttpResponse:
     try:

@@ -146,13 +146,28 @@ def _address(xero_type: str, *, lines, city, region, postal_code, country) -> di
 # --- Xero -> Bitrix24 (import) ----------------------------------------------------------------------
 
 
+def xero_contact_company_type(contact: Mapping) -> str:
+    """Bitrix24's COMPANY_TYPE for what the Xero contact is: a customer (it has sales invoices;
+    customers who also supply stay customers, the CRM's side of them), a supplier only, or other."""
+    if contact.get("IsCustomer"):
+        return "CUSTOMER"
+    if contact.get("IsSupplier"):
+        return "SUPPLIER"
+    return "OTHER"
+
+
 def xero_contact_to_company(contact: Mapping) -> dict:
     """crm.company.add `fields` for a Xero contact. ORIGINATOR_ID/ORIGIN_ID tie the company to the
     ContactID so a second import finds it instead of creating a duplicate."""
     name = str(contact.get("Name") or "").strip()
     if not name:
         raise MappingError(f"Xero contact {contact.get('ContactID')} has no name.")
-    out: dict = {"TITLE": name, "ORIGINATOR_ID": XERO_ORIGINATOR, "ORIGIN_ID": str(contact.get("ContactID") or "")}
+    out: dict = {
+        "TITLE": name,
+        "ORIGINATOR_ID": XERO_ORIGINATOR,
+        "ORIGIN_ID": str(contact.get("ContactID") or ""),
+        "COMPANY_TYPE": xero_contact_company_type(contact),
+    }
     email = str(contact.get("EmailAddress") or "").strip()
     if email:
         out["EMAIL"] = [{"VALUE": email, "VALUE_TYPE": "WORK"}]

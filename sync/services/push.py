@@ -57,6 +57,7 @@ from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, Decision, xero_status_for_push, xero_status_for_stage
 from sync.models import ContactLink, Direction, InvoiceLink, ItemLink, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.contacts import ClientKey, CountingXero, contacts_ensure
+from sync.services.gate import sync_gate
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
@@ -215,13 +216,12 @@ def invoices_push_pending(*, portal_id: int) -> PushReport:
     """One pass over the portal's due PUSH_INVOICE jobs (see the module docstring)."""
     report = PushReport(portal_id=portal_id)
     portal = Portal.objects.filter(pk=portal_id).first()
-    if portal is None or not portal.is_active:
-        report.paused = "portal not active"
-        return report
-    connection = XeroConnection.objects.filter(portal=portal).first()
-    if connection is None or not connection.is_active:
-        _note_reconnect_needed(portal)
-        report.paused = "xero not connected"
+    connection = XeroConnection.objects.filter(portal=portal).first() if portal is not None else None
+    gate = sync_gate(portal, connection=connection)
+    if not gate.jobs_may_run:
+        if portal is not None and portal.is_active:
+            _note_reconnect_needed(portal)
+        report.paused = gate.reason
         return report
     jobs = jobs_claim(portal_id=portal.pk, kind=SyncJob.Kind.PUSH_INVOICE, limit=CLAIM_LIMIT)
     if not jobs:

@@ -27,6 +27,7 @@ from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob
 from sync.services.buttons import MAX_INVOICES_PER_CLICK, invoices_push_request
 from sync.services.buttons_pull import statuses_pull_request
+from sync.services.gate import GateState, sync_gate
 from sync.services.invoice_list import (
     DEFAULT_PAGE_SIZE,
     PAGE_SIZES,
@@ -223,14 +224,32 @@ def _not_connected() -> JsonResponse:
     )
 
 
+def _buttons_refused(request: HttpRequest) -> JsonResponse | None:
+    """None when the signed-in user may use the buttons now (sync.services.gate): before Setup
+    only an admin may, and is told so on the page."""
+    gate = sync_gate(request.portal)
+    if gate.buttons_for(is_admin=request.frame_user.is_admin):
+        return None
+    if gate.state == GateState.SETUP_PENDING:
+        return JsonResponse(
+            {
+                "error": "Setup has not been completed yet: ask a Bitrix24 administrator to save the Setup page.",
+                "kind": "setup",
+            },
+            status=409,
+        )
+    return _not_connected()
+
+
 @require_POST
 @frame_login_required
 @bitrix24_errors
 def invoice_push(request: HttpRequest) -> JsonResponse:
     """ "Create / Edit on Xero" for explicit ids (checked against what the user may see) or for
     every invoice the user sees under the list's filter."""
-    if not xero_ready(request.portal):
-        return _not_connected()
+    blocked = _buttons_refused(request)
+    if blocked is not None:
+        return blocked
     body = json_body(request)
     client = user_client(request)
     if body.get("all_filtered"):
@@ -275,8 +294,9 @@ def invoice_push(request: HttpRequest) -> JsonResponse:
 @frame_login_required
 def invoice_pull(request: HttpRequest) -> JsonResponse:
     """ "Update from Xero": one job for the portal; the pull acts on the portal's linked invoices."""
-    if not xero_ready(request.portal):
-        return _not_connected()
+    blocked = _buttons_refused(request)
+    if blocked is not None:
+        return blocked
     job = statuses_pull_request(portal=request.portal, requested_by=request.frame_user.bitrix_user_id)
     return _jobs_answer([job])
 

@@ -1,6 +1,6 @@
 """Routes of the in-Bitrix24 pages; each page module owns its own `urlpatterns`."""
 
-from sync.web import imports, invoices, log, placements, products, setup
+from sync.web import connection, imports, invoices, log, placements, products, setup
 
 app_name = "web"
 urlpatterns = [
@@ -10,4 +10,5 @@ urlpatterns = [
     *setup.urlpatterns,
     *imports.urlpatterns,
     *products.urlpatterns,
+    *connection.urlpatterns,
 ]

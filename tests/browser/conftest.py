@@ -151,9 +151,11 @@ def acme(sandbox, app_url) -> Portal:
 def acme_connected(acme) -> Portal:
     """`acme` with the sandbox's Xero organisation connected and the default stage map."""
     from accounts.services.sandbox import sandbox_connect_xero, sandbox_stage_map
+    from tests.sync.conftest import setup_done
 
     sandbox_connect_xero(portal=acme)
     sandbox_stage_map(portal=acme)
+    setup_done(acme)
     return acme
 
 

@@ -17,6 +17,14 @@
   }
   if (record) { record.addEventListener("change", syncPaymentAccount); syncPaymentAccount(); }
 
+  // Voided / Deleted cannot be undone in Xero: show the warning beside a stage that asks for one.
+  form.addEventListener("change", function (event) {
+    var select = event.target;
+    if (!select.matches || !select.matches("select[data-test=stage-select]")) { return; }
+    var warn = select.parentNode.querySelector("[data-test=stage-irreversible]");
+    var chosen = select.options[select.selectedIndex];
+    if (warn) { warn.hidden = !(chosen && chosen.getAttribute("data-irreversible")); }
+  });
   form.addEventListener("change", function () {
     dirty = true;
     if (status) { status.textContent = "Unsaved changes"; }
