@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required
@@ -37,6 +39,7 @@ from sync.services.invoice_list import (
     jobs_progress,
     visible_invoice_ids,
 )
+from sync.services.xero_amounts import xero_amounts
 
 REOPEN = "Your Bitrix24 session expired — reopen the app from Bitrix24."
 
@@ -108,14 +111,36 @@ def parse_ids(raw) -> list[int] | None:
 # --- the list --------------------------------------------------------------------------------------
 
 
+_DATE_WORDS = _("Write the day as the date picker does, e.g. 2026-03-31.")
+
+
 class InvoiceFilterForm(forms.Form):
-    date_from = forms.DateField(required=False)
-    date_to = forms.DateField(required=False)
+    # Labels and messages in the page's own words (the filter shows them beside the form).
+    date_from = forms.DateField(required=False, label=_("Changed from"), error_messages={"invalid": _DATE_WORDS})
+    date_to = forms.DateField(required=False, label=_("Changed to"), error_messages={"invalid": _DATE_WORDS})
     size = forms.TypedChoiceField(
-        choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False, empty_value=DEFAULT_PAGE_SIZE
+        choices=[(n, n) for n in PAGE_SIZES],
+        coerce=int,
+        required=False,
+        empty_value=DEFAULT_PAGE_SIZE,
+        label=_("Rows per page"),
+        error_messages={"invalid_choice": _("Choose one of the listed sizes; the list shows the usual size.")},
     )
-    order = forms.ChoiceField(choices=[("desc", "Newest first"), ("asc", "Oldest first")], required=False)
-    page = forms.IntegerField(min_value=1, required=False)
+    order = forms.ChoiceField(
+        choices=[("desc", _("Newest first")), ("asc", _("Oldest first"))],
+        required=False,
+        label=_("Sort"),
+        error_messages={"invalid_choice": _("Sort newest or oldest first; the list shows the newest first.")},
+    )
+    page = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label=_("Page"),
+        error_messages={
+            "invalid": _("A page is a whole number; the first page is shown."),
+            "min_value": _("Pages start at 1; the first page is shown."),
+        },
+    )
 
     @classmethod
     def from_query(cls, query) -> InvoiceFilterForm:
@@ -173,6 +198,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "values": values,
+            "list_query": _query(values),
             "page": page,
             "page_links": [(n, _query(values, page=n)) for n in pages],
             "prev_query": _query(values, page=page.page - 1) if page.page > 1 else "",
@@ -204,11 +230,37 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
             {"invoice_id": invoice_id, "denied": denied, "message": exc.message},
             status=403 if denied else 404,
         )
+    lines = [_line(row) for row in detail.product_rows]
     return render(
         request,
         "sync/invoice_detail.html",
-        {"detail": detail, "row": detail.row, "xero_ready": xero_ready(request.portal)},
+        {
+            "detail": detail,
+            "row": detail.row,
+            "lines": lines,
+            "lines_total": sum((line["total"] for line in lines), Decimal(0)),
+            "xero": xero_amounts(request.portal, detail.row.link),
+            "xero_ready": xero_ready(request.portal),
+            "back_query": _back_query(request),
+        },
     )
+
+
+def _line(row: dict) -> dict:
+    """A product row with its total (price × quantity, as Bitrix24 shows the row's sum)."""
+    try:
+        price, quantity = Decimal(str(row.get("price") or 0)), Decimal(str(row.get("quantity") or 0))
+    except (InvalidOperation, ValueError):
+        price, quantity = Decimal(0), Decimal(0)
+    return {**row, "total": (price * quantity).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)}
+
+
+def _back_query(request: HttpRequest) -> str:
+    """The list's state (page, size, dates, sort) the user came from, to go back to it."""
+    form = InvoiceFilterForm.from_query(request.GET)
+    if not form.is_valid() or not any(request.GET.get(k) for k in ("from", "to", "size", "order", "page")):
+        return ""
+    return _query(form.values())
 
 
 # --- the buttons -----------------------------------------------------------------------------------

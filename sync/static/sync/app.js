@@ -56,6 +56,11 @@
   function updateSelection() {
     var count = document.querySelector("[data-test=selected-count]");
     if (count) count.textContent = selected().length;
+    var rows = document.querySelectorAll("[data-row-select]").length;
+    document.querySelectorAll("[data-select-all]").forEach(function (all) {
+      all.checked = rows > 0 && selected().length === rows;
+      all.indeterminate = selected().length > 0 && selected().length < rows;
+    });
     setBusy(busy);
   }
 
@@ -134,13 +139,38 @@
   });
 
   function bindSelection() {
-    var all = document.querySelector("[data-select-all]");
-    if (all) all.addEventListener("change", function () {
-      document.querySelectorAll("[data-row-select]").forEach(function (c) { c.checked = all.checked; });
-      updateSelection();
+    // Two "select all" boxes: the table header's, and the toolbar's for narrow screens (where the
+    // table's header is hidden and rows are cards). They mirror each other.
+    var alls = document.querySelectorAll("[data-select-all]");
+    alls.forEach(function (all) {
+      all.addEventListener("change", function () {
+        document.querySelectorAll("[data-row-select]").forEach(function (c) { c.checked = all.checked; });
+        alls.forEach(function (other) { other.checked = all.checked; });
+        updateSelection();
+      });
     });
     document.querySelectorAll("[data-row-select]").forEach(function (c) { c.addEventListener("change", updateSelection); });
     updateSelection();
   }
   bindSelection();
+
+  // The invoice list keeps its state (page, size, dates, sort) across the app's pages: opened
+  // without any (from the menu), it returns to the last one this tab used.
+  var list = document.querySelector("[data-list-state]");
+  if (list && window.sessionStorage) {
+    var keys = ["from", "to", "size", "order", "page"];
+    var params = new URLSearchParams(window.location.search);
+    var own = keys.some(function (k) { return params.get(k); });
+    var stored = null;
+    try { stored = window.sessionStorage.getItem("invoice-list-state"); } catch (e) { stored = null; }
+    if (!own && stored && !params.get("reset")) {
+      var restored = new URLSearchParams(stored);
+      restored.set("ft", token());
+      window.location.replace(window.location.pathname + "?" + restored.toString());
+    } else {
+      var keep = new URLSearchParams();
+      keys.forEach(function (k) { if (params.get(k)) keep.set(k, params.get(k)); });
+      try { window.sessionStorage.setItem("invoice-list-state", keep.toString()); } catch (e) { /* private mode */ }
+    }
+  }
 })();

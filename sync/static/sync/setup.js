@@ -27,19 +27,19 @@
   });
   form.addEventListener("change", function () {
     dirty = true;
-    if (status) { status.textContent = "Unsaved changes"; }
+    if (status) { status.textContent = status.dataset.unsaved; }
   });
   form.addEventListener("submit", function (event) {
     if (record && account && record.checked && !account.value) {
       event.preventDefault();
       account.focus();
-      if (status) { status.textContent = "Choose the bank account payments are recorded to."; }
+      if (status) { status.textContent = status.dataset.needBank; }
       return;
     }
     dirty = false;
     save.disabled = true;
-    save.textContent = "Saving…";
-    if (status) { status.textContent = "Saving your settings…"; }
+    save.textContent = save.dataset.saving;
+    if (status) { status.textContent = status.dataset.saving; }
   });
   window.addEventListener("beforeunload", function (event) {
     if (dirty) { event.preventDefault(); event.returnValue = ""; }
@@ -48,5 +48,5 @@
   var problems = document.getElementById("setup-problems");
   if (problems) { problems.focus(); }
   // A page restored from the back/forward cache must not keep the button disabled.
-  window.addEventListener("pageshow", function () { save.disabled = false; save.textContent = "Save settings"; });
+  window.addEventListener("pageshow", function () { save.disabled = false; save.textContent = save.dataset.label; });
 })();
