@@ -114,6 +114,9 @@ class FrameSession(models.Model):
     # (user.current; "" when the user has none). The pages speak and show times accordingly.
     lang = models.CharField(max_length=10, blank=True)
     time_zone = models.CharField(max_length=64, blank=True)
+    # The invoice list's page, size, dates and sort as last shown, restored when the list is opened
+    # again without any (from the menu, or back from another page).
+    list_state = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(auto_now=True)
 

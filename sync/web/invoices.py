@@ -12,9 +12,10 @@ import functools
 import json
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from urllib.parse import urlencode
 
 from django import forms
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
@@ -169,6 +170,21 @@ class InvoiceFilterForm(forms.Form):
         }
 
 
+LIST_KEYS = ("from", "to", "size", "order", "page")
+
+
+def _list_state(request: HttpRequest):
+    """The list's query: the request's own, remembered for this sign-in; or, when it has none (the
+    menu's link, a page that links back plainly), the one remembered."""
+    session = request.frame_user
+    if any(request.GET.get(key) for key in LIST_KEYS):
+        state = urlencode([(key, request.GET[key]) for key in LIST_KEYS if request.GET.get(key)])[:200]
+        if state != session.list_state:
+            type(session).objects.filter(pk=session.pk).update(list_state=state)
+        return request.GET
+    return QueryDict(session.list_state or "")
+
+
 def _query(values: dict, **changes) -> str:
     """The list's query string with some values changed (pager and sort links keep the filter)."""
     merged = {**values, **changes}
@@ -186,7 +202,8 @@ def _query(values: dict, **changes) -> str:
 @frame_login_required
 @bitrix24_errors
 def invoice_list(request: HttpRequest) -> HttpResponse:
-    form = InvoiceFilterForm.from_query(request.GET)
+    query = _list_state(request)
+    form = InvoiceFilterForm.from_query(query)
     form.is_valid()
     values = form.values()
     page = invoices_for_user(client=user_client(request), **values)

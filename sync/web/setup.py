@@ -125,6 +125,21 @@ def _propose(ctx: SetupContext) -> None:
             settings.record_payment_on_paid = True
             settings.payment_account_code = bank["code"]
             ctx.proposed.append("payment_account_code")
+    codes = {a["code"] for a in ctx.accounts}
+    if settings.default_account_code not in codes:
+        revenue = [a for a in ctx.accounts if a["type"] in REVENUE_TYPES]
+        if revenue:
+            settings.default_account_code = revenue[0]["code"]
+            ctx.proposed.append("default_account_code")
+    if not settings.default_currency and ctx.currencies:
+        # Xero lists the organisation's base currency first.
+        settings.default_currency = ctx.currencies[0]["code"]
+        ctx.proposed.append("default_currency")
+    if not settings.default_tax_type and ctx.tax_rates:
+        # For new Xero items: the organisation's standard sales rate (the highest effective rate).
+        standard = max(ctx.tax_rates, key=lambda r: r["rate"] or 0.0)
+        settings.default_tax_type = standard["tax_type"]
+        ctx.proposed.append("default_tax_type")
     paid_ok = settings.record_payment_on_paid and bool(settings.payment_account_code)
     for stage in ctx.stages:
         if stage.semantics == StageMapping.Semantics.SUCCESS and not stage.xero_status and paid_ok:

@@ -153,24 +153,4 @@
     updateSelection();
   }
   bindSelection();
-
-  // The invoice list keeps its state (page, size, dates, sort) across the app's pages: opened
-  // without any (from the menu), it returns to the last one this tab used.
-  var list = document.querySelector("[data-list-state]");
-  if (list && window.sessionStorage) {
-    var keys = ["from", "to", "size", "order", "page"];
-    var params = new URLSearchParams(window.location.search);
-    var own = keys.some(function (k) { return params.get(k); });
-    var stored = null;
-    try { stored = window.sessionStorage.getItem("invoice-list-state"); } catch (e) { stored = null; }
-    if (!own && stored && !params.get("reset")) {
-      var restored = new URLSearchParams(stored);
-      restored.set("ft", token());
-      window.location.replace(window.location.pathname + "?" + restored.toString());
-    } else {
-      var keep = new URLSearchParams();
-      keys.forEach(function (k) { if (params.get(k)) keep.set(k, params.get(k)); });
-      try { window.sessionStorage.setItem("invoice-list-state", keep.toString()); } catch (e) { /* private mode */ }
-    }
-  }
 })();
