@@ -38,11 +38,13 @@ $(CHROMIUM):
 		exit 1; }
 	@test -x $(CHROMIUM) || { echo "apt-get installed chromium, but $(CHROMIUM) is not there." >&2; exit 1; }
 
+# DEBUG defaults to off (production); the demo and the suite run in development mode, and say so.
+# `make run EMBEDDED=1` forces SQLite + the filesystem broker (under .run/); WEB_PORT / SANDBOX_PORT pick ports.
 run: $(STAMP)
-	$(BIN)/python scripts/run_demo.py
+	DEBUG=1 EMBEDDED=$(EMBEDDED) $(BIN)/python scripts/run_demo.py
 
 test: install
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -50,8 +52,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .broker db.sqlite3 .pytest_cache .ruff_cache
+	rm -rf $(VENV) .run .broker db.sqlite3 .beat-schedule* staticfiles .pytest_cache .ruff_cache .mypy_cache

@@ -99,8 +99,12 @@ class Stack:
                 "PUBLIC_URL": self.public_url,
                 "XERO_WEBHOOK_KEY": WEBHOOK_KEY,
                 "DEBUG": "0",
+                # Production settings need real keys: the bench process's own (bench/__main__.py makes
+                # fresh ones per run), so it reads the tokens its subprocesses encrypted.
                 "SECRET_KEY": settings.SECRET_KEY,
                 "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
+                # Plain HTTP on 127.0.0.1: no proxy in front to terminate TLS.
+                "SECURE_SSL_REDIRECT": "0",
                 "PYTHONUNBUFFERED": "1",
                 **self.extra_env,
             }

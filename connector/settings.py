@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -21,33 +21,55 @@ env = environ.Env()
 # A local .env is a convenience for development; real deployments pass the environment.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: a deployment that forgets to set it must not serve debug pages or run on
+# development keys. `make run`, `make test` and the test suite set DEBUG=1 themselves.
+DEBUG = env.bool("DEBUG", default=False)
+
+# What .env.example and the development fallbacks ship with: never acceptable in production.
+_PLACEHOLDERS = {
+    "change-me-to-a-long-random-string",
+    "dev-only-insecure-secret-key-change-me",
+}
+# A fixed key for development only (DEBUG on), so a fresh clone runs with nothing set. It is refused
+# in production like the placeholders; the encryption key is never derived from SECRET_KEY, so
+# leaking one never reveals the other.
+_DEV_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtZmVybmV0LWtleS0wMDA="
 
 
 def _required_in_production(name: str, dev_default: str) -> str:
     value = env.str(name, default="")
-    if value:
-        return value
-    if not DEBUG:
+    if DEBUG:
+        return value or dev_default
+    if not value:
         raise ImproperlyConfigured(
             f"{name} is not set. It is required when DEBUG is off (production); see .env.example."
         )
-    return dev_default
+    if value in _PLACEHOLDERS or value == _DEV_FIELD_ENCRYPTION_KEY or "change-me" in value:
+        raise ImproperlyConfigured(f"{name} is still the placeholder from .env.example; set a real value.")
+    return value
 
 
 SECRET_KEY = _required_in_production("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
-# Fernet key (urlsafe base64 of 32 bytes) for tokens and secrets at rest. In development it is
-# derived from SECRET_KEY so that a fresh clone runs with nothing set.
-FIELD_ENCRYPTION_KEY = _required_in_production(
-    "FIELD_ENCRYPTION_KEY",
-    base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode(),
-)
+if not DEBUG and len(SECRET_KEY) < 50:
+    raise ImproperlyConfigured("SECRET_KEY is too short: use at least 50 random characters.")
+# Fernet key (urlsafe base64 of 32 bytes) for tokens and secrets at rest.
+FIELD_ENCRYPTION_KEY = _required_in_production("FIELD_ENCRYPTION_KEY", _DEV_FIELD_ENCRYPTION_KEY)
+try:
+    if len(base64.urlsafe_b64decode(FIELD_ENCRYPTION_KEY.encode())) != 32:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY is not a Fernet key (urlsafe base64 of 32 bytes); generate one with "
+        '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.'
+    ) from None
 
 PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else [])
-_public_host = PUBLIC_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-if _public_host and _public_host not in ALLOWED_HOSTS and "*" not in ALLOWED_HOSTS:
-    ALLOWED_HOSTS.append(_public_host)
+# The host of PUBLIC_URL is the one name the service answers to; ALLOWED_HOSTS adds others (a
+# second name behind the proxy). Development also answers on the loopback names.
+_public_host = urlparse(PUBLIC_URL).hostname or ""
+ALLOWED_HOSTS = [h for h in [_public_host, *env.list("ALLOWED_HOSTS", default=[])] if h]
+if DEBUG:
+    ALLOWED_HOSTS += ["localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_URL])
 
 # Where the two APIs live. SANDBOX_URL points every endpoint at the local fake (python -m sandbox);
@@ -57,7 +79,14 @@ SANDBOX_URL = env.str("SANDBOX_URL", default="").rstrip("/")
 XERO_CLIENT_ID = env.str("XERO_CLIENT_ID", default="")
 XERO_CLIENT_SECRET = env.str("XERO_CLIENT_SECRET", default="")
 XERO_WEBHOOK_KEY = env.str("XERO_WEBHOOK_KEY", default="")
+# The install check compares app.info's client_id with this one: without it any app's token would
+# do, so production refuses to start without it (accounts/services/portal.py refuses installs too).
 BITRIX24_CLIENT_ID = env.str("BITRIX24_CLIENT_ID", default="")
+if not DEBUG and not BITRIX24_CLIENT_ID:
+    raise ImproperlyConfigured(
+        "BITRIX24_CLIENT_ID is not set. It is required when DEBUG is off (production): installs are "
+        "verified against it; see .env.example."
+    )
 BITRIX24_CLIENT_SECRET = env.str("BITRIX24_CLIENT_SECRET", default="")
 
 INSTALLED_APPS = [
@@ -68,6 +97,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # Locks out password guessing on Django admin's login (the only password form we have).
+    "axes",
     "accounts",
     "sync",
 ]
@@ -75,6 +106,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost on the way out: it replaces X-Frame-Options on frame views (see the module).
     "connector.middleware.FrameAncestorsMiddleware",
+    # A request id for every log line of the request (and the X-Request-ID answer header).
+    "connector.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the app's CSS/JS) straight from the app server, also under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -84,7 +117,22 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes documents: it turns a lockout signalled by its backend into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# axes first: it refuses a locked-out username/address before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)  # hours
+# Per username and address: guessing one admin's password from many addresses still locks that
+# pair, and one noisy address cannot lock every admin out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "connector.urls"
 WSGI_APPLICATION = "connector.wsgi.application"
@@ -106,14 +154,33 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# The embedded mode's files (SQLite database, filesystem broker): git-ignored, removed by `make clean`.
+EMBEDDED_DIR = Path(env.str("EMBEDDED_DIR", default=str(BASE_DIR / ".run")))
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{EMBEDDED_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded mode: SQLite has no row locks, so every transaction takes the write lock when it
+    # begins (IMMEDIATE): claims of jobs and inbox rows are serialised between the web server and
+    # the worker, and a read-then-write never fails on a lock upgrade. Waiters queue for 30 s; WAL
+    # lets readers go on while one writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis carries the broker, the locks and the shared throttles. Without it the service still runs
 # (filesystem broker, process-local coordination) but only as a single worker process.
 REDIS_URL = env.str("REDIS_URL", default="")
+if not REDIS_URL:
+    # Embedded mode: what the worker leaves for the pages (import progress) goes through a folder
+    # both processes see. With Redis the code uses Redis itself.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(EMBEDDED_DIR / "cache"),
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -136,21 +203,73 @@ WHITENOISE_USE_FINDERS = True
 with contextlib.suppress(OSError):
     STATIC_ROOT.mkdir(exist_ok=True)
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# --- HTTPS (production) -------------------------------------------------------------------------
+# `manage.py check --deploy` is clean with DEBUG off (tests/test_security_settings.py runs it).
+# Behind a TLS-terminating proxy, Django learns the scheme from X-Forwarded-Proto. Only trust it
+# when the proxy always sets (overwrites) it: TRUST_X_FORWARDED_PROTO=false when Django is reached
+# directly, or any client could claim HTTPS.
+if env.bool("TRUST_X_FORWARDED_PROTO", default=True):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes call these over plain HTTP inside the network; a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics/?$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 # Django's default COOP, same-origin, cuts window.opener between the app's pages and the Xero window
 # they open; same-origin-allow-popups keeps it, and the Xero window's own pages send unsafe-none
 # (connector.middleware.opener_kept) so the "connected" page can tell the app frame.
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin-allow-popups"
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
 
+# --- Logs ---------------------------------------------------------------------------------------
+# One line per record on stderr. LOG_FORMAT=json (the default with DEBUG off): JSON lines for a log
+# pipeline (python-json-logger); plain (the default in development): human-readable. Either way
+# each line carries the request / portal / invoice / job / task ids (connector/logcontext.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "connector.logcontext.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s%(context)s %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s %(request_id)s %(portal)s %(invoice)s %(job)s %(task)s %(process)d",
+            "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
+            "timestamp": True,  # ISO 8601, UTC
+        },
+    },
+    "filters": {
+        # One filter for every handler (and, through the record factory it installs, every logger
+        # of the process): no secret in a log line. See connector/redaction.py.
+        "redact_secrets": {"()": "connector.redaction.RedactSecretsFilter"},
+        # The ids of what the line is about (connector/logcontext.py).
+        "log_context": {"()": "connector.logcontext.ContextFilter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context", "redact_secrets"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Metrics ------------------------------------------------------------------------------------
+# GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, the endpoint is off (404).
+# Celery workers serve their own counters on WORKER_METRICS_PORT (internal only) when it is set.
+# With several processes per container (gunicorn workers, Celery's pool), PROMETHEUS_MULTIPROC_DIR
+# must name an empty folder at start (see connector/metrics.py and docker-compose.yml).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 
 # --- Celery -------------------------------------------------------------------------------------
 # Delivery is at-least-once: the PostgreSQL inbox/outbox is the source of truth and every task is
@@ -158,10 +277,11 @@ LOGGING = {
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# The filesystem broker's folders (embedded mode): messages are files, one folder for all queues.
+BROKER_DIR = Path(env.str("BROKER_DIR", default=str(EMBEDDED_DIR / "broker")))
 if not REDIS_URL:
-    _broker_dir = BASE_DIR / ".broker"
-    for _sub in ("out", "processed"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    for _sub in ("out", "processed", "control"):
+        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
 # The longest a task may run (hard limit) and the longest retry countdown we ever schedule. The
 # Redis visibility timeout must stay well above both, or Redis redelivers a task that is still
 # running or still waiting for its countdown, "again and again in a loop" (Celery's Redis caveats).
@@ -172,9 +292,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 4 * 3600}
     if REDIS_URL
     else {
-        "data_folder_in": str(BASE_DIR / ".broker" / "out"),
-        "data_folder_out": str(BASE_DIR / ".broker" / "out"),
-        "processed_folder": str(BASE_DIR / ".broker" / "processed"),
+        "data_folder_in": str(BROKER_DIR / "out"),
+        "data_folder_out": str(BROKER_DIR / "out"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcasts (worker remote control): kombu's default is ./control in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 )
@@ -225,6 +347,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "accounts.tasks.expired_credentials_delete_task",
         "schedule": 3600.0,
         "options": {"expires": 1800},
+    },
+    # Every linked invoice compared with Xero (sync.services.reconcile): ceil(n/50) Xero reads a portal.
+    "reconcile-nightly": {
+        "task": "sync.tasks.reconcile.reconcile_nightly_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
     },
     "tokens-keepalive": {
         "task": "sync.tasks.sweeps.tokens_keepalive_task",

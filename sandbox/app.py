@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import unquote_plus
 
 from flask import Flask, g, jsonify, request
 
@@ -50,9 +51,13 @@ def create_app(base_url: str = "") -> Flask:
         system, target = classified
         key = request.headers.get("xero-tenant-id", "") if system == "xero" else ""
         g.call = sandbox.call_started(system, request.method, request.path, target, key)
-        fault = sandbox.take_fault(system, request.method, request.path, target)
+        query = unquote_plus(request.query_string.decode("utf-8", "replace"))
+        fault = sandbox.take_fault(system, request.method, request.path, target, query)
         if fault is not None:
             g.call.fault = True
+            if fault.after:
+                g.after_fault = fault  # the handler runs (the write happens); the answer is lost
+                return None
             if fault.delay_s:
                 time.sleep(fault.delay_s)
             if fault.status:
@@ -62,6 +67,12 @@ def create_app(base_url: str = "") -> Flask:
 
     @app.after_request
     def finish_call(response):
+        fault = g.pop("after_fault", None)
+        if fault is not None:
+            if fault.delay_s:
+                time.sleep(fault.delay_s)
+            world = sandbox.xero if fault.system == "xero" else sandbox.bitrix24
+            response = world.fault_response(fault)
         call = g.pop("call", None)
         if call is not None:
             sandbox.call_finished(call, response.status_code)

@@ -46,12 +46,33 @@ class SandboxClient:
     def limits(self, enabled: bool, time_scale: float = 1.0) -> dict:
         return self._call("POST", "/_sandbox/limits", json={"enabled": enabled, "time_scale": time_scale})
 
-    def fault(self, system: str, match: str, status: int | None = None, times: int = 1, delay_s: float = 0) -> None:
-        self._call(
-            "POST",
-            "/_sandbox/faults",
-            json={"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s},
-        )
+    def fault(
+        self,
+        system: str,
+        match: str,
+        status: int | None = None,
+        times: int = 1,
+        delay_s: float = 0,
+        *,
+        after: bool = False,
+        query: str = "",
+        body: dict | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Fail the next `times` matching calls; with after=True the request is applied first and
+        only its answer fails (the write happened, the caller never heard). `query`: only calls
+        whose decoded query string contains it; `body`: the answer's JSON; `retry_after`: its
+        Retry-After header."""
+        payload = {"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s}
+        if after:
+            payload["after"] = True
+        if query:
+            payload["query"] = query
+        if retry_after is not None:
+            payload["retry_after"] = retry_after
+        if body is not None:
+            payload["body"] = body
+        self._call("POST", "/_sandbox/faults", json=payload)
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")

@@ -6,6 +6,8 @@ retryable one after `retry_after`, show a permanent one to the user with the API
 
 from __future__ import annotations
 
+from connector.redaction import redact
+
 
 class ExternalAPIError(Exception):
     retryable: bool = False
@@ -21,13 +23,16 @@ class ExternalAPIError(Exception):
         details: list[str] | None = None,
         payload: object = None,
     ) -> None:
+        # The message travels on into logs, job errors and the sync log shown to users; a transport
+        # error's text carries the request URL, client_secret and tokens included. Redact at birth.
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.system = system  # "xero" | "bitrix24"
         self.status = status
         self.code = code
         self.retry_after = retry_after
-        self.details = details or []
+        self.details = [redact(d) for d in details or []]
         self.payload = payload
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "refresh_grace_s": 0.0,  # a used refresh token answers with the same new pair for this long
     "event_delay_s": 0.05,  # outbound events leave the queue this much later (real time)
     "event_timeout_s": 5.0,  # a handler slower than this is dropped, like the real queue does
+    "invoices": "new",  # the portal's invoices: "new" (smart, type 31), "old" (crm.invoice.*) or "both"
     "status": "L",  # app status in tokens and frames: L local, F free, D demo, T trial, P paid
 }
 

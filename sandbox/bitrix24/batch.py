@@ -31,24 +31,38 @@ def php_array(section: dict) -> Any:
     return {str(k): v for k, v in section.items()}
 
 
-def _lookup(sections: dict, kind: str, path: str) -> tuple[bool, Any]:
+def _lookup(sections: dict, kind: str, path: str) -> Any:
+    """The value a reference names. A part that is not there ends the walk: the value reached so
+    far (the nearest parent) is what the reference becomes, without an error, as on a real
+    portal, which walks the path key by key and stops at the first missing one. So
+    `$result[add][product][id]` against an answer `{"element": {...}}` gives the whole answer."""
     value: Any = sections[kind]
     for part in _PART.findall(path):
         if isinstance(value, dict):
             key = part if part in value else (int(part) if part.isdigit() and int(part) in value else None)
             if key is None:
-                return False, None
+                break
             value = value[key]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            return False, None
-    return True, value
+            break
+    return value
+
+
+def _php_string(value: Any) -> str:
+    """How PHP turns the value into text inside a longer string: an array becomes "Array"."""
+    if isinstance(value, (dict, list)):
+        return "Array"
+    if isinstance(value, bool):
+        return "1" if value else ""
+    return "" if value is None else str(value)
 
 
 def _substitute(value: Any, sections: dict) -> Any:
     """Replace references in every string parameter. A parameter that is exactly one reference
-    takes the referenced value as it is (a list stays a list); one not found stays as written."""
+    takes the referenced value as it is (a list stays a list); inside longer text it is written
+    as PHP writes it."""
     if isinstance(value, dict):
         return {k: _substitute(v, sections) for k, v in value.items()}
     if isinstance(value, list):
@@ -57,16 +71,8 @@ def _substitute(value: Any, sections: dict) -> Any:
         return value
     whole = _REFERENCE.fullmatch(value)
     if whole:
-        found, ref = _lookup(sections, whole.group(1), whole.group(2))
-        return ref if found else value
-
-    def text(match: re.Match) -> str:
-        found, ref = _lookup(sections, match.group(1), match.group(2))
-        if not found or isinstance(ref, (dict, list)):
-            return match.group(0)
-        return {True: "1", False: ""}.get(ref, str(ref)) if isinstance(ref, bool) else str(ref)
-
-    return _REFERENCE.sub(text, value)
+        return _lookup(sections, whole.group(1), whole.group(2))
+    return _REFERENCE.sub(lambda m: _php_string(_lookup(sections, m.group(1), m.group(2))), value)
 
 
 def _command(raw: Any) -> tuple[str, dict]:

@@ -171,6 +171,45 @@ def vat_list(ctx: Ctx, params: dict) -> ListResult:
     return ListResult({"vats": [dict(v) for v in VATS]}, total=len(VATS))
 
 
+# --- price types (catalog/price-type/catalog-price-type-list.md, -get.md) ----------------------------
+PRICE_TYPE_FIELDS = ["id", "name", "base", "sort", "xmlId", "createdBy", "modifiedBy", "dateCreate", "timestampX"]
+PRICE_TYPE_KINDS = {
+    n: INT if n in ("id", "sort", "createdBy", "modifiedBy") else DATETIME if n in ("dateCreate", "timestampX") else STR
+    for n in PRICE_TYPE_FIELDS
+}
+
+
+def _price_types() -> list[dict]:
+    stamp = "2023-08-30T13:43:41+03:00"
+    return [
+        {
+            "id": BASE_PRICE_TYPE,
+            "name": "BASE",
+            "base": "Y",
+            "sort": 100,
+            "xmlId": "BASE",
+            "createdBy": 1,
+            "modifiedBy": 1,
+            "dateCreate": stamp,
+            "timestampX": stamp,
+        }
+    ]
+
+
+@rest_method("catalog.priceType.list")
+def price_type_list(ctx: Ctx, params: dict) -> ListResult:
+    chunk, total, nxt = _list(_price_types(), params, PRICE_TYPE_KINDS, PRICE_TYPE_FIELDS, False)
+    return ListResult({"priceTypes": chunk}, total=total, next=nxt)
+
+
+@rest_method("catalog.priceType.get")
+def price_type_get(ctx: Ctx, params: dict) -> dict:
+    found = [t for t in _price_types() if str(t["id"]) == str(params.get("id"))]
+    if not found:
+        raise _error("201000000000", "Price type with such identifier does not exist")  # -get.md errors
+    return {"priceType": found[0]}
+
+
 # --- sections ------------------------------------------------------------------------------------
 @rest_method("catalog.section.add")
 def section_add(ctx: Ctx, params: dict) -> dict:
@@ -257,7 +296,8 @@ def product_add(ctx: Ctx, params: dict) -> dict:
     product.update(_product_values(ctx.world, fields))
     product["id"] = ctx.world.next_id("product")
     ctx.world.data["products"][product["id"]] = product
-    return {"product": dict(product)}
+    # catalog/product/catalog-product-add.md: add and update answer {"element": …}; only get says "product".
+    return {"element": dict(product)}
 
 
 @rest_method("catalog.product.get")
@@ -270,7 +310,7 @@ def product_update(ctx: Ctx, params: dict) -> dict:
     product = _product(ctx.world, params.get("id"))
     product.update(_product_values(ctx.world, _fields(params)))
     product.update({"modifiedBy": ctx.user.id, "timestampX": now_iso()})
-    return {"product": dict(product)}
+    return {"element": dict(product)}  # catalog/product/catalog-product-update.md
 
 
 @rest_method("catalog.product.delete", admin=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
+from sandbox.bitrix24 import values
 from sandbox.bitrix24.app_state import DEFAULT_SETTINGS, state
 from sandbox.bitrix24.world import Bitrix24World, User, emit
 
@@ -134,8 +135,11 @@ def register(bp, sandbox) -> None:
     @bp.post("/_sandbox/bitrix24/settings")
     def settings():
         """Knobs of the app side: refresh_grace_s, event_delay_s, event_timeout_s, status,
-        client_id/client_secret to pin the OAuth client before its first use, and features
-        ({"rest_offline_extended": true}: what feature.get answers; every feature is off by default)."""
+        client_id/client_secret to pin the OAuth client before its first use, invoices ("new" | "old" |
+        "both": which invoices the portal has, sandbox/bitrix24/invoice_kinds.py), features
+        ({"rest_offline_extended": true}: what feature.get answers; every feature is off by default),
+        time_zone (the portal's IANA zone: date-times are written in its offset, date fields as UTC
+        midnight in it, see values.py; Europe/Moscow after a reset)."""
         body = request.get_json(silent=True) or {}
         with sandbox.lock:
             app = state(sandbox.bitrix24)
@@ -152,18 +156,29 @@ def register(bp, sandbox) -> None:
                 if body["status"] not in ("L", "F", "D", "T", "P"):
                     return bad_request('"status" must be one of L, F, D, T, P')
                 app.settings["status"] = body["status"]
+            if "invoices" in body:
+                if body["invoices"] not in ("new", "old", "both"):
+                    return bad_request('"invoices" must be "new", "old" or "both"')
+                app.settings["invoices"] = body["invoices"]
             if "features" in body:
                 features = body["features"]
                 if not isinstance(features, dict) or not all(isinstance(v, bool) for v in features.values()):
                     return bad_request('"features" must be an object of feature code -> true/false')
                 app.settings["features"] = {**(app.settings.get("features") or {}), **features}
+            if "time_zone" in body:
+                try:
+                    values.set_time_zone(body["time_zone"])
+                except ValueError as exc:
+                    return bad_request(f'"time_zone": {exc} (an IANA name such as "Europe/Berlin")')
             for key in ("client_id", "client_secret"):
                 if key in body:
                     setattr(app, key, str(body[key]) if body[key] else None)
-            return jsonify({**app.settings, "client_id": app.client_id})
+            return jsonify({**app.settings, "client_id": app.client_id, "time_zone": values.time_zone()})
 
     @bp.get("/_sandbox/bitrix24/settings")
     def get_settings():
         with sandbox.lock:
             app = state(sandbox.bitrix24)
-            return jsonify({**DEFAULT_SETTINGS, **app.settings, "client_id": app.client_id})
+            return jsonify(
+                {**DEFAULT_SETTINGS, **app.settings, "client_id": app.client_id, "time_zone": values.time_zone()}
+            )

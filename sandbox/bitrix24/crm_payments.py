@@ -1,8 +1,11 @@
 """Payments on new invoices (crm.item.payment.*), minimal: enough to record "paid in Xero".
 
-A payment covers the invoice's product rows at the time it is added; its sum defaults to the
-invoice's amount. Paying it does not move the invoice's stage — on a real portal that is up to
-automation rules, so a connector must move the stage itself.
+crm.item.payment.add takes only entityTypeId/entityId and makes an **empty** payment (sum 0):
+api-reference/crm/universal/payment/crm-item-payment-add.md has no other parameter, and the
+documented crm.item.payment.list answer shows payments of `"sum":0`. Its line items come from
+crm.item.payment.product.add (paymentId, rowId, quantity; products-in-payment/), and the sum is
+what those rows cost (price incl. tax x quantity). Paying it does not move the invoice's stage —
+on a real portal that is up to automation rules, so a connector must move the stage itself.
 """
 
 from __future__ import annotations
@@ -46,11 +49,6 @@ def _payment(ctx: Ctx, params: dict, action: str) -> tuple[dict, dict]:
 def payment_add(ctx: Ctx, params: dict) -> int:
     crm_items.check_entity_type(params)
     invoice = crm_items.invoice_for(ctx, params.get("entityId"), "update")
-    fields = params.get("fields") if isinstance(params.get("fields"), dict) else {}
-    try:
-        amount = money(to_float(fields["sum"])) if fields.get("sum") not in (None, "") else invoice["opportunity"]
-    except ValueError:
-        raise B24Error(400, "INVALID_ARG_VALUE", f"Invalid payment sum {fields.get('sum')!r}") from None
     world = ctx.world
     number = 1 + sum(1 for p in world.data["payments"].values() if p["entityId"] == invoice["id"])
     payment = {
@@ -61,13 +59,43 @@ def payment_add(ctx: Ctx, params: dict) -> int:
         "datePaid": None,
         "empPaidId": None,
         "paySystemId": 1,
-        "sum": amount,
+        "sum": 0,  # empty until products are added (crm-item-payment-list.md shows "sum":0)
         "currency": invoice["currencyId"],
         "paySystemName": "Cash",
-        "rowIds": [r["id"] for r in rows_of(world, invoice["id"])],
+        "products": [],  # {"id", "paymentId", "rowId", "quantity"}
     }
     world.data["payments"][payment["id"]] = payment
     return payment["id"]
+
+
+def _resum(world: Bitrix24World, payment: dict) -> None:
+    rows = {r["id"]: r for r in rows_of(world, payment["entityId"])}
+    total = sum(rows[p["rowId"]]["priceBrutto"] * p["quantity"] for p in payment["products"] if p["rowId"] in rows)
+    payment["sum"] = money(total)
+
+
+@rest_method("crm.item.payment.product.add")
+def payment_product_add(ctx: Ctx, params: dict) -> int:
+    """products-in-payment/crm-item-payment-product-add.md: paymentId, rowId, quantity -> the id."""
+    payment, invoice = _payment(ctx, {"id": params.get("paymentId")}, "update")
+    try:
+        row_id = to_int(params.get("rowId"))
+        quantity = to_float(params.get("quantity"))
+    except ValueError:
+        raise B24Error(400, "100", "Required fields are not provided: rowId, quantity") from None
+    if row_id not in {r["id"] for r in rows_of(ctx.world, invoice["id"])}:
+        raise B24Error(400, "0", f"Product row {row_id} is not found")
+    item = {"id": ctx.world.next_id("payment_product"), "paymentId": payment["id"], "rowId": row_id}
+    item["quantity"] = int(quantity) if quantity.is_integer() else quantity
+    payment["products"].append(item)
+    _resum(ctx.world, payment)
+    return item["id"]
+
+
+@rest_method("crm.item.payment.product.list")
+def payment_product_list(ctx: Ctx, params: dict) -> list[dict]:
+    payment, _ = _payment(ctx, {"id": params.get("paymentId")}, "view")
+    return [dict(p) for p in payment["products"]]
 
 
 @rest_method("crm.item.payment.list")

@@ -19,6 +19,7 @@ updatedTime as well).
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sandbox.bitrix24 import crm_items, currency, notify
@@ -107,21 +108,31 @@ crm_items.ON_DELETE.append(_forget_owner)
 
 # --- the arithmetic --------------------------------------------------------------------------------
 def derive(row: dict, world: Bitrix24World, currency_id: str) -> None:
-    """Fill the read-only prices (and the discount field not written) from the written ones."""
+    """Fill the read-only prices (and the discount field not written) from the written ones.
+
+    Each step starts from the previous one *rounded*, as a real portal does: the documented
+    crm.item.productrow.add answer (price 80000, taxRate 20, discountRate 20) has priceExclusive
+    66666.67, priceNetto 83333.34 (= 66666.67 / 0.8) and priceBrutto 100000.01 (= 83333.34 x 1.2),
+    not 83333.33 / 100000.00 (api-reference/crm/universal/product-rows/crm-item-productrow-add.md).
+    """
     price = row["price"]
     tax_factor = 1 + (row["taxRate"] or 0) / 100
-    exclusive = price / tax_factor
+    exclusive = _half_up(price / tax_factor)
     if row["discountTypeId"] == 1:
-        netto = exclusive + row["discountSum"]
+        netto = _half_up(exclusive + row["discountSum"])
         row["discountRate"] = money(row["discountSum"] / netto * 100) if netto else 0.0
     else:
         rate = row["discountRate"]
-        netto = exclusive / (1 - rate / 100) if rate < 100 else exclusive
-        row["discountSum"] = money(netto - exclusive)
-    row["priceExclusive"] = money(exclusive)
-    row["priceNetto"] = money(netto)
-    row["priceBrutto"] = money(netto * tax_factor)
+        netto = _half_up(exclusive / (1 - rate / 100)) if rate < 100 else exclusive
+        row["discountSum"] = _half_up(netto - exclusive)
+    row["priceExclusive"] = exclusive
+    row["priceNetto"] = netto
+    row["priceBrutto"] = _half_up(netto * tax_factor)
     row["priceAccount"] = money(currency.to_base(world, price, currency_id))
+
+
+def _half_up(value: float) -> float:
+    return float(Decimal(repr(value + 0.0)).quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
 def _bad(name: str, value: Any) -> B24Error:

@@ -177,6 +177,8 @@ def _as_int(value: Any) -> int | None:
 @rest_method("crm.status.entity.types")
 def entity_types(ctx: Ctx, params: dict) -> list[dict]:
     out = [{"ID": entity_id, "NAME": name, "SEMANTIC_INFO": []} for entity_id, (name, _) in OTHER_DIRECTORIES.items()]
+    if any(r["ENTITY_ID"] == "INVOICE_STATUS" for r in ctx.world.data["statuses"].values()):
+        out.append({"ID": "INVOICE_STATUS", "NAME": "Invoice status", "SEMANTIC_INFO": []})
     for category in sorted(ctx.world.data["categories"].values(), key=lambda c: c["id"]):
         out.append(
             {

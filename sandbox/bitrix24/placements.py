@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from sandbox.bitrix24 import invoice_kinds
 from sandbox.bitrix24.app_state import param, state
 from sandbox.bitrix24.events import is_url, require_app_context
 from sandbox.bitrix24.world import B24Error, Ctx, rest_method
@@ -53,7 +54,7 @@ def placement_bind(ctx: Ctx, params: dict):
     require_app_context(ctx)
     code = _code(params)
     handler = str(param(params, "HANDLER", "") or "").strip()
-    if not known(code):
+    if not known(code) or not invoice_kinds.placement_available(ctx.world, code):
         raise B24Error(400, "ERROR_PLACEMENT_NOT_FOUND", "Placement not found")
     if not handler:
         raise B24Error(400, "ERROR_ARGUMENT", "Argument 'HANDLER' is null or empty", argument="HANDLER")
@@ -104,7 +105,7 @@ def placement_get(ctx: Ctx, params: dict):
 @rest_method("placement.list")
 def placement_list(ctx: Ctx, params: dict):
     require_app_context(ctx)
-    return list(KNOWN_PLACEMENTS)
+    return [code for code in KNOWN_PLACEMENTS if invoice_kinds.placement_available(ctx.world, code)]
 
 
 def handler_for(world, code: str) -> str | None:

@@ -21,11 +21,13 @@ from sandbox.bitrix24 import (  # noqa: F401  isort: skip
     batch,
     catalog,
     crm_directory,
+    crm_invoices_old,
     crm_items,
     crm_payments,
     crm_productrows,
     crm_status,
     currency,
+    invoice_kinds,
 )
 
 log = logging.getLogger(__name__)

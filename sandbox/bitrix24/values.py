@@ -1,18 +1,47 @@
 """Typed values as Bitrix24 reads and writes them: portal-time ISO strings, Y/N flags, ids.
 
-The portal runs at +03:00 on purpose: a client that drops or misreads offsets sees wrong dates
-here at once instead of only on portals east or west of UTC.
+The portal's time zone is a setting (`POST /_sandbox/bitrix24/settings {"time_zone": "<IANA name>"}`);
+after a reset it is Europe/Moscow (+03:00, no DST) on purpose: a client that drops or misreads offsets
+sees wrong dates here at once. Date-times are written in the portal's offset
+(`2024-06-14T14:18:56+03:00`); **date fields** (`begindate`, `closedate`) as Bitrix24 writes them:
+UTC midnight of the day, written in the portal's offset — `"begindate": "2024-07-23T02:00:00+02:00"`
+in api-reference/crm/universal/crm-item-update.md (and crm-item-add.md). West of UTC that is the
+evening before in local time (`2024-07-22T19:00:00-05:00` for 23 July), which is why clients must
+read the day in UTC.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sandbox.bitrix24.world import B24Error
+from sandbox.bitrix24.world import B24Error, on_reset
 
-PORTAL_TZ = timezone(timedelta(hours=3))
+DEFAULT_TIME_ZONE = "Europe/Moscow"
+PORTAL_TZ: tzinfo = ZoneInfo(DEFAULT_TIME_ZONE)
+_time_zone_name = DEFAULT_TIME_ZONE
+
+
+def set_time_zone(name: str) -> None:
+    """Make `name` (an IANA zone) the portal's time zone; ValueError for an unknown name."""
+    global PORTAL_TZ, _time_zone_name
+    try:
+        zone = ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    PORTAL_TZ, _time_zone_name = zone, str(name)
+    parse_instant.cache_clear()  # naive values are read in the portal's zone
+
+
+def time_zone() -> str:
+    return _time_zone_name
+
+
+@on_reset
+def _reset_time_zone(world: Any) -> None:
+    set_time_zone(DEFAULT_TIME_ZONE)
 
 
 def now_iso() -> str:
@@ -25,8 +54,8 @@ def today() -> date:
 
 
 def date_iso(day: date) -> str:
-    """A date field the way crm.item returns it: midnight in the portal's offset."""
-    return datetime(day.year, day.month, day.day, tzinfo=PORTAL_TZ).isoformat()
+    """A date field the way crm.item returns it: UTC midnight of the day, in the portal's offset."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).astimezone(PORTAL_TZ).isoformat()
 
 
 @functools.lru_cache(maxsize=65536)
@@ -58,7 +87,10 @@ def to_date_iso(value: Any) -> str | None:
     text = value.strip()
     if len(text) == 10:
         return date_iso(date.fromisoformat(text))
-    # A date-time given for a date field keeps its calendar day in the portal's zone.
+    moment = datetime.fromtimestamp(instant, UTC)
+    if moment.hour == moment.minute == moment.second == 0:
+        return date_iso(moment.date())  # a value as Bitrix24 wrote it (UTC midnight) keeps its day
+    # Any other date-time given for a date field keeps its calendar day in the portal's zone.
     return date_iso(datetime.fromtimestamp(instant, PORTAL_TZ).date())
 
 

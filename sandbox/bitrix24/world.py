@@ -199,6 +199,8 @@ class Bitrix24World:
             raise B24Error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
         if spec.admin and not ctx.user.admin:
             raise B24Error(403, "ACCESS_DENIED", "Access denied! Admin permissions required")
+        for guard in _CALL_GUARDS:
+            guard(ctx.world, spec.name, params)
         out = spec.func(Ctx(ctx.world, ctx.user, ctx.token, spec.name), params)
         return out if isinstance(out, ListResult) else ListResult(out)
 
@@ -219,6 +221,7 @@ class Bitrix24World:
 _RESET_HOOKS: list[Callable[[Bitrix24World], None]] = []
 _SNAPSHOT_HOOKS: list[Callable[[Bitrix24World], dict]] = []
 _LIMITS_HOOKS: list[Callable[[Bitrix24World], None]] = []
+_CALL_GUARDS: list[Callable[[Bitrix24World, str, dict], None]] = []
 
 
 def on_reset(func):
@@ -228,6 +231,13 @@ def on_reset(func):
 
 def on_snapshot(func):
     _SNAPSHOT_HOOKS.append(func)
+    return func
+
+
+def on_call(func):
+    """Register a check run before every REST method (method name, params); it may raise B24Error
+    (sandbox/bitrix24/invoice_kinds.py: the methods of invoices the portal does not have)."""
+    _CALL_GUARDS.append(func)
     return func
 
 

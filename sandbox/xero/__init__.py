@@ -12,6 +12,13 @@ Control routes (JSON, no auth):
   {"error", "message"} when the invoice cannot take it, 404 for an unknown invoice.
 - POST /_sandbox/xero/invoices/<InvoiceID>/status {"status": "VOIDED"|"AUTHORISED"|"DELETED"|...}
   A user's status edit, with the API's transition rules. -> {"invoice": {...}}; 400 when refused.
+- POST /_sandbox/xero/credit_notes/<CreditNoteID>/refund {"amount"?} A cash refund of an approved credit
+  note entered in Xero (default: all remaining credit; PAID at none left). -> {"credit_note": {...}}.
+- POST /_sandbox/xero/tax_rates {"TaxRates": [{"Name", "Rate", "TaxType"?, "CanApplyToRevenue"?}], "tenant_id"?}
+  Tax rates a Xero user adds (TaxType TAX001, TAX002, ... unless given).
+- POST /_sandbox/xero/invoices/<InvoiceID>/edit {any invoice fields, e.g. "LineItems": [...]}
+  A user's edit of the invoice in Xero (LineItems replace the lines), with the API's rules: refused
+  (400) once paid or voided. -> {"invoice": {...}}; the change's webhook is emitted.
 - POST /_sandbox/xero/tokens/expire -> {"expired": n}. Every access token issued so far expires now
   (API calls answer 401 TokenExpired), so clients must refresh.
 - POST /_sandbox/xero/settings {"refresh_grace_s": seconds} -> the current settings. How long a used
@@ -29,6 +36,8 @@ Control routes (JSON, no auth):
   (sandbox/xero/webhooks.py).
 
 Authorize also takes `user=<login>` to choose which Xero user consents (default demo@example.com).
+Accounting also serves GET /Invoices/{InvoiceID}/OnlineInvoice (approved sales invoices only; the URL
+is a page of this sandbox, /xero/in/<token>, standing in for in.xero.com).
 Every invoice/contact change, through the API or these routes, is handed to the webhook emitter.
 """
 

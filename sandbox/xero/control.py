@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.xero import contacts, invoices, items, payments, reference
+from sandbox.xero import contacts, credit_notes, invoices, items, payments, reference
+from sandbox.xero.store import Outcome
 from sandbox.xero.wire import to_decimal
 
 PAYMENT_ACCOUNT = "090"
@@ -13,6 +14,32 @@ PAYMENT_ACCOUNT = "090"
 
 def _bad_request(message: str, status: int = 400):
     return jsonify({"error": "bad_request", "message": message}), status
+
+
+def add_tax_rate(org, element: dict) -> Outcome:
+    name = element.get("Name")
+    try:
+        rate = to_decimal(element.get("Rate", element.get("EffectiveRate")))
+        if rate < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        return Outcome(entity=dict(element), errors=["Rate must be a number of 0 or more"])
+    if not isinstance(name, str) or not name.strip():
+        return Outcome(entity=dict(element), errors=["Name is required"])
+    if any(r["Name"] == name.strip() for r in org.tax_rates.values()):
+        return Outcome(entity=dict(element), errors=["A tax rate with this name already exists"])
+    tax_type = element.get("TaxType") or f"TAX{sum(1 for t in org.tax_rates if t.startswith('TAX')) + 1:03d}"
+    revenue = bool(element.get("CanApplyToRevenue", True))
+    org.tax_rates[tax_type] = {
+        "Name": name.strip(),
+        "TaxType": tax_type,
+        "Rate": rate,
+        "ReportTaxType": element.get("ReportTaxType") or ("OUTPUT" if revenue else "INPUT"),
+        "Status": "ACTIVE",
+        "CanApplyToRevenue": revenue,
+        "CanApplyToExpenses": bool(element.get("CanApplyToExpenses", not revenue)),
+    }
+    return Outcome(entity=org.tax_rates[tax_type], created=True)
 
 
 def register(bp: Blueprint, sandbox) -> None:
@@ -52,6 +79,26 @@ def register(bp: Blueprint, sandbox) -> None:
         world.emit(org.id, outcome.events)
         return jsonify(result)
 
+    @bp.post("/_sandbox/xero/credit_notes/<note_id>/refund")
+    def refund_credit_note(note_id: str):
+        """A cash refund of a credit note entered in Xero (the whole remaining credit by default)."""
+        given = body()
+        with sandbox.lock:
+            for org in world.organisations.values():
+                note = credit_notes.find(org, note_id)
+                if note is not None:
+                    break
+            else:
+                return _bad_request(f"No credit note {note_id}", 404)
+            try:
+                amount = to_decimal(given["amount"]) if given.get("amount") is not None else note["AmountDue"]
+            except ValueError:
+                return _bad_request('"amount" must be a number')
+            problems = credit_notes.refund(org, note, amount)
+            if problems:
+                return _bad_request("; ".join(problems))
+            return jsonify({"credit_note": credit_notes.render_credit_note(org, note)})
+
     @bp.post("/_sandbox/xero/invoices/<invoice_id>/status")
     def set_invoice_status(invoice_id: str):
         status = body().get("status")
@@ -63,6 +110,25 @@ def register(bp: Blueprint, sandbox) -> None:
                 return _bad_request(f"No invoice {invoice_id}", 404)
             org, invoice = found
             outcome = invoices.write_invoice(org, {"Status": status}, target_id=invoice["InvoiceID"])
+            if not outcome.ok:
+                return _bad_request("; ".join(outcome.errors))
+            result = {"invoice": invoices.render_invoice(org, outcome.entity)}
+        world.emit(org.id, outcome.events)
+        return jsonify(result)
+
+    @bp.post("/_sandbox/xero/invoices/<invoice_id>/edit")
+    def edit_invoice(invoice_id: str):
+        """A user's edit in Xero's invoice screen: any invoice fields (LineItems replace the lines),
+        with the API's rules (no edits once paid or voided)."""
+        element = {key: value for key, value in body().items() if key not in ("InvoiceID", "Type")}
+        if not element:
+            return _bad_request('send the fields to change, e.g. {"Reference": "..."}')
+        with sandbox.lock:
+            found = world.find_invoice(invoice_id)
+            if found is None:
+                return _bad_request(f"No invoice {invoice_id}", 404)
+            org, invoice = found
+            outcome = invoices.write_invoice(org, element, target_id=invoice["InvoiceID"], unitdp=4)
             if not outcome.ok:
                 return _bad_request("; ".join(outcome.errors))
             result = {"invoice": invoices.render_invoice(org, outcome.entity)}
@@ -151,6 +217,16 @@ def register(bp: Blueprint, sandbox) -> None:
             "Items",
             lambda org, element: items.write_item(org, element),
             lambda i: {"ItemID": i.get("ItemID"), "Code": i.get("Code")},
+        )
+
+    @bp.post("/_sandbox/xero/tax_rates")
+    def create_tax_rates():
+        """Tax rates as a Xero user adds them (Settings > Tax rates): a name and one component's rate;
+        Xero gives user-made rates TaxTypes TAX001, TAX002, ... (the rate is the effective rate)."""
+        return bulk(
+            "TaxRates",
+            add_tax_rate,
+            lambda r: {"TaxType": r.get("TaxType"), "Name": r.get("Name"), "Rate": float(r.get("Rate") or 0)},
         )
 
     @bp.post("/_sandbox/xero/invoices")

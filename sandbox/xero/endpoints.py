@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response
 
-from sandbox.xero import contacts, invoices, items, payments, settings
+from sandbox.xero import contacts, credit_notes, invoices, items, payments, settings
 from sandbox.xero.api import (
     PREFIX,
     Call,
@@ -19,7 +19,7 @@ from sandbox.xero.api import (
 )
 from sandbox.xero.listing import arg, csv_arg, select
 from sandbox.xero.store import Outcome
-from sandbox.xero.wire import envelope, is_guid, json_response, parse_bool, validation_exception
+from sandbox.xero.wire import ZERO_GUID, envelope, is_guid, json_response, ms_date, parse_bool, validation_exception
 
 CONTACT_QUERY_FIELDS = {
     "ContactID",
@@ -112,6 +112,37 @@ def register(bp: Blueprint, sandbox) -> None:
             rendered = invoices.render_invoice(call.org, invoice, unitdp=unitdp())
         return json_response(200, envelope("Invoices", [rendered]))
 
+    @bp.get(f"{PREFIX}/Invoices/<key>/OnlineInvoice")
+    @api
+    def get_online_invoice(call: Call, key: str):
+        # getOnlineInvoice (xero_accounting.yaml): {"OnlineInvoices": [{"OnlineInvoiceUrl": ...}]}. Xero
+        # offers the customer-facing page only for approved sales invoices (xero-api.md §3, table).
+        with sandbox.lock:
+            invoice = call.org.invoices.get(key.lower()) if is_guid(key) else None
+            if invoice is None:
+                return not_found()
+            refused = invoices.online_invoice_refusal(invoice)
+            if refused:
+                return json_response(400, validation_exception([{"ValidationErrors": [{"Message": refused}]}]))
+            url = f"{sandbox.base_url}/xero/in/{invoices.online_invoice_token(invoice)}"
+        return json_response(200, envelope("OnlineInvoices", [{"OnlineInvoiceUrl": url}]))
+
+    @bp.get("/xero/in/<token>")
+    def online_invoice_page(token: str):
+        # What the customer opens: a plain page naming the invoice and what is due.
+        with sandbox.lock:
+            found = invoices.find_by_online_token(world, token)
+            if found is None:
+                return not_found()
+            org, invoice = found
+            text = (
+                f"<!doctype html><title>Invoice {invoice.get('InvoiceNumber') or ''}</title>"
+                f"<h1>{org.name}: invoice {invoice.get('InvoiceNumber') or ''}</h1>"
+                f"<p>Total {invoice.get('Total')} {invoice.get('CurrencyCode') or ''}; "
+                f"paid {invoice.get('AmountPaid')}; due {invoice.get('AmountDue')}.</p>"
+            )
+        return Response(text, mimetype="text/html")
+
     def invoice_writer(call: Call, create_only: bool, target: str | None = None):
         places = unitdp()
 
@@ -140,6 +171,90 @@ def register(bp: Blueprint, sandbox) -> None:
         if found is None:
             return not_found()
         return batch(call, "Invoices", "Invoice", *invoice_writer(call, False, found["InvoiceID"]))
+
+    # --- credit notes (sandbox/xero/credit_notes.py) --------------------------------------------
+    @bp.get(f"{PREFIX}/CreditNotes")
+    @api
+    def get_credit_notes(call: Call):
+        org, places = call.org, unitdp()
+        with sandbox.lock:
+            page = select(
+                credit_notes.store(org).values(),
+                fields=credit_notes.QUERY_FIELDS,
+                resolve=credit_notes.resolve_field(org),
+                paged=True,
+            )
+            rendered = [credit_notes.render_credit_note(org, note, unitdp=places) for note in page.items]
+        return json_response(200, envelope("CreditNotes", rendered, page.pagination))
+
+    @bp.get(f"{PREFIX}/CreditNotes/<key>")
+    @api
+    def get_credit_note(call: Call, key: str):
+        with sandbox.lock:
+            note = credit_notes.find(call.org, key)
+            if note is None:
+                return not_found()
+            rendered = credit_notes.render_credit_note(call.org, note, unitdp=unitdp())
+        return json_response(200, envelope("CreditNotes", [rendered]))
+
+    def credit_note_writer(call: Call, create_only: bool, target: str | None = None):
+        places = unitdp()
+
+        def writer(element):
+            return credit_notes.write_credit_note(
+                call.org, element, target_id=target, create_only=create_only, unitdp=places, client_id=call.client_id
+            )
+
+        return writer, lambda outcome: credit_notes.render_outcome(call.org, outcome, places)
+
+    @bp.put(f"{PREFIX}/CreditNotes")
+    @api
+    def put_credit_notes(call: Call):
+        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, create_only=True))
+
+    @bp.post(f"{PREFIX}/CreditNotes")
+    @api
+    def post_credit_notes(call: Call):
+        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, create_only=False))
+
+    @bp.post(f"{PREFIX}/CreditNotes/<key>")
+    @api
+    def post_credit_note(call: Call, key: str):
+        with sandbox.lock:
+            found = credit_notes.find(call.org, key)
+        if found is None:
+            return not_found()
+        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, False, found["InvoiceID"]))
+
+    @bp.put(f"{PREFIX}/CreditNotes/<key>/Allocations")
+    @api
+    def put_credit_note_allocations(call: Call, key: str):
+        with sandbox.lock:
+            found = credit_notes.find(call.org, key)
+        if found is None:
+            return not_found()
+
+        def render(outcome):
+            allocation = outcome.entity
+            body = {
+                "AllocationID": allocation.get("AllocationID"),
+                "Amount": float(allocation.get("Amount") or 0),
+                "Date": ms_date(allocation["Date"]),
+                "Invoice": {"InvoiceID": allocation.get("InvoiceID") or ZERO_GUID},
+            }
+            body["StatusAttributeString"] = "OK" if outcome.ok else "ERROR"
+            if not outcome.ok:
+                body["ValidationErrors"] = [{"Message": m} for m in outcome.errors]
+            return body
+
+        return batch(
+            call,
+            "Allocations",
+            "Allocation",
+            lambda element: credit_notes.allocate(call.org, found, element),
+            render,
+            True,
+        )
 
     # --- contacts ------------------------------------------------------------------------------
     @bp.get(f"{PREFIX}/Contacts")

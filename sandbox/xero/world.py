@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from sandbox.xero import contacts, identity, invoices, items, payments, reference, settings
+from sandbox.xero import contacts, credit_notes, identity, invoices, items, payments, reference, settings
 from sandbox.xero.idempotency import IdempotencyStore
 from sandbox.xero.limits import XeroLimiter
 from sandbox.xero.store import Organisation
@@ -104,6 +104,7 @@ class XeroWorld:
             "organisation": settings.render_organisation(org),
             "contacts": [contacts.render_contact(contact) for contact in org.contacts.values()],
             "invoices": [invoices.render_invoice(org, invoice) for invoice in org.invoices.values()],
+            "credit_notes": [credit_notes.render_credit_note(org, note) for note in credit_notes.store(org).values()],
             "items": [items.render_item(item) for item in org.items.values()],
             "payments": [payments.render_payment(org, payment) for payment in org.payments.values()],
             "accounts": [settings.render_account(account) for account in org.accounts.values()],
@@ -117,6 +118,8 @@ class XeroWorld:
         if status == 429:
             # Short on purpose: an injected 429 should be waited out quickly by the client under test.
             headers = {"Retry-After": "1", "X-Rate-Limit-Problem": "minute"}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(int(fault.retry_after))
         if fault.body is not None:
             return json_response(status, fault.body, headers)
         if status == 429:

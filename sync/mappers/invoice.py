@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sync.mappers import MappingError
+from sync.mappers import MappingError, limits
+from sync.mappers.limits import xero_cut
 from sync.mappers.money import (
     CENT,
     ZERO,
@@ -45,6 +46,7 @@ from sync.mappers.money import (
     to_decimal,
     unit_amount,
 )
+from sync.mappers.tax_map import NO_TAX_KEY, unmapped_message
 
 EXCLUSIVE = "Exclusive"
 INCLUSIVE = "Inclusive"
@@ -80,6 +82,9 @@ class MappingSettings:
     bitrix24_domain: str = ""
     items: Mapping[int, ItemRef] = field(default_factory=dict)  # Bitrix24 productId -> Xero item
     timezone: str = ""  # IANA name; "" = the offset Bitrix24 sent, which is the portal's
+    # The organisation's tax rates as the reference cache holds them (sync.mappers.tax_map), so a
+    # missing mapping can be named with the Xero tax rates that would fit; empty = not known.
+    xero_tax_rates: tuple = ()
 
     def tax_type_for(self, rate: Decimal | None) -> str:
         wanted = tax_rate_key(rate)
@@ -91,6 +96,21 @@ class MappingSettings:
             f"There is no Xero tax type for {shown} in the connector's settings. Add it to the tax "
             "mapping (e.g. 15% -> OUTPUT2) and sync the invoice again."
         )
+
+    def has_tax_type(self, rate: Decimal | None) -> bool:
+        wanted = tax_rate_key(rate)
+        return any(tax_rate_key(optional_decimal(key)) == wanted for key in self.tax_types)
+
+    def check_tax_map(self, rows: list[Mapping]) -> None:
+        """One error naming every rate of these rows that has no Xero tax type (issue 11 point 3)."""
+        missing: dict[str, list[int]] = {}
+        for index, row in enumerate(rows, start=1):
+            rate = optional_decimal(row.get("taxRate"))
+            if not self.has_tax_type(rate):
+                missing.setdefault(tax_rate_key(rate) or NO_TAX_KEY, []).append(index)
+        if missing:
+            keys = sorted(missing, key=lambda k: (k != NO_TAX_KEY, Decimal(0) if k == NO_TAX_KEY else Decimal(k)))
+            raise MappingError(unmapped_message(keys, list(self.xero_tax_rates), missing))
 
     def rates_by_tax_type(self) -> dict[str, Decimal]:
         """TaxType -> percent, the inverse of tax_types (for computing what Xero will charge)."""
@@ -145,6 +165,7 @@ def invoice_to_xero(
             f"Invoice {invoice.get('accountNumber') or invoice.get('id')} has no product rows; Xero needs at "
             "least one line. Add a product row in Bitrix24."
         )
+    settings.check_tax_map(rows)
     amount_type = line_amount_type(rows, force_exclusive=settings.force_exclusive)
     out: dict = {
         "Type": "ACCREC",
@@ -154,10 +175,10 @@ def invoice_to_xero(
     }
     number = str(invoice.get("accountNumber") or "").strip()
     if number:  # else Xero numbers it from the organisation's sequence
-        out["InvoiceNumber"] = number[:255]
+        out["InvoiceNumber"] = xero_cut(number, limits.INVOICE_NUMBER)
     reference = str(invoice.get("title") or "").strip()
     if reference:
-        out["Reference"] = reference[:255]
+        out["Reference"] = xero_cut(reference, limits.REFERENCE)
     for source, target in (("begindate", "Date"), ("closedate", "DueDate")):
         day = calendar_date(invoice.get(source), settings.timezone)
         if day:
@@ -227,7 +248,7 @@ def _priced(row: Mapping, qty: Decimal, final_unit: Decimal, undiscounted_unit: 
 
 def _description(row: Mapping) -> str:
     name = str(row.get("productName") or "").strip()
-    return (name or f"Product {row.get('productId') or ''}".strip())[:4000]
+    return xero_cut(name or f"Product {row.get('productId') or ''}".strip(), limits.DESCRIPTION)
 
 
 def _int(value: object) -> int:
@@ -240,20 +261,32 @@ def _int(value: object) -> int:
 def calendar_date(value: object, timezone: str = "") -> str | None:
     """The calendar date of a Bitrix24 date/datetime, as YYYY-MM-DD.
 
-    Bitrix24 sends dates as local midnight with the portal's offset ("2026-03-10T00:00:00+03:00").
-    Converting that to UTC would give the 9th, so the date is read in the offset it carries, or in
-    `timezone` when one is configured.
+    A real portal writes a date field (`begindate`, `closedate`) as UTC midnight of the day in the
+    portal's offset: `"begindate": "2024-07-23T02:00:00+02:00"` is 23 July
+    (api-reference/crm/universal/crm-item-update.md). West of UTC that instant is the evening before
+    in local time (`2024-07-22T19:00:00-05:00` is 23 July too), so such a value is read in UTC.
+    A value at local midnight (`2026-03-10T00:00:00+03:00`, as other writers send) is read in its
+    own offset; the two never collide, as UTC midnight is local midnight only at offset 0. Any
+    other date-time is read in `timezone` when one is configured, else in its own offset.
     """
     text = str(value or "").strip()
     if not text:
         return None
     if len(text) == 10:
-        return dt.date.fromisoformat(text).isoformat()
+        try:
+            return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise MappingError(f"Bitrix24 sent a date the connector cannot read: {text!r}") from None
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise MappingError(f"Bitrix24 sent a date the connector cannot read: {text!r}") from None
-    if timezone and moment.tzinfo is not None:
+    if moment.tzinfo is None or moment.time() == dt.time(0, 0):
+        return moment.date().isoformat()
+    in_utc = moment.astimezone(dt.UTC)
+    if in_utc.time() == dt.time(0, 0):
+        return in_utc.date().isoformat()
+    if timezone:
         moment = moment.astimezone(ZoneInfo(timezone))
     return moment.date().isoformat()
 

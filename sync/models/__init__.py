@@ -9,7 +9,7 @@
 from sync.models.choices import Direction, Source, Trigger, XeroStatus
 from sync.models.inbox import InboxEvent
 from sync.models.jobs import SyncJob
-from sync.models.links import ContactLink, InvoiceLink, ItemLink
+from sync.models.links import ContactLink, InvoiceLink, ItemLink, ReconciliationRun
 from sync.models.log import SyncLogEntry
 from sync.models.mapping import StageMapping, SyncSettings, XeroStatusMapping
 
@@ -19,6 +19,7 @@ __all__ = [
     "InboxEvent",
     "InvoiceLink",
     "ItemLink",
+    "ReconciliationRun",
     "Source",
     "StageMapping",
     "SyncJob",

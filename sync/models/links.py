@@ -3,6 +3,7 @@ runs twice harmless: the second run finds the link instead of creating a second 
 
 from __future__ import annotations
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from accounts.models import Portal
@@ -32,6 +33,10 @@ class InvoiceLink(models.Model):
     bitrix24_id = models.PositiveBigIntegerField()
     xero_invoice_id = models.UUIDField(null=True, blank=True, help_text="Empty until the invoice exists in Xero.")
     xero_invoice_number = models.CharField(max_length=255, blank=True)
+    # ACCREC, or ACCRECCREDIT when Bitrix24's total is below zero: xero_invoice_id is then a CreditNoteID.
+    xero_type = models.CharField(max_length=12, default="ACCREC")
+    # The CurrencyRate Xero used (units of the invoice currency per 1 base currency), when foreign.
+    xero_currency_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     last_pushed_hash = models.CharField(max_length=64, blank=True)
     last_pulled_hash = models.CharField(max_length=64, blank=True)
     last_xero_status = models.CharField(max_length=12, choices=XeroStatus.choices, blank=True)
@@ -44,6 +49,26 @@ class InvoiceLink(models.Model):
     last_error_permanent = models.BooleanField(default=False)
     last_pushed_at = models.DateTimeField(null=True, blank=True)
     last_pulled_at = models.DateTimeField(null=True, blank=True)
+    # Drift (sync.mappers.drift): the invoice JSON last sent, to compare Xero's later versions with;
+    # the differences found ("Changed in Xero" while non-empty); Xero's version the user accepted.
+    last_pushed_content = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    drift = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What differs in Xero from Bitrix24: [{field, label, bitrix24, xero, kind}].",
+    )
+    drift_detected_at = models.DateTimeField(null=True, blank=True)
+    drift_xero_hash = models.CharField(max_length=64, blank=True, help_text="Xero's content when drift was found.")
+    xero_accepted_hash = models.CharField(
+        max_length=64, blank=True, help_text="Xero's version the user accepted; automatic sync leaves it alone."
+    )
+    xero_accepted_at = models.DateTimeField(null=True, blank=True)
+    # Xero's payment details, as last read.
+    xero_total = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    xero_amount_paid = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    xero_amount_due = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    xero_fully_paid_on = models.DateField(null=True, blank=True)
+    xero_online_url = models.URLField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -66,10 +91,19 @@ class InvoiceLink(models.Model):
                 fields=["portal", "updated_at"], condition=~models.Q(last_error=""), name="invoice_link_failed"
             ),
             models.Index(fields=["portal", "xero_invoice_number"], name="invoice_link_number"),
+            models.Index(fields=["portal"], condition=~models.Q(drift=[]), name="invoice_link_drift"),
         ]
 
     def __str__(self) -> str:
         return f"B24 {self.bitrix24_entity_type}/{self.bitrix24_id} ↔ Xero {self.xero_invoice_number or self.xero_invoice_id or '—'}"
+
+    @property
+    def changed_in_xero(self) -> bool:
+        return bool(self.drift)
+
+    @property
+    def partly_paid(self) -> bool:
+        return bool(self.xero_amount_paid) and bool(self.xero_amount_due)
 
 
 class ContactLink(models.Model):
@@ -123,3 +157,39 @@ class ItemLink(models.Model):
 
     def __str__(self) -> str:
         return f"B24 product {self.bitrix24_product_id} ↔ {self.xero_item_code}"
+
+
+class ReconciliationRun(models.Model):
+    """One comparison of every linked invoice with Xero (sync.services.reconcile), kept for the page.
+
+    rows: [{bitrix24_id, number, xero_invoice_id, xero_number, kinds, differences, xero_status}] for
+    the invoices that differ; missing: [{bitrix24_id, number, title, reason}] Bitrix24 invoices that
+    should be in Xero but are not; orphans: [{xero_invoice_id, number, reference, url, status, total}]
+    Xero invoices pointing at this portal that no link knows.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="reconciliation_runs")
+    trigger = models.CharField(max_length=10)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checked = models.PositiveIntegerField(default=0)
+    xero_calls = models.PositiveIntegerField(default=0)
+    bitrix24_calls = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    rows = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    missing = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    orphans = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["portal", "-started_at"]
+        indexes = [models.Index(fields=["portal", "started_at"], name="reconciliation_portal_time")]
+
+    def __str__(self) -> str:
+        return f"Reconciliation of {self.portal} at {self.started_at:%Y-%m-%d %H:%M} ({self.status})"

@@ -24,6 +24,8 @@ class SyncLogEntry(models.Model):
         ECHO_DROPPED = "echo_dropped", "Echo of our own change dropped"
         IGNORED_UNLINKED = "ignored_unlinked", "Ignored (not an invoice of ours)"
         REFUSED = "refused", "Refused (rule)"
+        HELD = "held", "Held: totals differ"
+        CHANGED_IN_XERO = "changed_in_xero", "Changed in Xero"
         RETRYING = "retrying", "Failed, will retry"
         FAILED = "failed", "Failed"
 
@@ -51,3 +53,10 @@ class SyncLogEntry(models.Model):
         return (
             f"{self.created_at:%Y-%m-%d %H:%M} {self.direction} {self.object_kind} {self.bitrix24_id}: {self.outcome}"
         )
+
+    def save(self, *args, **kwargs) -> None:
+        # Whatever wrote the message (an API's error text, an exception), no secret is stored.
+        from connector.redaction import redact
+
+        self.message = redact(self.message or "") if self.message else ""
+        super().save(*args, **kwargs)

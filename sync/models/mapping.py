@@ -69,17 +69,23 @@ class StageMapping(models.Model):
 
 class XeroStatusMapping(models.Model):
     """One Xero status and the Bitrix24 stage an invoice moves to when Xero reports it
-    ("" = leave the stage alone)."""
+    ("" = leave the stage alone), per kind of invoice: a portal with old and new invoices has one
+    map for each (old invoices have statuses, not pipeline stages)."""
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="xero_status_mappings")
+    entity_type = models.PositiveSmallIntegerField(
+        default=31, help_text="Bitrix24 entity type of the invoices this row moves: 31 new, 5 old."
+    )
     xero_status = models.CharField(max_length=12, choices=XeroStatus.choices)
     stage_id = models.CharField(max_length=100, blank=True, help_text="Empty = leave the Bitrix24 stage alone.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["portal", "xero_status"]
+        ordering = ["portal", "entity_type", "xero_status"]
         constraints = [
-            models.UniqueConstraint(fields=["portal", "xero_status"], name="xero_status_mapping_unique_status"),
+            models.UniqueConstraint(
+                fields=["portal", "entity_type", "xero_status"], name="xero_status_mapping_unique_status"
+            ),
             models.CheckConstraint(
                 condition=models.Q(xero_status__in=XeroStatus.values), name="xero_status_mapping_valid_status"
             ),
@@ -139,6 +145,36 @@ class SyncSettings(models.Model):
     create_bitrix24_payment_on_paid = models.BooleanField(
         default=False, help_text="Create a Bitrix24 payment record when Xero reports the invoice PAID."
     )
+
+    class CurrencyRateSource(models.TextChoices):
+        XERO = "xero", "Xero's rate (Xero uses its daily rate)"
+        BITRIX24 = "bitrix24", "Bitrix24's rate (sent as the invoice's CurrencyRate)"
+
+    totals_tolerance_cents = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="An invoice whose Xero total would differ from Bitrix24's by at most this many cents is "
+        "pushed as DRAFT only, with the difference noted; 0 = hold every difference.",
+    )
+    manual_amount_account_code = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text="A hand-entered Bitrix24 amount is sent with the difference to its rows as an adjustment "
+        "line to this Xero account; empty = hold such invoices.",
+    )
+    currency_rate_source = models.CharField(
+        max_length=10, choices=CurrencyRateSource.choices, default=CurrencyRateSource.XERO
+    )
+
+    class DriftWinner(models.TextChoices):
+        BITRIX24 = "bitrix24", "Bitrix24 (automatic sync restores Bitrix24's version)"
+        XERO = "xero", "Xero (automatic sync keeps changes made in Xero)"
+
+    drift_winner = models.CharField(
+        max_length=10,
+        choices=DriftWinner.choices,
+        default=DriftWinner.BITRIX24,
+        help_text="When an invoice was changed in Xero, which side automatic sync keeps. Drift is always shown.",
+    )
     setup_completed = models.BooleanField(default=False)
     time_zone = models.CharField(
         max_length=64,
@@ -148,6 +184,9 @@ class SyncSettings(models.Model):
     # Sweeps read changes since these marks (minus an overlap) and advance them when a pass completes.
     bitrix24_updated_since = models.DateTimeField(null=True, blank=True)
     xero_modified_since = models.DateTimeField(null=True, blank=True)
+    contacts_modified_since = models.DateTimeField(
+        null=True, blank=True, help_text="Linked companies/contacts changed in Bitrix24 after this are updated in Xero."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -183,8 +222,11 @@ class SyncSettings(models.Model):
         """tax_types with "none" turned back into None, the form MappingSettings takes."""
         return {None if key == "none" else key: value for key, value in (self.tax_types or {}).items()}
 
-    def to_mapping_settings(self, *, items: Mapping[int, ItemRef] | None = None) -> MappingSettings:
-        """The plain values invoice_to_xero needs. `items` are the portal's ItemLinks by product id."""
+    def to_mapping_settings(
+        self, *, items: Mapping[int, ItemRef] | None = None, xero_tax_rates: list[dict] | None = None
+    ) -> MappingSettings:
+        """The plain values invoice_to_xero needs. `items` are the portal's ItemLinks by product id;
+        `xero_tax_rates` the organisation's (reference cache), to name them in a missing-rate error."""
         return MappingSettings(
             default_account_code=self.default_account_code,
             tax_types=self.tax_type_map(),
@@ -192,4 +234,5 @@ class SyncSettings(models.Model):
             force_exclusive=self.line_amounts == self.LineAmounts.EXCLUSIVE,
             bitrix24_domain=self.portal.domain,
             items=items or {},
+            xero_tax_rates=tuple(xero_tax_rates or ()),
         )

@@ -2,18 +2,20 @@
 SyncSettings.create_bitrix24_payment_on_paid asks for it.
 
 Idempotent by reading first: an invoice that already has a paid payment is left alone, an unpaid
-one is marked paid, and only an invoice without any gets a new payment (of the invoice's amount,
-Bitrix24's default) which is then marked paid. Two `batch` rounds for up to 50 invoices: the list,
-then the adds and pays (an add and the pay that refers to it by `$result[...]` share a batch).
+one is marked paid, and only an invoice without any gets a new payment which is then marked paid.
+crm.item.payment.add makes an *empty* payment (sum 0; it takes only entityTypeId/entityId,
+api-reference/crm/universal/payment/crm-item-payment-add.md), so the invoice's product rows are
+added to it (crm.item.payment.product.add, one per row, at the row's quantity) before it is paid;
+an unpaid payment found empty gets them too. Rounds of `batch` calls for up to 50 invoices: the
+payments and rows, the adds, the products, the pays — a pay is sent only when its products went in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from accounts.models import Portal
-from integrations.bitrix24.client import BATCH_LIMIT, Bitrix24Client
+from integrations.bitrix24.client import BatchResult, Bitrix24Client
 from integrations.common.errors import ExternalAPIError, RetryableError
 from sync.models import Direction, SyncLogEntry
 from sync.services.log import sync_log_write
@@ -38,44 +40,90 @@ def bitrix24_payments_record(
     if not invoices:
         return outcomes
     by_id = {invoice.bitrix24_id: invoice for invoice in invoices}
-    try:
-        listed = client.batch_all(
-            {f"l{i}": ("crm.item.payment.list", {"entityTypeId": SMART_INVOICE, "entityId": i}) for i in by_id}
+    read: dict[str, tuple[str, dict]] = {}
+    for i in by_id:
+        read[f"l{i}"] = ("crm.item.payment.list", {"entityTypeId": SMART_INVOICE, "entityId": i})
+        read[f"r{i}"] = (
+            "crm.item.productrow.list",
+            {"filter": {"=ownerType": "SI", "=ownerId": i}, "select": ["id", "quantity"]},
         )
+    try:
+        listed = client.batch_all(read)
     except ExternalAPIError as error:
         return _logged(portal, by_id, dict.fromkeys(by_id, error))
-    groups: list[dict[str, tuple[str, dict]]] = []
     already: set[int] = set()
+    to_pay: dict[int, int | None] = {}  # invoice -> its unpaid payment (None: one is to be added)
+    needs_rows: set[int] = set()
+    rows_of: dict[int, list[dict]] = {}
     for invoice_id in by_id:
-        key = f"l{invoice_id}"
-        if key not in listed.results:
-            outcomes[invoice_id] = listed.errors.get(key) or _not_run()
+        missing = [k for k in (f"l{invoice_id}", f"r{invoice_id}") if k not in listed.results]
+        if missing:
+            outcomes[invoice_id] = listed.errors.get(missing[0]) or _not_run()
             continue
-        payments = listed.results[key] or []
+        payments = listed.results[f"l{invoice_id}"] or []
+        rows = listed.results[f"r{invoice_id}"]
+        rows_of[invoice_id] = (rows.get("productRows") if isinstance(rows, dict) else rows) or []
+        if f"r{invoice_id}" in listed.nexts:  # more than a page of rows
+            try:
+                rows_of[invoice_id] = list(
+                    client.list_all("crm.item.productrow.list", read[f"r{invoice_id}"][1], key="productRows")
+                )
+            except ExternalAPIError as error:
+                outcomes[invoice_id] = error
+                continue
         if any(p.get("paid") == "Y" for p in payments):
             outcomes[invoice_id] = None  # recorded before (by us or by a person): once is enough
             already.add(invoice_id)
             continue
         if payments:
-            groups.append({f"p{invoice_id}": ("crm.item.payment.pay", {"id": payments[0]["id"]})})
+            to_pay[invoice_id] = int(payments[0]["id"])
+            if not float(payments[0].get("sum") or 0):
+                needs_rows.add(invoice_id)
         else:
-            groups.append(
-                {
-                    f"a{invoice_id}": ("crm.item.payment.add", {"entityTypeId": SMART_INVOICE, "entityId": invoice_id}),
-                    f"p{invoice_id}": ("crm.item.payment.pay", {"id": f"$result[a{invoice_id}]"}),
-                }
-            )
-    for chunk in _chunks(groups):
+            to_pay[invoice_id] = None
+            needs_rows.add(invoice_id)
+
+    def run(commands: dict[str, tuple[str, dict]]) -> BatchResult | None:
         try:
-            done = client.batch(chunk)
+            return client.batch_all(commands)
         except ExternalAPIError as error:
-            outcomes.update((int(key[1:]), error) for key in chunk if key.startswith("p"))
-            continue
-        for key in chunk:
-            if key.startswith("p"):
-                invoice_id = int(key[1:])
-                error = done.errors.get(f"a{invoice_id}") or done.errors.get(key)
-                outcomes[invoice_id] = error if error or key in done.results else _not_run()
+            for key in commands:
+                outcomes.setdefault(int(key[1:].partition("_")[0]), error)
+            return None
+
+    adds = {
+        f"a{i}": ("crm.item.payment.add", {"entityTypeId": SMART_INVOICE, "entityId": i})
+        for i, pid in to_pay.items()
+        if pid is None
+    }
+    made = run(adds) if adds else BatchResult()
+    for key in adds:
+        invoice_id = int(key[1:])
+        if made is not None and key in made.results:
+            to_pay[invoice_id] = int(made.results[key])
+        elif invoice_id not in outcomes:
+            outcomes[invoice_id] = (made.errors.get(key) if made else None) or _not_run()
+    products = {
+        f"q{i}_{row['id']}": (
+            "crm.item.payment.product.add",
+            {"paymentId": to_pay[i], "rowId": row["id"], "quantity": row.get("quantity") or 1},
+        )
+        for i in needs_rows
+        if i not in outcomes and to_pay.get(i)
+        for row in rows_of.get(i, [])
+    }
+    added = run(products) if products else BatchResult()
+    for key in products:
+        invoice_id = int(key[1:].partition("_")[0])
+        if invoice_id not in outcomes and (added is None or key not in added.results):
+            outcomes[invoice_id] = (added.errors.get(key) if added else None) or _not_run()
+    pays = {f"p{i}": ("crm.item.payment.pay", {"id": pid}) for i, pid in to_pay.items() if pid and i not in outcomes}
+    done = run(pays) if pays else BatchResult()
+    for key in pays:
+        invoice_id = int(key[1:])
+        if invoice_id not in outcomes:
+            ok = done is not None and key in done.results
+            outcomes[invoice_id] = None if ok else ((done.errors.get(key) if done else None) or _not_run())
     _logged(portal, by_id, {i: e for i, e in outcomes.items() if i not in already})
     return outcomes
 
@@ -101,15 +149,3 @@ def _logged(
             message=error.message if error else "Paid in Xero: the Bitrix24 invoice's payment is marked paid.",
         )
     return outcomes
-
-
-def _chunks(groups: Iterable[dict[str, tuple[str, dict]]]) -> Iterable[dict[str, tuple[str, dict]]]:
-    """Batches of at most 50 commands that never split an add from the pay that refers to it."""
-    chunk: dict[str, tuple[str, dict]] = {}
-    for group in groups:
-        if len(chunk) + len(group) > BATCH_LIMIT:
-            yield chunk
-            chunk = {}
-        chunk.update(group)
-    if chunk:
-        yield chunk

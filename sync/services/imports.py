@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -31,13 +31,14 @@ from xero_python.api_client.serializer import serialize
 from accounts.models import Portal, XeroConnection
 from connector.coordination import redis_client
 from integrations.bitrix24.client import BatchResult, Bitrix24Client
-from integrations.common.errors import ExternalAPIError
+from integrations.common.errors import ExternalAPIError, PermanentError
 from integrations.xero.client import XeroClient
 from sync.mappers import MappingError
 from sync.mappers.canonical import canonical_hash
 from sync.mappers.contact import XERO_ORIGINATOR, xero_contact_to_company, xero_item_to_product
 from sync.models import ContactLink, Direction, ItemLink, SyncJob, SyncLogEntry, Trigger
 from sync.services.log import sync_log_write
+from sync.services.products import created_product_id
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,6 @@ class ImportSummary:
 
 # --- progress (Redis, else this process) ------------------------------------------------------------
 
-_local_progress: dict[str, str] = {}
-_local_lock = threading.Lock()
-
 
 def _progress_key(job_id: int) -> str:
     return f"sync:import:progress:{job_id}"
@@ -89,8 +87,9 @@ def import_progress_write(job_id: int, summary: ImportSummary) -> None:
     payload = json.dumps(summary.as_dict())
     client = redis_client()
     if client is None:
-        with _local_lock:
-            _local_progress[_progress_key(job_id)] = payload
+        # Embedded mode: the worker writes, the web server reads; Django's cache is a folder
+        # shared by both there (settings.CACHES).
+        cache.set(_progress_key(job_id), payload, PROGRESS_TTL_S)
         return
     client.set(_progress_key(job_id), payload, ex=PROGRESS_TTL_S)
 
@@ -100,7 +99,7 @@ def import_progress(job: SyncJob) -> dict:
     The status is the job row's (the truth); the counts come from Redis, or from the run's log entry
     once Redis has forgotten them."""
     client = redis_client()
-    raw = client.get(_progress_key(job.pk)) if client is not None else _local_progress.get(_progress_key(job.pk))
+    raw = client.get(_progress_key(job.pk)) if client is not None else cache.get(_progress_key(job.pk))
     counts = json.loads(raw) if raw else None
     if counts is None:
         entry = (
@@ -759,7 +758,7 @@ def _products_add(
                 {
                     "fields": {
                         **item.price,
-                        "productId": f"$result[a{item.xero_id}][product][id]",
+                        "productId": f"$result[a{item.xero_id}][element][id]",
                         "catalogGroupId": price_type,
                     }
                 },
@@ -769,7 +768,11 @@ def _products_add(
         key = f"a{item.xero_id}"
         if not _ran(result, key, item.name, summary):
             continue
-        item.product_id = int(result.results[key]["product"]["id"])
+        try:
+            item.product_id = created_product_id(result.results[key])
+        except PermanentError as exc:
+            summary.error(f"{item.name}: {exc.message}")
+            continue
         price_failed = item.price is not None and not _ran(result, f"s{item.xero_id}", item.name, summary)
         try:
             _link_item(portal, item)

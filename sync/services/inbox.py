@@ -1,9 +1,9 @@
 """The inbox: verified events from both systems, stored before anything else happens (style B.2).
 
-Recording runs inside the webhook request: insert with ON CONFLICT DO NOTHING on (source,
-dedupe_key), so a redelivery is a no-op, and send the processing task after commit. Processing runs
-in a worker: claim the row, turn it into a SyncJob (the outbox), mark it done, all in one
-transaction. Events are hints: the engines re-read the invoice, so the row keeps only identifiers.
+Recording runs inside the webhook request: insert unless (source, dedupe_key) is already there
+(the unique constraint settles races), so a redelivery is a no-op, and send the processing task
+after commit. Processing runs in a worker: claim the row, turn it into a SyncJob (the outbox), mark
+it done, all in one transaction. Events are hints: the engines re-read the invoice, so the row keeps only identifiers.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
+from connector import logcontext, metrics
 from integrations.bitrix24.errors import MalformedPayloadError as Bitrix24MalformedPayloadError
 from integrations.bitrix24.inbound import Bitrix24Event
 from integrations.xero.webhooks import XeroWebhookEvent, xero_webhook_from_json
@@ -43,14 +45,6 @@ XERO_HANDLED = {("INVOICE", "CREATE"), ("INVOICE", "UPDATE"), ("CONTACT", "CREAT
 
 # --- recording (inside the webhook request) ------------------------------------------------------
 
-_INSERT_SQL = f"""
-INSERT INTO {InboxEvent._meta.db_table}
-    (portal_id, source, dedupe_key, event_type, payload, headers, status, attempts, received_at, error)
-VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, 0, %s, %s)
-ON CONFLICT (source, dedupe_key) DO NOTHING
-RETURNING id
-"""
-
 
 def _insert(
     *,
@@ -63,29 +57,43 @@ def _insert(
     status: str = InboxEvent.Status.RECEIVED,
     error: str = "",
 ) -> tuple[InboxEvent, bool]:
-    """The row and whether it is new. Sends the processing task after commit for new received rows."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_SQL,
-            [
-                portal_id,
-                source,
-                dedupe_key[:255],
-                event_type[:100],
-                _json(payload),
-                _json(headers or {}),
-                status,
-                timezone.now(),
-                error,
-            ],
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return InboxEvent.objects.get(source=source, dedupe_key=dedupe_key[:255]), False
-        if status == InboxEvent.Status.RECEIVED:
-            event_id = row[0]
-            transaction.on_commit(lambda: task_send(INBOX_TASK, [event_id]), robust=True)
-    return InboxEvent.objects.get(pk=row[0]), True
+    """The row and whether it is new. Sends the processing task after commit for new received rows.
+
+    Portable insert-or-get (PostgreSQL and SQLite): a redelivery finds its row; two deliveries
+    racing both insert, the unique (source, dedupe_key) constraint fails the second one's
+    savepoint, and it reads the first one's row."""
+    dedupe_key = dedupe_key[:255]
+    existing = InboxEvent.objects.filter(source=source, dedupe_key=dedupe_key).first()
+    if existing is not None:
+        metrics.count(metrics.INBOX_EVENTS, source, "duplicate")
+        return existing, False
+    try:
+        with transaction.atomic():
+            row = InboxEvent.objects.create(
+                portal_id=portal_id,
+                source=source,
+                dedupe_key=dedupe_key,
+                event_type=event_type[:100],
+                # Stored as JSON text exactly as before: non-JSON values (dates) become strings.
+                payload=_plain(payload),
+                headers=_plain(headers or {}),
+                status=status,
+                attempts=0,
+                received_at=timezone.now(),
+                error=error,
+            )
+            if status == InboxEvent.Status.RECEIVED:
+                event_id = row.pk
+                transaction.on_commit(lambda: task_send(INBOX_TASK, [event_id]), robust=True)
+    except IntegrityError:
+        metrics.count(metrics.INBOX_EVENTS, source, "duplicate")
+        return InboxEvent.objects.get(source=source, dedupe_key=dedupe_key), False
+    metrics.count(metrics.INBOX_EVENTS, source, "new" if status == InboxEvent.Status.RECEIVED else "ignored")
+    return row, True
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(_json(value))
 
 
 def _json(value: Any) -> str:
@@ -166,19 +174,20 @@ def inbox_record_xero_events(*, payload: dict[str, Any], raw_body: bytes) -> lis
 
 # --- processing (in a worker) --------------------------------------------------------------------
 
-_CLAIM_SQL = f"""
-UPDATE {InboxEvent._meta.db_table}
-SET status = 'processing', lease_until = %s, attempts = attempts + 1
-WHERE id = %s AND (status = 'received' OR (status = 'processing' AND lease_until < %s))
-RETURNING id
-"""
-
 
 def _claim(event_id: int) -> InboxEvent | None:
+    """One conditional UPDATE: only a `received` row, or a `processing` one whose lease expired,
+    becomes ours; a concurrent claim of the same row updates nothing."""
     now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [now + timedelta(seconds=INBOX_LEASE_S), event_id, now])
-        claimed = cursor.fetchone()
+    claimed = (
+        InboxEvent.objects.filter(pk=event_id)
+        .filter(Q(status=InboxEvent.Status.RECEIVED) | Q(status=InboxEvent.Status.PROCESSING, lease_until__lt=now))
+        .update(
+            status=InboxEvent.Status.PROCESSING,
+            lease_until=now + timedelta(seconds=INBOX_LEASE_S),
+            attempts=F("attempts") + 1,
+        )
+    )
     return InboxEvent.objects.select_related("portal").get(pk=event_id) if claimed else None
 
 
@@ -246,6 +255,10 @@ def inbox_event_process(event_id: int) -> str:
     event = _claim(event_id)
     if event is None:
         return "skipped"
+    if event.portal_id:
+        logcontext.set_values(portal=event.portal_id)  # cleared when the task ends
+    if event.source == Source.BITRIX24 and isinstance(event.payload, dict) and event.payload.get("id"):
+        logcontext.set_values(invoice=event.payload["id"])
     try:
         with transaction.atomic():
             process = _process_bitrix24 if event.source == Source.BITRIX24 else _process_xero
@@ -273,8 +286,6 @@ def inbox_requeue_stuck(*, now=None, limit: int = 500) -> int:
     """Re-send the processing task for rows left `received` (lost send, broker outage) or
     `processing` past their lease (the worker died). Claiming makes a duplicate send harmless."""
     now = now or timezone.now()
-    from django.db.models import Q
-
     stuck = InboxEvent.objects.filter(
         Q(status=InboxEvent.Status.RECEIVED, received_at__lt=now - timedelta(seconds=INBOX_STUCK_AFTER_S))
         | Q(status=InboxEvent.Status.PROCESSING, lease_until__lt=now)

@@ -332,7 +332,7 @@ def _bitrix24_product_create(
             # A timeout or 5xx may still have created it: find it by our xmlId and take it back.
             _bitrix24_orphan_delete(client, iblock_id=iblock_id, xml_id=fields["xmlId"])
         raise
-    product_id = int((result or {}).get("product", result or {}).get("id"))
+    product_id = created_product_id(result)
     try:
         client.result(
             "catalog.price.add",
@@ -354,6 +354,21 @@ def _bitrix24_product_create(
             exc.payload = {"orphan_bitrix24_product_id": product_id}
         raise
     return product_id
+
+
+def created_product_id(result: Any) -> int:
+    """The id in catalog.product.add's (or .update's) result: `{"element": {"id": …}}` on a real
+    portal (catalog/product/catalog-product-add.md; only catalog.product.get says "product").
+    Raises PermanentError for an answer without one instead of a TypeError."""
+    element = result.get("element") if isinstance(result, dict) else None
+    if not isinstance(element, dict):
+        element = result.get("product") if isinstance(result, dict) else None  # older catalog modules
+    try:
+        return int(element["id"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        raise PermanentError(
+            f"Bitrix24 answered catalog.product.add without a product id: {str(result)[:200]}", system="bitrix24"
+        ) from None
 
 
 def _bitrix24_orphan_delete(client: Bitrix24Client, *, iblock_id: int, xml_id: str) -> None:

@@ -45,10 +45,12 @@ from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, stage_for_xero_status
 from sync.models import Direction, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.bitrix24_payments import PaidInvoice, bitrix24_payments_record
+from sync.services.drift import drift_observe, xero_invoice_dict
 from sync.services.gate import sync_gate
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
+from sync.sources import SOURCES, invoice_source
 from sync.stage_map import stage_map_load
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ class XeroInvoiceState:
     status: str
     amount_paid: Decimal
     updated_at: datetime | None
+    # Xero's whole invoice as a plain dict (sync.services.drift): drift and payment details read it.
+    raw: Mapping = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def of(cls, invoice) -> XeroInvoiceState:
@@ -111,6 +115,7 @@ class XeroInvoiceState:
             status=str(invoice.status or ""),
             amount_paid=to_decimal(invoice.amount_paid or 0),
             updated_at=invoice.updated_date_utc,
+            raw=xero_invoice_dict(invoice),
         )
 
     def fingerprint(self, stage_id: str) -> str:
@@ -169,7 +174,7 @@ def _serve_jobs(*, portal: Portal, connection: XeroConnection, jobs: list[SyncJo
         chunk = ids[start : start + IDS_PER_CALL]
         try:
             # page=1 makes Xero answer full invoices; 50 IDs always fit one page.
-            answer = client.call("get_invoices", i_ds=[str(i) for i in chunk], page=1, page_size=IDS_PER_CALL)
+            answer = client.call("get_invoices", i_ds=[str(i) for i in chunk], page=1, page_size=IDS_PER_CALL, unitdp=4)
         except ExternalAPIError as error:
             report.errors.append(str(error))
             # A rate limit, an outage or a lost grant hits every later call too: the rest waits.
@@ -230,6 +235,7 @@ def statuses_pull_recent(*, portal: Portal, trigger: Trigger | str) -> PullRepor
                 order="UpdatedDateUTC ASC",
                 page=page,
                 page_size=PAGE_SIZE,
+                unitdp=4,
             )
             report.xero_calls += 1
             invoices = [XeroInvoiceState.of(invoice) for invoice in answer.invoices or []]
@@ -293,9 +299,23 @@ def _apply(
     outcomes: dict[uuid.UUID, ExternalAPIError | None] = dict.fromkeys(i.invoice_id for i in invoices)
     if not invoices:
         return outcomes
-    stage_map = stage_map_load(portal)
+    for invoice in invoices:
+        # Content drift and payment details first: an echo of our status is still news if the
+        # lines changed in Xero (sync.services.drift).
+        drift_observe(
+            portal=portal,
+            link=links[invoice.invoice_id],
+            actual=invoice.raw,
+            trigger=triggers.get(invoice.invoice_id, Trigger.WEBHOOK),
+        )
+    # One Xero -> Bitrix24 map per kind of invoice (a portal may have old and new ones).
+    stage_map = {source.entity_type: stage_map_load(portal, source.entity_type) for source in SOURCES.values()}
     moves: list[_Move] = []
-    newly_paid = [(links[i.invoice_id], i) for i in invoices if _newly_paid(links[i.invoice_id], i)]
+    newly_paid = [
+        (links[i.invoice_id], i)
+        for i in invoices
+        if _newly_paid(links[i.invoice_id], i) and invoice_source(links[i.invoice_id].bitrix24_entity_type).has_payments
+    ]
     for invoice in invoices:
         move = _decided(portal, links[invoice.invoice_id], invoice, stage_map, triggers, report)
         if move is not None:
@@ -310,7 +330,7 @@ def _apply(
 def _apply_moves(
     portal: Portal,
     moves: list[_Move],
-    stage_map: tuple[dict[str, str], dict[str, str]],
+    stage_map: Mapping[int, tuple[dict[str, str], dict[str, str]]],
     triggers: Mapping[uuid.UUID, str],
     outcomes: dict[uuid.UUID, ExternalAPIError | None],
     report: PullReport,
@@ -397,7 +417,7 @@ def _decided(
     portal: Portal,
     link: InvoiceLink,
     invoice: XeroInvoiceState,
-    stage_map: tuple[dict[str, str], dict[str, str]],
+    stage_maps: Mapping[int, tuple[dict[str, str], dict[str, str]]],
     triggers: Mapping[uuid.UUID, str],
     report: PullReport,
 ) -> _Move | None:
@@ -408,7 +428,7 @@ def _decided(
     3. Status not mapped back, or the invoice already on (or on a stage meaning) that status:
        record the new state on the link, leave Bitrix24 alone.
     """
-    b24_to_xero, xero_to_b24 = stage_map
+    b24_to_xero, xero_to_b24 = stage_maps[link.bitrix24_entity_type]
     trigger = triggers.get(invoice.invoice_id, Trigger.WEBHOOK)
     if link.xero_updated_at and invoice.updated_at and invoice.updated_at < link.xero_updated_at:
         report.echoes += 1
@@ -441,18 +461,6 @@ def _decided(
             )
         _record(link, invoice, stage_id=current)
         report.recorded += 1
-        return None
-    if link.bitrix24_entity_type != InvoiceLink.EntityType.SMART_INVOICE:
-        # Never reached today: links are only made for new invoices (the push engine's targets).
-        _log(
-            portal,
-            link,
-            invoice,
-            trigger,
-            SyncLogEntry.Outcome.FAILED,
-            "Old-style Bitrix24 invoices are not moved from Xero.",
-        )
-        report.failed += 1
         return None
     return _Move(link, invoice, target)
 
@@ -512,7 +520,8 @@ def _move_failed(
 def _write_stages(
     portal: Portal, moves: list[_Move], *, interactive: bool, report: PullReport
 ) -> dict[int, ExternalAPIError]:
-    """crm.item.update {entityTypeId: 31, id, fields: {stageId}} for every move, 50 per `batch`.
+    """The source's move for every invoice (crm.item.update {entityTypeId: 31, id, fields: {stageId}}
+    for new invoices, crm.invoice.update {id, fields: {STATUS_ID}} for old ones), 50 per `batch`.
 
     Bitrix24Client.batch_all would raise on the first batch that fails as a whole and lose the
     results of the ones before it, so the chunks are sent one by one here: a network error or a
@@ -523,13 +532,8 @@ def _write_stages(
     for start in range(0, len(moves), BATCH_LIMIT):
         chunk = moves[start : start + BATCH_LIMIT]
         commands = {
-            f"s{move.link.pk}": (
-                "crm.item.update",
-                {
-                    "entityTypeId": move.link.bitrix24_entity_type,
-                    "id": move.link.bitrix24_id,
-                    "fields": {"stageId": move.stage_id},
-                },
+            f"s{move.link.pk}": invoice_source(move.link.bitrix24_entity_type).move_command(
+                move.link.bitrix24_id, move.stage_id
             )
             for move in chunk
         }

@@ -211,6 +211,7 @@ def _tax_rate(model: Any) -> dict:
         "name": str(model.name or ""),
         "rate": float(model.effective_rate) if model.effective_rate is not None else None,
         "revenue": bool(model.can_apply_to_revenue),
+        "report_tax_type": str(model.report_tax_type or ""),
     }
 
 

@@ -26,6 +26,7 @@ from accounts.auth import frame_login_required
 from accounts.models import Portal, XeroConnection
 from accounts.services.frame import frame_session_bitrix24_client
 from integrations.common.errors import ExternalAPIError
+from sync.mappers import tax_map
 from sync.mappers.stage import PAID, XERO_STATUSES
 from sync.models import StageMapping, SyncSettings, XeroStatus, XeroStatusMapping
 from sync.services.gate import jobs_release_held
@@ -39,7 +40,7 @@ from sync.services.xero_reference import (
     xero_currencies,
     xero_tax_rates,
 )
-from sync.stage_map import stage_map_save
+from sync.stage_map import OLD_INVOICE, OLD_STATUS_CATEGORY, stage_map_save
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class SetupContext:
 
     stages: list[StageMapping] = field(default_factory=list)
     xero_map: dict[str, str] = field(default_factory=dict)
+    # A portal with old and new invoices: the Xero -> Bitrix24 map of the second kind (old ones).
+    xero_map_more: dict[int, dict[str, str]] = field(default_factory=dict)
+    entity_types: tuple[int, ...] = (31,)
     settings: SyncSettings | None = None
     connection: XeroConnection | None = None
     accounts: list[dict] = field(default_factory=list)
@@ -72,6 +76,8 @@ class SetupContext:
     problems: list[str] = field(default_factory=list)
     # Proposals shown on a Setup never saved (accepting them unchanged must lead to working sync).
     proposed: list[str] = field(default_factory=list)
+    xero_map_more_posted: dict[int, dict[str, str]] = field(default_factory=dict)
+    drift_choices: list = field(default_factory=lambda: list(SyncSettings.DriftWinner.choices))
 
 
 def _load(request: HttpRequest, *, refresh_stages: bool) -> SetupContext:
@@ -85,7 +91,14 @@ def _load(request: HttpRequest, *, refresh_stages: bool) -> SetupContext:
             ctx.stage_error = f"Could not read the invoice stages from Bitrix24: {exc.message}"
     ctx.settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     ctx.stages = list(StageMapping.objects.filter(portal=portal))
-    ctx.xero_map = dict(XeroStatusMapping.objects.filter(portal=portal).values_list("xero_status", "stage_id"))
+    ctx.entity_types = portal.invoice_entity_types
+    maps: dict[int, dict[str, str]] = {t: {} for t in ctx.entity_types}
+    for entity_type, status, stage_id in XeroStatusMapping.objects.filter(portal=portal).values_list(
+        "entity_type", "xero_status", "stage_id"
+    ):
+        maps.setdefault(entity_type, {})[status] = stage_id
+    ctx.xero_map = maps[ctx.entity_types[0]]
+    ctx.xero_map_more = {t: maps[t] for t in ctx.entity_types[1:]}
     try:
         ctx.accounts = xero_accounts(portal)
         ctx.bank_accounts = xero_bank_accounts(portal)
@@ -101,14 +114,23 @@ def _load(request: HttpRequest, *, refresh_stages: bool) -> SetupContext:
         vats = []  # the tax-rate map then shows the rates already stored
     keys = {"none"} | {_rate_key(v.get("rate")) for v in vats if v.get("rate") is not None}
     keys |= set((ctx.settings.tax_types or {}).keys())
-    ctx.bitrix24_rates = [
-        {
-            "key": key,
-            "label": "Rows without tax" if key == "none" else f"{key}%",
-            "value": ctx.settings.tax_types.get(key, ""),
-        }
-        for key in sorted(keys, key=lambda k: (k != "none", float(k) if k != "none" else 0))
-    ]
+    ctx.bitrix24_rates = []
+    for key in sorted(keys, key=lambda k: (k != "none", float(k) if k != "none" else 0)):
+        # Only Xero sales tax rates of the same effective rate are offered; an unmapped rate gets
+        # the best of them proposed (15% -> the 15% output rate, 0% -> zero-rated, none -> no tax).
+        options = tax_map.matching(key, ctx.tax_rates)
+        stored = ctx.settings.tax_types.get(key, "")
+        proposed = "" if stored else tax_map.propose(key, ctx.tax_rates)
+        ctx.bitrix24_rates.append(
+            {
+                "key": key,
+                "label": "Rows without tax" if key == "none" else f"{key}%",
+                "value": stored or proposed,
+                "proposed": bool(proposed),
+                "options": options,
+                "stored_mismatch": tax_map.mismatch(key, stored, ctx.tax_rates) if stored and ctx.tax_rates else "",
+            }
+        )
     return ctx
 
 
@@ -153,6 +175,43 @@ def _rate_key(rate: object) -> str:
     return str(int(number)) if number == int(number) else str(number)
 
 
+KIND_LABELS = {31: "invoice stage", 5: "old invoice status"}
+
+
+def _xero_field(ctx: SetupContext, entity_type: int, status: str) -> str:
+    """The form field of one Xero status: "xero:<status>" for the portal's first kind of invoices
+    (the only one on most portals), "xero<entity type>:<status>" for the second."""
+    return f"xero:{status}" if entity_type == ctx.entity_types[0] else f"xero{entity_type}:{status}"
+
+
+def _xero_tables(ctx: SetupContext) -> list[dict]:
+    """One Xero status -> Bitrix24 table per kind of invoice the portal has."""
+    maps = {ctx.entity_types[0]: ctx.xero_map, **ctx.xero_map_more}
+    tables = []
+    for entity_type in ctx.entity_types:
+        old = entity_type == OLD_INVOICE
+        stages = [s for s in ctx.stages if (s.category_id == OLD_STATUS_CATEGORY) == old]
+        tables.append(
+            {
+                "entity_type": entity_type,
+                "title": f"Xero status → Bitrix24 {KIND_LABELS[entity_type]}",
+                "many_kinds": len(ctx.entity_types) > 1,
+                "stages": stages,
+                "pipelines": len({s.category_id for s in stages}) > 1,
+                "rows": [
+                    (
+                        value,
+                        XeroStatus(value).label,
+                        maps[entity_type].get(value, ""),
+                        _xero_field(ctx, entity_type, value),
+                    )
+                    for value in XERO_STATUSES
+                ],
+            }
+        )
+    return tables
+
+
 def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> HttpResponse:
     accounts = ctx.accounts
     return render(
@@ -164,9 +223,11 @@ def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> Ht
             "categories": sorted({s.category_id for s in ctx.stages}),
             "xero_statuses": [(value, XeroStatus(value).label) for value in XERO_STATUSES],
             "xero_rows": [(value, XeroStatus(value).label, ctx.xero_map.get(value, "")) for value in XERO_STATUSES],
+            "xero_tables": _xero_tables(ctx),
             "revenue_accounts": [a for a in accounts if a["type"] in REVENUE_TYPES],
             "other_accounts": [a for a in accounts if a["type"] not in REVENUE_TYPES],
             "saved": request.GET.get("saved") == "1",
+            "currency_rate_sources": SyncSettings.CurrencyRateSource.choices,
             "xero_ready": not ctx.xero_error,
             "irreversible": IRREVERSIBLE,
             "paid_allowed": bool(
@@ -200,15 +261,21 @@ def _validate_settings(ctx: SetupContext, data) -> dict:
     )
     values["default_tax_type"] = pick("default_tax_type", tax_types, "Choose a Xero tax rate that applies to sales.")
     values["default_currency"] = pick("default_currency", currencies, "Choose a currency enabled in Xero.")
-    tax_map = {}
+    chosen_map = {}
     for row in ctx.bitrix24_rates:
         name = f"tax:{row['key']}"
         value = (data.get(name) or "").strip()
         if value:
             if value not in tax_types:
                 ctx.errors.setdefault(name, []).append("Choose a Xero tax rate that applies to sales.")
-            tax_map[row["key"]] = value
-    values["tax_types"] = tax_map or {"none": "NONE"}
+            else:
+                # A saved mismatch is refused with the reason (issue 11 point 3).
+                problem = tax_map.mismatch(row["key"], value, ctx.tax_rates)
+                if problem:
+                    ctx.errors.setdefault(name, []).append(problem)
+            chosen_map[row["key"]] = value
+    values["tax_types"] = chosen_map or {"none": "NONE"}
+    _validate_amounts(ctx, data, values, codes)
     values["record_payment_on_paid"] = data.get("record_payment_on_paid") == "on"
     values["payment_account_code"] = pick(
         "payment_account_code", bank_codes, "Choose a Xero bank account to record payments to.", required=False
@@ -218,7 +285,30 @@ def _validate_settings(ctx: SetupContext, data) -> dict:
             "Recording payments needs the bank account they are recorded to."
         )
     values["create_bitrix24_payment_on_paid"] = data.get("create_bitrix24_payment_on_paid") == "on"
+    # Which side automatic sync keeps when an invoice was changed in Xero (drift is always shown).
+    winner = data.get("drift_winner") or (ctx.settings.drift_winner if ctx.settings else "")
+    values["drift_winner"] = winner if winner in SyncSettings.DriftWinner.values else SyncSettings.DriftWinner.BITRIX24
     return values
+
+
+def _validate_amounts(ctx: SetupContext, data, values: dict, codes: set[str]) -> None:
+    """The exactness choices (issue 11): a tolerance for drafts, hand-entered amounts, exchange rates."""
+    raw = (data.get("totals_tolerance_cents") or "0").strip()
+    try:
+        cents = int(raw)
+        if not 0 <= cents <= 100:
+            raise ValueError
+        values["totals_tolerance_cents"] = cents
+    except ValueError:
+        ctx.errors.setdefault("totals_tolerance_cents", []).append("Enter a whole number of cents from 0 to 100.")
+    account = (data.get("manual_amount_account_code") or "").strip()
+    if account and account not in codes:
+        ctx.errors.setdefault("manual_amount_account_code", []).append("Choose an active Xero account.")
+    values["manual_amount_account_code"] = account
+    source = (data.get("currency_rate_source") or SyncSettings.CurrencyRateSource.XERO).strip()
+    if source not in SyncSettings.CurrencyRateSource.values:
+        ctx.errors.setdefault("currency_rate_source", []).append("Choose Xero's rate or Bitrix24's.")
+    values["currency_rate_source"] = source
 
 
 def _validate_map(ctx: SetupContext, data) -> tuple[dict[str, str], dict[str, str]]:
@@ -234,18 +324,22 @@ def _validate_map(ctx: SetupContext, data) -> tuple[dict[str, str], dict[str, st
                 ctx.errors.setdefault(key, []).append("This stage is no longer in Bitrix24; reload the page.")
             elif status and status not in XERO_STATUSES:
                 ctx.errors.setdefault(key, []).append(f'"{status}" is not a Xero invoice status.')
-    xero_to_b24: dict[str, str] = {}
-    for status in XERO_STATUSES:
-        key = f"xero:{status}"
-        if key in data:
-            stage_id = (data.get(key) or "").strip()
-            xero_to_b24[status] = stage_id
-            if stage_id and stage_id not in known:
-                ctx.errors.setdefault(key, []).append("This stage is no longer in Bitrix24; reload the page.")
+    maps: dict[int, dict[str, str]] = {}
+    for entity_type in ctx.entity_types:
+        kind_map = maps.setdefault(entity_type, {})
+        for status in XERO_STATUSES:
+            key = _xero_field(ctx, entity_type, status)
+            if key in data:
+                stage_id = (data.get(key) or "").strip()
+                kind_map[status] = stage_id
+                if stage_id and stage_id not in known:
+                    ctx.errors.setdefault(key, []).append("This stage is no longer in Bitrix24; reload the page.")
     for key in data:
-        if key.startswith("xero:") and key[len("xero:") :] not in XERO_STATUSES:
-            ctx.problems.append(f'"{key[len("xero:") :]}" is not a Xero invoice status.')
-    return b24_to_xero, xero_to_b24
+        prefix, colon, status = key.partition(":")
+        if colon and prefix.startswith("xero") and status not in XERO_STATUSES:
+            ctx.problems.append(f'"{status}" is not a Xero invoice status.')
+    ctx.xero_map_more_posted = {t: maps[t] for t in ctx.entity_types[1:]}
+    return b24_to_xero, maps[ctx.entity_types[0]]
 
 
 def _validate_paid(ctx: SetupContext, b24_to_xero: dict[str, str], values: dict) -> None:
@@ -278,7 +372,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     if not ctx.errors and not ctx.problems:
         try:
             with transaction.atomic():
-                stage_map_save(request.portal, b24_to_xero, xero_to_b24)
+                stage_map_save(request.portal, b24_to_xero, xero_to_b24, more_xero_to_b24=ctx.xero_map_more_posted)
                 if values:
                     # Complete once the Xero defaults are chosen too (they need a connection);
                     # the invoices held until now go (sync.services.gate).
@@ -291,6 +385,8 @@ def setup(request: HttpRequest) -> HttpResponse:
         for stage in ctx.stages:
             stage.xero_status = request.POST.get(f"stage:{stage.stage_id}", stage.xero_status)
         ctx.xero_map.update({s: request.POST.get(f"xero:{s}", v) for s, v in ctx.xero_map.items()})
+        for entity_type, kind_map in ctx.xero_map_more.items():
+            kind_map.update({s: request.POST.get(_xero_field(ctx, entity_type, s), v) for s, v in kind_map.items()})
         for name, value in values.items():
             setattr(ctx.settings, name, value)
         for row in ctx.bitrix24_rates:

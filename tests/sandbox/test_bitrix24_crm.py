@@ -49,7 +49,8 @@ def test_written_fields_come_back_typed_and_unknown_keys_are_ignored(portal):
         isManualOpportunity="Y",
     )
     assert (item["xmlId"], item["companyId"], item["contactIds"], item["contactId"]) == ("xero-1", company, [4, 5], 4)
-    assert item["begindate"] == "2026-09-01T00:00:00+03:00" and item["closedate"] == "2026-09-30T00:00:00+03:00"
+    # Date fields as Bitrix24 writes them: UTC midnight of the day in the portal's offset (crm-item-update.md).
+    assert item["begindate"] == "2026-09-01T03:00:00+03:00" and item["closedate"] == "2026-09-30T03:00:00+03:00"
     assert (item["currencyId"], item["opportunity"], item["isManualOpportunity"]) == ("USD", 12.5, "Y")
     assert "madeUpField" not in item
 
@@ -268,7 +269,7 @@ def test_rows_follow_the_owners_permissions(portal):
 
 
 def test_a_catalog_product_lends_its_name_to_a_row(portal):
-    product = portal.ok("catalog.product.add", {"fields": {"iblockId": 25, "name": "Blue widget"}})["product"]
+    product = portal.ok("catalog.product.add", {"fields": {"iblockId": 25, "name": "Blue widget"}})["element"]
     item = portal.invoice()
     row = portal.ok(
         "crm.item.productrow.add",
@@ -362,6 +363,13 @@ def test_a_payment_on_an_invoice_can_be_recorded_as_paid(portal):
     item = portal.invoice()
     _set_rows(portal, item["id"], [{"productName": "A", "price": 40}])
     payment_id = portal.ok("crm.item.payment.add", {"entityTypeId": 31, "entityId": item["id"]})
+    # An added payment is empty (crm-item-payment-add.md takes no sum); its rows make the sum.
+    assert portal.ok("crm.item.payment.get", {"id": payment_id})["sum"] == 0
+    [row] = portal.ok("crm.item.productrow.list", {"filter": {"=ownerType": "SI", "=ownerId": item["id"]}})[
+        "productRows"
+    ]
+    portal.ok("crm.item.payment.product.add", {"paymentId": payment_id, "rowId": row["id"], "quantity": 1})
+    assert [p["rowId"] for p in portal.ok("crm.item.payment.product.list", {"paymentId": payment_id})] == [row["id"]]
     assert portal.ok("crm.item.payment.pay", {"id": payment_id}) is True
     [payment] = portal.ok("crm.item.payment.list", {"entityTypeId": 31, "entityId": item["id"]})
     assert (payment["paid"], payment["sum"], payment["currency"]) == ("Y", 40.0, "NZD")
@@ -499,7 +507,7 @@ def test_the_catalog_needs_its_iblock_and_keeps_prices_apart(portal):
                 "xmlId": "item-1",
             }
         },
-    )["product"]
+    )["element"]
     portal.ok(
         "catalog.price.add",
         {"fields": {"productId": product["id"], "catalogGroupId": 1, "price": 9.5, "currency": "NZD"}},

@@ -175,9 +175,11 @@ def test_no_amount_in_the_result_is_a_float():
 
 
 def test_a_calendar_date_is_read_in_the_portals_offset_not_shifted_to_utc():
-    # begindate is "2026-02-28T00:00:00+03:00": in UTC that instant is still the 27th.
+    # begindate is "2026-02-28T00:00:00+03:00": in UTC that instant is still the 27th, but a value
+    # at local midnight names its own day whatever zone is configured (tests/sync/test_portal_time_zones.py
+    # covers the UTC-midnight form real portals write).
     assert mapped("invoice_no_tax")["Date"] == "2026-02-28"
-    assert mapped("invoice_no_tax", MappingSettings(**{**SETTINGS.__dict__, "timezone": "UTC"}))["Date"] == "2026-02-27"
+    assert mapped("invoice_no_tax", MappingSettings(**{**SETTINGS.__dict__, "timezone": "UTC"}))["Date"] == "2026-02-28"
 
 
 def test_a_linked_product_is_sent_with_its_item_code_and_the_items_sales_account():
@@ -193,8 +195,30 @@ def test_a_linked_product_is_sent_with_its_item_code_and_the_items_sales_account
 def test_a_tax_rate_missing_from_the_tax_map_is_refused_with_the_rate_named():
     settings = MappingSettings(**{**SETTINGS.__dict__, "tax_types": {None: "NONE"}})
 
-    with pytest.raises(MappingError, match="tax rate 15%"):
+    with pytest.raises(MappingError, match="no Xero tax rate for 15%"):
         mapped("invoice_gst_exclusive", settings)
+
+
+def test_every_unmapped_rate_is_named_with_the_xero_tax_rates_that_match_by_name():
+    xero_rates = (
+        {"tax_type": "OUTPUT2", "name": "15% GST on Income", "rate": 15.0, "revenue": True},
+        {"tax_type": "INPUT2", "name": "15% GST on Expenses", "rate": 15.0, "revenue": False},
+        {"tax_type": "ZERORATEDOUTPUT", "name": "Zero Rated", "rate": 0.0, "revenue": True},
+        {"tax_type": "NONE", "name": "No GST", "rate": 0.0, "revenue": True},
+    )
+    settings = MappingSettings(**{**SETTINGS.__dict__, "tax_types": {}, "xero_tax_rates": xero_rates})
+    item, rows, _ = load_case("invoice_gst_exclusive")
+    rows = [*rows, {**rows[0], "taxRate": 0}, {**rows[0], "taxRate": None}, {**rows[0], "taxRate": 20}]
+
+    with pytest.raises(MappingError) as refused:
+        invoice_to_xero(item, rows, CONTACT, settings)
+
+    message = str(refused.value)
+    assert 'rows without a tax rate (row 5): map it to "No GST"' in message
+    assert '0% (row 4): map it to "Zero Rated"' in message
+    assert '15% (rows 1, 2, 3): map it to "15% GST on Income"' in message
+    assert "20% (row 6): Xero has no sales tax rate of 20%" in message
+    assert "OUTPUT2" not in message and "Expenses" not in message
 
 
 def test_an_invoice_without_product_rows_is_refused_because_xero_needs_a_line():

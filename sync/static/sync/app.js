@@ -113,25 +113,46 @@
   function bodyFor(button) {
     if (button.dataset.action === "retry") return { entry: button.dataset.entry };
     if (button.dataset.action === "pull") return {};
-    if (button.dataset.scope === "all") return { all_filtered: true, from: panel.dataset.filterFrom || "", to: panel.dataset.filterTo || "" };
-    if (button.dataset.scope === "selected") return { ids: selected() };
-    return { ids: (button.dataset.ids || "").split(",") };
+    var kind = panel.dataset.kind || "";  // which kind of Bitrix24 invoice: 31 new, 5 old
+    if (button.dataset.scope === "all") return { all_filtered: true, from: panel.dataset.filterFrom || "", to: panel.dataset.filterTo || "", kind: kind };
+    if (button.dataset.scope === "selected") return { ids: selected(), kind: kind };
+    return { ids: (button.dataset.ids || "").split(","), kind: kind };
   }
 
   function urlFor(button) {
+    // data-url: a one-off action (accept Xero's version, run a reconciliation) posted as is.
+    if (button.dataset.url) return button.dataset.url;
     return { push: panel.dataset.pushUrl, pull: panel.dataset.pullUrl, retry: panel.dataset.retryUrl }[button.dataset.action];
+  }
+
+  function copy(button) {
+    // data-action="copy" data-copy="<id of an input>": put its value on the clipboard.
+    var field = document.getElementById(button.dataset.copy);
+    if (!field) return;
+    var done = function () { say("Copied: " + field.value); };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(field.value).then(done, function () { field.select(); document.execCommand("copy"); done(); });
+    } else { field.select(); document.execCommand("copy"); done(); }
   }
 
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-action]");
     if (!button || button.disabled) return;
+    if (button.dataset.action === "copy") { copy(button); return; }
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
     if (button.dataset.scope === "all" && !window.confirm("Send all " + button.dataset.total + " invoices to Xero?")) return;
     setBusy(true);
     errors.textContent = "";
     box.hidden = true;
-    say(button.dataset.action === "pull" ? "Asking Xero for changes…" : "Sending…");
+    say(button.dataset.busy || (button.dataset.action === "pull" ? "Asking Xero for changes…" : "Sending…"));
     call("POST", urlFor(button), bodyFor(button))
       .then(function (answer) {
+        if (!answer.jobs || !answer.jobs.length) {
+          say(answer.message || "Done.");
+          setBusy(false);
+          refresh();
+          return;
+        }
         say(answer.count === 1 ? "Queued; working on it…" : "Queued " + answer.count + " invoices; working on them…");
         track(answer.jobs);
       })

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sync', '0002_log_outcome_ignored_unlinked'),
+        ('sync', '0006_contacts_modified_since'),
     ]
 
     operations = [

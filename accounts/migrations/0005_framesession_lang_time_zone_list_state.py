@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_portal_offline_events_portal_offline_process_id'),
+        ('accounts', '0004_portal_invoice_mode_both'),
     ]
 
     operations = [

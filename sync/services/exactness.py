@@ -1,0 +1,205 @@
+"""Exact or held, in the push (issue 11): the check the decide stage runs on every invoice to be sent.
+
+- Xero's real tax rates (the organisation's TaxRates, effective rates, from the reference cache)
+  and the pure `sync.mappers.exactness.make_exact` choose the lines that make Xero's Total and
+  TotalTax equal Bitrix24's `opportunity` and `taxValue`; the body sent carries those lines.
+- When no choice does, the invoice is **held**: nothing is sent (an update leaves Xero's last good
+  version alone), the link carries the reason (so the list, the invoice page and "Needs attention"
+  show it), the log entry says "Held: totals differ" with both amounts and the cause, and the job
+  ends without retries (the next change in Bitrix24 brings the invoice back).
+- A portal may allow a difference of at most N cents (`totals_tolerance_cents`): such an invoice
+  goes as DRAFT only, with the difference in its log entry; never AUTHORISED (nor paid) with a gap.
+- Below zero the invoice becomes a credit note (ACCRECCREDIT); sync.services.credit_notes sends it.
+- Foreign currency with "Bitrix24's rate" chosen: CurrencyRate from crm.currency.list (Xero's rate is
+  units of the invoice currency per 1 base unit; Bitrix24's AMOUNT is base units per AMOUNT_CNT).
+- What Xero's limits shorten (sync.mappers.limits) is said on the log entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+
+from integrations.common.errors import ExternalAPIError, PermanentError, RetryableError
+from sync.mappers.exactness import CAUSE_LABELS, Options, Verdict, make_exact
+from sync.mappers.limits import truncation_notes
+from sync.models import InvoiceLink, SyncLogEntry
+from sync.services.jobs import job_failed
+from sync.services.xero_reference import XeroNotConnected, xero_reference
+
+logger = logging.getLogger(__name__)
+
+NOT_CHECKED = ("VOIDED", "DELETED")  # a status change that needs no amounts
+
+
+def xero_rates(ctx) -> dict[str, Decimal]:
+    """The organisation's effective tax rates by TaxType, once per pass."""
+    rates = getattr(ctx, "_xero_rates", None)
+    if rates is None:
+        reference = xero_reference(ctx.portal)
+        rates = {}
+        for rate in reference.tax_rates:
+            if rate.get("rate") is not None:
+                rates[str(rate["tax_type"])] = Decimal(str(rate["rate"]))
+        ctx._xero_rates = rates
+    return rates
+
+
+def options_for(ctx) -> Options:
+    settings = ctx.settings
+    try:
+        no_tax = ctx.mapping.tax_type_for(None)
+    except Exception:  # noqa: BLE001 - the map has no entry for untaxed rows; Xero's own NONE then
+        no_tax = "NONE"
+    return Options(
+        adjustment_account=settings.manual_amount_account_code,
+        adjustment_tax_type=no_tax,
+        force_exclusive=ctx.mapping.force_exclusive,
+    )
+
+
+def exactness_check(ctx, item) -> None:
+    """A decide-stage check: make item.body exact, or hold the invoice (see the module docstring)."""
+    body = item.body
+    if body is None or body.get("Status") in NOT_CHECKED:
+        return
+    try:
+        rates = xero_rates(ctx)
+    except XeroNotConnected as exc:
+        _fail(ctx, item, RetryableError(exc.message, system="xero"))
+        return
+    except ExternalAPIError as exc:
+        _fail(ctx, item, exc)
+        return
+    verdict = make_exact(item.invoice, item.rows, item.content["LineItems"], rates, options_for(ctx))
+    notes = list(verdict.notes) + truncation_notes(item.invoice, item.rows)
+    if verdict.credit_note:
+        body["Type"] = "ACCRECCREDIT"
+    if not verdict.exact:
+        tolerance = Decimal(ctx.settings.totals_tolerance_cents) / 100
+        within = (
+            tolerance
+            and abs(verdict.xero.total - verdict.bitrix24.total) <= tolerance
+            and abs(verdict.xero.tax - verdict.bitrix24.tax) <= tolerance
+            and verdict.cause not in ("manual_amount", "tax_rate")
+        )
+        current = item.link.last_xero_status if item.link is not None and item.link.xero_invoice_id else ""
+        if not within or current not in ("", "DRAFT", "SUBMITTED") or (item.decision and item.decision.record_payment):
+            hold(ctx, item, verdict)
+            return
+        body["Status"] = "DRAFT"
+        notes.insert(
+            0,
+            f"Sent as DRAFT only: {verdict.message.removeprefix('Held: totals differ. ')} The portal allows a "
+            f"difference of up to {ctx.settings.totals_tolerance_cents} cents for drafts; approve it in Xero "
+            "once checked.",
+        )
+    body["LineAmountTypes"] = verdict.amount_type
+    body["LineItems"] = verdict.line_items
+    rate = bitrix24_currency_rate(ctx, item.invoice)
+    if rate is not None:
+        body["CurrencyRate"] = rate
+        notes.append(f"Sent with Bitrix24's exchange rate: {rate} {item.invoice.get('currencyId')} per 1 base unit.")
+    if notes:
+        item.gap_message = " ".join(notes)
+
+
+def hold(ctx, item, verdict: Verdict) -> None:
+    """Not sent; shown on the invoice, in the list and in "Needs attention"; not retried."""
+    if item.finished:
+        return
+    entity_type = getattr(item, "entity_type", 31)
+    if item.link is None:
+        item.link, _ = InvoiceLink.objects.get_or_create(
+            portal=ctx.portal, bitrix24_entity_type=entity_type, bitrix24_id=item.invoice_id
+        )
+    item.finished = True
+    ctx.report.failed += 1
+    message = verdict.message
+    if item.link.xero_invoice_id:
+        message += " Xero keeps the version sent last."
+    InvoiceLink.objects.filter(pk=item.link.pk).update(last_error=message[:4000], last_error_permanent=True)
+    details = {
+        "rule": "totals_differ",
+        "cause": verdict.cause,
+        "cause_label": CAUSE_LABELS.get(verdict.cause, verdict.cause),
+        "bitrix24_total": str(verdict.bitrix24.total),
+        "bitrix24_tax": str(verdict.bitrix24.tax),
+        "xero_total": str(verdict.xero.total),
+        "xero_tax": str(verdict.xero.tax),
+        "difference": str(verdict.difference),
+    }
+    _log(ctx, item, SyncLogEntry.Outcome.HELD, message, details)
+    if item.job is not None:
+        job_failed(item.job, PermanentError(message, system="bitrix24", code="held"))
+
+
+def bitrix24_currency_rate(ctx, invoice: dict) -> Decimal | None:
+    """Bitrix24's rate as Xero's CurrencyRate, when the portal chose it and the invoice is foreign."""
+    if ctx.settings.currency_rate_source != "bitrix24":
+        return None
+    code = str(invoice.get("currencyId") or "")
+    base = _xero_base_currency(ctx)
+    if not code or not base or code == base:
+        return None
+    rates = getattr(ctx, "_b24_currencies", None)
+    if rates is None:
+        try:
+            listed = ctx.b24.result("crm.currency.list", {}) or []
+        except ExternalAPIError:
+            listed = []
+        rates = {str(row.get("CURRENCY")): row for row in listed if isinstance(row, dict)}
+        ctx._b24_currencies = rates
+    ours, theirs = rates.get(code), rates.get(base)
+    if ours is None or theirs is None:
+        return None
+    try:
+        # Base units of the portal's reporting currency per 1 unit of each; their ratio is the cross rate.
+        per_unit = Decimal(str(ours["AMOUNT"])) / Decimal(str(ours.get("AMOUNT_CNT") or 1))
+        base_per_unit = Decimal(str(theirs["AMOUNT"])) / Decimal(str(theirs.get("AMOUNT_CNT") or 1))
+        rate = (base_per_unit / per_unit).quantize(Decimal("0.000001"))
+    except (InvalidOperation, ZeroDivisionError, KeyError):
+        return None
+    return rate if rate > 0 else None
+
+
+def _xero_base_currency(ctx) -> str:
+    base = getattr(ctx, "_xero_base", None)
+    if base is None:
+        base = ""
+        try:
+            answer = ctx.xero_call("get_organisations")
+            org = (answer.organisations or [None])[0]
+            base = str(getattr(org, "base_currency", "") or "")
+            base = base.split(".")[-1]
+        except ExternalAPIError:
+            base = ""
+        ctx._xero_base = base
+    return base
+
+
+def _log(ctx, item, outcome: str, message: str, details: dict) -> None:
+    from sync.models import Direction
+    from sync.services.log import sync_log_write
+
+    link = item.link
+    sync_log_write(
+        portal=ctx.portal,
+        direction=Direction.PUSH,
+        trigger=item.trigger,
+        outcome=outcome,
+        bitrix24_id=item.invoice_id,
+        xero_id=str(link.xero_invoice_id or "") if link else "",
+        invoice_number=(link.xero_invoice_number if link else "")
+        or str((item.invoice or {}).get("accountNumber") or ""),
+        message=message,
+        details=details,
+    )
+
+
+def _fail(ctx, item, error: ExternalAPIError) -> None:
+    try:
+        from sync.services.push.outcomes import fail
+    except ImportError:  # the single-module push
+        from sync.services.push import _fail as fail
+    fail(ctx, item, error)
