@@ -145,8 +145,8 @@ def test_the_first_day_from_install_to_paid_in_xero(open_app, sandbox, acme, cel
     assert app.ui.locator('[data-test="invoice-total"]').inner_text() == "2,658.00\u00a0NZD"
     xero = _xero_invoices(sandbox, acme)["First order"]
     assert app.ui.locator('[data-test="xero-total"]').inner_text() == f"{float(xero['Total']):,.2f}\u00a0NZD"
-    assert app.ui.locator('[data-test="xero-paid"]').inner_text() == f"{float(xero['Total']):,.2f}\u00a0NZD"
-    assert app.ui.locator('[data-test="xero-due"]').inner_text() == "0.00\u00a0NZD"
+    assert app.ui.locator('[data-test="xero-amount-paid"]').inner_text() == f"{float(xero['Total']):,.2f}\u00a0NZD"
+    assert app.ui.locator('[data-test="xero-amount-due"]').inner_text() == "0.00\u00a0NZD"
     _contrast_ok(app, "invoice page")
     shoot(app, "invoice")
 

@@ -130,11 +130,6 @@ def test_first_day_install_connect_accept_setup_unchanged_then_invoices_sync(acm
     assert link.xero_invoice_id
 
 
-@pytest.mark.xfail(
-    reason="needs the default tax map proposed by effective rate (issue 11, money); until it lands, Setup "
-    "accepted unchanged leaves 15% and 0% 'Not mapped'",
-    strict=False,
-)
 def test_first_day_gst_15_and_zero_rated_invoices_sync_with_setup_accepted_unchanged(
     acme, app_url, sandbox, b24, worker
 ):
