@@ -180,3 +180,14 @@ def test_the_first_day_from_install_to_paid_in_xero(open_app, sandbox, acme, cel
     _contrast_ok(app, "invoice list on a phone")
     app.page.set_viewport_size({"width": 1280, "height": 800})
     shoot(app, "list")
+
+    # 10. The other pages meet AA too (log, import, add product, reconciliation, preview).
+    for path in (
+        "/app/log/",
+        "/app/import/",
+        "/app/products/new/",
+        "/app/reconcile/",
+        f"/app/invoices/{invoice_id}/preview/",
+    ):
+        assert app.goto(path) == 200, path
+        _contrast_ok(app, path)
