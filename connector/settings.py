@@ -112,6 +112,8 @@ MIDDLEWARE = [
     # Static files (the app's CSS/JS) straight from the app server, also under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Refuses NUL characters before any view, and turns a database DataError into a 400.
+    "connector.input_guard.InputGuardMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -360,7 +360,8 @@ def invoice_for_user(
             "ct0": ("crm.contact.list", {"filter": {"ID": contact_ref}, "select": ["ID", "NAME", "LAST_NAME"]}),
         }
     )
-    batch.value("item")  # raises Bitrix24's own error when the user may not see the invoice
+    if "item" in batch.errors:  # Bitrix24's own error when the user may not see the invoice
+        raise source.classify(batch.errors["item"])
     item, product_rows = source.detail(batch.results)
     companies = {int(r["ID"]): r.get("TITLE") or "" for r in batch.results.get("co0") or [] if isinstance(r, dict)}
     contacts = {

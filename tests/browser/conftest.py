@@ -130,6 +130,10 @@ def app_url(live_server, settings, sandbox) -> str:
     settings.SANDBOX_URL = sandbox.base_url
     settings.XERO_CLIENT_ID = "sandbox-client"
     settings.XERO_CLIENT_SECRET = "sandbox-secret"
+    # Installs are verified against our Bitrix24 client id (app.info names it).
+    settings.BITRIX24_CLIENT_ID = "local.browser-tests"
+    settings.BITRIX24_CLIENT_SECRET = "browser-tests-secret"
+    sandbox.bitrix24_settings(client_id="local.browser-tests", client_secret="browser-tests-secret")
     return live_server.url
 
 

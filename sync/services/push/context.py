@@ -14,6 +14,7 @@ from sync.mappers.stage import Decision
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSettings
 from sync.services.contacts import ClientKey, CountingXero
 from sync.services.drift import Gate
+from sync.services.exactness import known_tax_rates
 from sync.stage_map import stage_map_load
 
 SMART_INVOICE = 31
@@ -93,7 +94,7 @@ class PassContext:
             link.bitrix24_product_id: ItemRef(code=link.xero_item_code, account_code=link.xero_sales_account_code)
             for link in ItemLink.objects.filter(portal=portal)
         }
-        self.mapping = self.settings.to_mapping_settings(items=items)
+        self.mapping = self.settings.to_mapping_settings(items=items, xero_tax_rates=known_tax_rates(portal))
 
     def batch_all(self, commands: dict) -> Any:
         self.report.bitrix24_calls += -(-len(commands) // 50)

@@ -22,7 +22,7 @@ from sync.mappers.stage import Decision
 from sync.models import Direction, InvoiceLink, SyncJob, SyncLogEntry, Trigger
 from sync.services.jobs import job_done, job_failed
 from sync.services.log import sync_log_write
-from sync.services.push.context import PassContext, Work
+from sync.services.push.context import SMART_INVOICE, PassContext, Work
 
 DEFER_S = 1.0
 RECONNECT_MESSAGE = "Xero needs reconnection: invoices wait and are sent once Xero is connected again."
@@ -30,6 +30,10 @@ RECONNECT_MESSAGE = "Xero needs reconnection: invoices wait and are sent once Xe
 
 def log(ctx: PassContext, item: Work, outcome: str, message: str = "", details: dict | None = None) -> None:
     link = item.link
+    if item.entity_type != SMART_INVOICE:
+        # The log's bitrix24_id is the invoice's id; an old invoice's entry says which kind it is
+        # (sync.services.invoice_list.entry_entity_type) so the pages find its job and permissions.
+        details = {**(details or {}), "entity_type": item.entity_type}
     sync_log_write(
         portal=ctx.portal,
         direction=Direction.PUSH,

@@ -82,13 +82,11 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
         message = (message + " " if message else "") + f"Xero differed from Bitrix24; restored ({shown})."
     elif item.gate.force:
         message = (message + " " if message else "") + "Changed in Xero; restored Bitrix24's version."
-    if item.gap_message:
-        message = (
-            (message + " " if message else "") + "Pushed anyway; Xero's totals are authoritative. " + item.gap_message
-        )
+    if item.gap_message:  # what the exactness check says (adjustment, tax set per line, cuts, rate)
+        message = (message + " " if message else "") + item.gap_message
     details = {"rule": item.decision.rule if item.decision else "", "status": status}
     if item.gap_message:
-        details["totals_gap"] = item.gap_message
+        details["notes"] = item.gap_message
     if item.decision and item.decision.record_payment:
         item.pushed_log = (created, message, details)  # logged after the payment
         return

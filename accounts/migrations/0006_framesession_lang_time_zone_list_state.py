@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_portal_invoice_mode_both'),
+        ('accounts', '0005_xero_state_bound_to_starter'),
     ]
 
     operations = [
