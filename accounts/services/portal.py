@@ -33,7 +33,7 @@ from integrations.bitrix24.client import Bitrix24Client
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
 from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError
-from integrations.common.tokens import token_ensure_fresh
+from integrations.common.tokens import InvalidGrantError, token_ensure_fresh
 
 logger = logging.getLogger(__name__)
 security_log = logging.getLogger("accounts.security")
@@ -265,16 +265,36 @@ def _require_uninstalled_at_bitrix24(portal: Portal) -> None:
     else:
         raise Unverified("Bitrix24 says the app is still installed on this portal (its token works).")
     try:
-        fresh = token_ensure_fresh(portal, bitrix24_refresh, force=True, seen_generation=portal.token_generation)
-    except AuthorizationLostError:
+        fresh_token = _refreshed_access_token(portal)
+    except (AuthorizationLostError, InvalidGrantError):
         return  # invalid_grant: Bitrix24 revoked the grant, as it does on uninstall
     except ExternalAPIError as exc:
         raise UpstreamFailed(f"Bitrix24's OAuth server could not confirm the uninstall: {exc.message}") from exc
     try:
-        _installation_vouched_for(access_token=fresh.access_token, member_id=portal.member_id)
+        _installation_vouched_for(access_token=fresh_token, member_id=portal.member_id)
     except Unverified:
         return
     raise Unverified("Bitrix24 says the app is still installed on this portal (its token works).")
+
+
+def _refreshed_access_token(portal: Portal) -> str:
+    """Ask the OAuth server for a new pair with the stored refresh token, and keep it (refresh
+    tokens rotate: the old one is spent). An active portal goes through the single-flight refresh;
+    one in needs_reauth is not refreshed by anything else, so it is asked directly — its status is
+    our opinion, not Bitrix24's, and must not make a forged uninstall look real."""
+    if portal.status == Portal.Status.ACTIVE:
+        return token_ensure_fresh(
+            portal, bitrix24_refresh, force=True, seen_generation=portal.token_generation
+        ).access_token
+    tokens = bitrix24_refresh(portal.refresh_token)
+    Portal.objects.filter(pk=portal.pk, token_generation=portal.token_generation).update(
+        access_token=tokens.access_token,  # EncryptedTextField encrypts on update() too
+        refresh_token=tokens.refresh_token,
+        token_expires_at=tokens.expires_at,
+        token_generation=portal.token_generation + 1,
+        updated_at=timezone.now(),
+    )
+    return tokens.access_token
 
 
 def _log_refused(event: str, member_id: str, refusal: Refused) -> None:

@@ -3,9 +3,11 @@
 A portal's REST address comes from Bitrix24's OAuth server (app.info), but a bug or a compromised
 answer must still not turn the service into a proxy into its own network (SSRF): cloud metadata at
 169.254.169.254, the database, Redis, an admin port on localhost. So:
-- with SANDBOX_URL set, every endpoint is the sandbox's, and only its origin is allowed;
-- otherwise only https, and only hosts whose every address is public (no loopback, private,
-  link-local, reserved or multicast address, whether written as an IP or resolved from a name).
+- only https, and only hosts whose every address is public (no loopback, private, link-local,
+  reserved or multicast address, whether written as an IP or resolved from a name);
+- with SANDBOX_URL set (development, tests, benches), also the sandbox's origin and other fakes on
+  this machine (loopback: a second sandbox plays a second portal), never a private network or
+  cloud-metadata address.
 Xero's and the OAuth servers' URLs are constants of integrations/endpoints.py, not input.
 """
 
@@ -36,9 +38,7 @@ def outbound_check(url: str) -> None:
     """Raise OutboundRefused unless `url` may be called (see the module docstring)."""
     scheme, host, port = _origin(url)
     sandbox = settings.SANDBOX_URL
-    if sandbox:
-        if (scheme, host, port) != _origin(sandbox):
-            raise OutboundRefused(f"only the sandbox ({sandbox}) may be called while SANDBOX_URL is set")
+    if sandbox and scheme in ("http", "https") and ((scheme, host, port) == _origin(sandbox) or _loopback(host)):
         return
     if scheme != "https" or not host:
         raise OutboundRefused("only https URLs may be called")
@@ -48,3 +48,12 @@ def outbound_check(url: str) -> None:
         raise OutboundRefused(f"{host} does not resolve") from exc
     if not addresses or not all(_public(a) for a in addresses):
         raise OutboundRefused(f"{host} is a private, loopback or reserved address")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

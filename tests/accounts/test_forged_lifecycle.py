@@ -114,6 +114,25 @@ def test_a_forged_uninstall_after_the_access_token_expired_is_still_refused(sand
     _still_syncs(acme)
 
 
+def test_a_forged_clean_uninstall_cannot_wipe_a_portal_marked_needs_reauth(sandbox, acme, app_url, clerk_form):
+    # Our own opinion that the grant is in trouble is no proof that Bitrix24 removed the app.
+    requests.post(f"{sandbox.base_url}/_sandbox/bitrix24/tokens/expire", json={"user": 1}, timeout=30)
+    Portal.objects.filter(pk=acme.pk).update(status=Portal.Status.NEEDS_REAUTH, status_reason="test")
+    SyncLogEntry.objects.create(
+        portal=acme, direction=Direction.PUSH, trigger=Trigger.EVENT, outcome="created", bitrix24_id="1"
+    )
+    form = _forged(acme, "ONAPPUNINSTALL", clerk_form)
+    form["data[CLEAN]"] = "1"
+    assert requests.post(f"{app_url}/bitrix24/events/", data=form, timeout=30).status_code == 401
+    after = Portal.objects.get(pk=acme.pk)
+    assert after.application_token == acme.application_token and after.status == Portal.Status.NEEDS_REAUTH
+    assert SyncLogEntry.objects.filter(portal=acme).count() == 1
+    # The refresh token was spent asking; the new pair was kept and works.
+    assert after.refresh_token != acme.refresh_token
+    Portal.objects.filter(pk=acme.pk).update(status=Portal.Status.ACTIVE)
+    _still_syncs(acme)
+
+
 def _xero_connections(sandbox) -> list:
     return sandbox.state()["xero"]["identity"]["connections"]
 

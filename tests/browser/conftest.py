@@ -205,6 +205,9 @@ def bravo(other_sandbox, acme, app_url, settings) -> Portal:
     """
     previous = settings.SANDBOX_URL
     settings.SANDBOX_URL = other_sandbox.base_url
+    other_sandbox.bitrix24_settings(
+        client_id=settings.BITRIX24_CLIENT_ID, client_secret=settings.BITRIX24_CLIENT_SECRET
+    )
     try:
         return install(other_sandbox, app_url)
     finally:

@@ -182,7 +182,8 @@ def test_old_invoice_to_xero_with_every_row_custom_status_and_paid_back(sandbox,
     assert [li["Description"] for li in pushed["LineItems"]] == ["Merino socks", "Rain jacket", "Beanie"]
     assert (str(pushed["Total"]), str(pushed["TotalTax"]), pushed["Status"]) == ("376.95", "28.35", "DRAFT")
     assert pushed["Contact"]["Name"] == "Kauri Coast Outfitters Ltd"
-    link = InvoiceLink.objects.get(portal=old_portal, bitrix24_entity_type=5, bitrix24_id=invoice_id)
+    links = InvoiceLink.objects.filter(portal=old_portal, bitrix24_entity_type=5, bitrix24_id=invoice_id)
+    link = wait_for(lambda: links.filter(xero_invoice_id__isnull=False).first(), what="the link recorded")
     assert str(link.xero_invoice_id) == pushed["InvoiceID"]
 
     # A custom status (ONCRMINVOICEUPDATE + ONCRMINVOICESETSTATUS) -> its mapped Xero status.
@@ -207,4 +208,28 @@ def test_old_invoice_to_xero_with_every_row_custom_status_and_paid_back(sandbox,
         SyncLogEntry.objects.filter(portal=old_portal, bitrix24_id=str(invoice_id)).values_list("outcome", flat=True)
     )
     assert SyncLogEntry.Outcome.FAILED not in outcomes
+    assert SyncLogEntry.Outcome.ECHO_DROPPED in outcomes, outcomes
     assert xero_invoice(sandbox, old_portal, "Old spring order")["Status"] == "PAID"
+
+
+def test_setup_on_a_portal_with_both_kinds_maps_xero_statuses_for_each(sandbox, app_url):
+    portal = install(sandbox, app_url, "both")
+    frame = open_frame(sandbox, 1)
+    response, soup = page(frame, app_url, path="/app/setup/")
+    assert response.status_code == 200
+    tables = {t["data-entity-type"]: t for t in soup.select("[data-test=xero-table]")}
+    assert set(tables) == {"31", "5"}
+    old_choices = [o["value"] for o in tables["5"].select("[data-xero-status=PAID]")[0].all() if o.tag == "option"]
+    assert old_choices == ["", "N", "S", "P", "D"]
+    names = {s["name"] for s in soup.select("[data-test=xero-select]")}
+    assert {"xero:PAID", "xero5:PAID"} <= names
+
+    form = {"ft": frame.token, "xero5:PAID": "S", "xero:PAID": ""}
+    saved = frame.http.post(f"{app_url}/app/setup/", data=form, timeout=30)
+    assert saved.status_code in (200, 303), saved.text[:500]
+    assert XeroStatusMapping.objects.get(portal=portal, entity_type=5, xero_status="PAID").stage_id == "S"
+    assert XeroStatusMapping.objects.get(portal=portal, entity_type=31, xero_status="PAID").stage_id == ""
+    # A new invoice's stage is not an old invoice's status: refused, nothing saved.
+    wrong = frame.http.post(f"{app_url}/app/setup/", data={**form, "xero5:PAID": "DT31_3:P"}, timeout=30)
+    assert wrong.status_code == 400 and "is not an old invoice status" in wrong.text
+    assert XeroStatusMapping.objects.get(portal=portal, entity_type=5, xero_status="PAID").stage_id == "S"
