@@ -10,13 +10,14 @@ zone, else the portal's (learned from the offset Bitrix24 writes in its dates), 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, timedelta, tzinfo
 from datetime import timezone as fixed_timezone
 
 from django.conf import settings
-from django.utils import timezone, translation
+from django.utils import translation
 
 # Bitrix24 language ids that are not the ISO code of the language Django knows.
 BITRIX24_LANGS = {"ua": "uk", "br": "pt-br", "la": "es", "sc": "zh-hans", "tc": "zh-hant", "vn": "vi", "kz": "kk"}
@@ -66,8 +67,21 @@ def portal_zone(portal) -> tzinfo | None:
     return zone_for(name or "")
 
 
+# The zone the page shows times in. Deliberately not Django's current time zone: the views also map
+# invoices (dates included) and must do so the same way as the workers, in UTC.
+PAGE_ZONE: contextvars.ContextVar[tzinfo | None] = contextvars.ContextVar("page_zone", default=None)
+
+
+def page_zone() -> tzinfo:
+    return PAGE_ZONE.get() or UTC
+
+
 @contextlib.contextmanager
 def frame_locale(session) -> Iterator[None]:
     zone = zone_for(getattr(session, "time_zone", "")) or portal_zone(session.portal) or UTC
-    with translation.override(language_for(getattr(session, "lang", ""))), timezone.override(zone):
-        yield
+    token = PAGE_ZONE.set(zone)
+    try:
+        with translation.override(language_for(getattr(session, "lang", ""))):
+            yield
+    finally:
+        PAGE_ZONE.reset(token)

@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 from django import template
 from django.utils import formats, timezone
 
+from connector.i18n import page_zone
+
 register = template.Library()
 
 
@@ -33,9 +35,10 @@ def when(moment, style: str = "datetime") -> str:
     """A datetime in the page's time zone (the user's or the portal's), localised, with the zone."""
     if not moment:
         return "—"
-    local = timezone.localtime(moment) if timezone.is_aware(moment) else moment
+    zone = page_zone()
+    local = timezone.localtime(moment, zone) if timezone.is_aware(moment) else moment
     if style == "date":
         return formats.date_format(local, "SHORT_DATE_FORMAT")
     text = f"{formats.date_format(local, 'SHORT_DATE_FORMAT')} {formats.time_format(local, 'H:i')}"
-    zone = timezone.get_current_timezone_name()
-    return f"{text} UTC" if zone in ("UTC", "Etc/UTC") else f"{text} ({zone})"
+    name = str(getattr(zone, "key", None) or zone.tzname(local) or "UTC")
+    return f"{text} UTC" if name in ("UTC", "Etc/UTC") else f"{text} ({name})"
