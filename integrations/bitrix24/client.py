@@ -232,7 +232,8 @@ class Bitrix24Client:
             if exc.retryable:
                 raise
             return None
-        install = info.get("install") if isinstance(info.get("install"), dict) else {}
+        raw_install = info.get("install")
+        install: dict = raw_install if isinstance(raw_install, dict) else {}
         if not app_info_belongs_to(info, member_id=self.portal.member_id):
             return None
         confirmed = str(install.get("client_endpoint") or "").rstrip("/")

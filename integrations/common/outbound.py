@@ -43,7 +43,7 @@ def outbound_check(url: str) -> None:
     if scheme != "https" or not host:
         raise OutboundRefused("only https URLs may be called")
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)}
     except (socket.gaierror, UnicodeError) as exc:
         raise OutboundRefused(f"{host} does not resolve") from exc
     if not addresses or not all(_public(a) for a in addresses):

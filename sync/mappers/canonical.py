@@ -27,6 +27,7 @@ INVOICE_FIELDS = (
     "Date",
     "DueDate",
     "CurrencyCode",
+    "CurrencyRate",
     "LineAmountTypes",
     "Status",
     "Url",
@@ -41,6 +42,7 @@ LINE_ITEM_FIELDS = (
     "DiscountAmount",
     "AccountCode",
     "TaxType",
+    "TaxAmount",  # set where Xero's per-line rounding would miss Bitrix24's tax (sync.mappers.exactness)
     "ItemCode",
 )
 

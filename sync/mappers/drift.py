@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sync.mappers.canonical import canonical_hash
 from sync.mappers.money import plain
@@ -195,7 +196,7 @@ def kinds_of(differences: list[Difference] | list[dict]) -> list[str]:
 def xero_content_fingerprint(actual: Mapping) -> str:
     """A fingerprint of Xero's version of the compared fields: what "accept Xero's version" remembers,
     so the same Xero content is not reported as drift again, while any later edit in Xero is."""
-    projection = {
+    projection: dict[str, Any] = {
         "Contact": _contact_id(actual),
         **{field: (_date_text if field.endswith("Date") else _text)(actual.get(field)) for field, _ in HEADER_FIELDS},
         "Url": _text(actual.get("Url")),

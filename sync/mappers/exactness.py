@@ -52,6 +52,7 @@ CAUSE_MANUAL = "manual_amount"
 CAUSE_TAX_RATE = "tax_rate"
 CAUSE_ROUNDING = "rounding"
 CAUSE_PRECISION = "precision"
+HELD_PREFIX = "Held: totals differ."
 CAUSE_LABELS = {
     CAUSE_MANUAL: "amount entered by hand",
     CAUSE_TAX_RATE: "tax type's rate differs",
@@ -313,7 +314,7 @@ def make_exact(
     )
     verdict.cause, why = _cause(parsed, own, target, manual and not adjustment, mismatched, rates)
     verdict.message = (
-        f"Held: totals differ. Bitrix24 shows {_amount(verdict.bitrix24.total)} (tax {_amount(verdict.bitrix24.tax)}); "
+        f"{HELD_PREFIX} Bitrix24 shows {_amount(verdict.bitrix24.total)} (tax {_amount(verdict.bitrix24.tax)}); "
         f"Xero would compute {_amount(verdict.xero.total)} (tax {_amount(verdict.xero.tax)}), a difference of "
         f"{_amount(verdict.xero.total - verdict.bitrix24.total)}. {why}"
     )
@@ -533,9 +534,10 @@ def _balanced_targets(
                 states[key] = (*taken, (index, option))
         if need in states:
             break
-    taken = states.get(need)
-    if taken is None:
+    found = states.get(need)
+    if found is None:
         return None
+    taken = found
     out = list(near)
     for index, option in taken:
         out[index] = options[index][option]

@@ -158,6 +158,10 @@ def _store(ctx, item, element) -> None:
             last_error="",
             last_error_permanent=False,
             last_pushed_at=timezone.now(),
+            xero_total=total,
+            xero_amount_paid=used,
+            xero_amount_due=to_decimal(element.remaining_credit),
+            xero_currency_rate=to_decimal(element.currency_rate) if element.currency_rate else None,
         )
     except IntegrityError:
         message = f"Xero credit note {element.credit_note_number} is already linked to another Bitrix24 invoice."

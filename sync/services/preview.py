@@ -20,7 +20,7 @@ from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.common.errors import ExternalAPIError
 from sync.mappers import MappingError
-from sync.mappers.canonical import invoice_push_fingerprint
+from sync.mappers.canonical import bitrix24_amounts_of, invoice_push_fingerprint
 from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
 from sync.mappers.exactness import Options, make_exact
 from sync.mappers.invoice import (
@@ -38,6 +38,7 @@ from sync.mappers.stage import xero_status_for_push, xero_status_for_stage
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncSettings
 from sync.services.drift import push_gate
 from sync.services.xero_reference import XeroNotConnected, xero_reference
+from sync.sources import invoice_source
 from sync.stage_map import stage_map_load
 
 SMART_INVOICE = 31
@@ -89,21 +90,25 @@ class Preview:
         )
 
 
-def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) -> Preview:
-    ref = "$result[item][item]"
+def invoice_preview(
+    *, portal: Portal, client: Bitrix24Client, invoice_id: int, entity_type: int = SMART_INVOICE
+) -> Preview:
+    """What "Create / Edit on Xero" would send for one invoice of either kind (sync.sources)."""
+    source = invoice_source(entity_type)
+    company_ref, contact_ref = source.client_refs()
+    commands = source.get_commands(invoice_id)
+    if "rows" in commands:
+        commands["rows"][1]["order"] = {"sort": "ASC", "id": "ASC"}
     batch = client.batch(
         {
-            "item": ("crm.item.get", {"entityTypeId": SMART_INVOICE, "id": invoice_id}),
-            "rows": (
-                "crm.item.productrow.list",
-                {"filter": {"=ownerType": "SI", "=ownerId": invoice_id}, "order": {"sort": "ASC", "id": "ASC"}},
-            ),
-            "co": ("crm.company.list", {"filter": {"ID": f"{ref}[companyId]"}}),
-            "ct": ("crm.contact.list", {"filter": {"ID": f"{ref}[contactId]"}}),
+            **commands,
+            "co": ("crm.company.list", {"filter": {"ID": company_ref}}),
+            "ct": ("crm.contact.list", {"filter": {"ID": contact_ref}}),
         }
     )
-    invoice = batch.value("item")["item"]
-    rows = _rows(batch.results.get("rows"))
+    if "item" in batch.errors:
+        raise source.classify(batch.errors["item"])
+    invoice, rows = source.detail(batch.results)
     preview = Preview(invoice_id=invoice_id, number=str(invoice.get("accountNumber") or invoice_id), action="create")
     settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     items = {
@@ -111,7 +116,9 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         for link in ItemLink.objects.filter(portal=portal)
     }
     mapping = settings.to_mapping_settings(items=items)
-    link = InvoiceLink.objects.filter(portal=portal, bitrix24_entity_type=SMART_INVOICE, bitrix24_id=invoice_id).first()
+    link = InvoiceLink.objects.filter(
+        portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id=invoice_id
+    ).first()
     known = link is not None and link.xero_invoice_id is not None
 
     contact_id = _contact(portal, invoice, batch.results, preview)
@@ -131,11 +138,14 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         rates = _rates(portal)  # the same rates make_exact used (cached)
         content = {**content, "LineAmountTypes": verdict.amount_type, "LineItems": verdict.line_items}
         if verdict.credit_note:
+            content["Type"] = "ACCRECCREDIT"
             preview.notes.append("Below zero: it would be sent as a credit note (ACCRECCREDIT).")
         preview.notes.extend(verdict.notes)
         if not verdict.exact:
             preview.action = "held"
             preview.reasons.append(verdict.message)
+    # The push fingerprints the exact content with Bitrix24's amounts (sync.services.push.map).
+    mapped_hash = invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice))
     amount_type = content["LineAmountTypes"]
     for line, row in zip(content["LineItems"], rows, strict=False):
         amount = xero_line_amount(
@@ -159,7 +169,9 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
                 tax_type=line.get("TaxType", ""),
                 item_code=line.get("ItemCode", ""),
                 line_amount=amount,
-                tax_amount=xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
+                tax_amount=to_decimal(line["TaxAmount"])
+                if line.get("TaxAmount") is not None and amount_type != "NoTax"
+                else xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
                 bitrix24_amount=_row_sum(row),
             )
         )
@@ -191,10 +203,7 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
             preview.reasons.append(gate.message)
     stage = str(invoice.get("stageId") or "")
     unchanged = (
-        known
-        and stage == link.last_bitrix24_stage_id
-        and invoice_push_fingerprint(content) == link.last_pushed_hash
-        and not link.drift
+        known and stage == link.last_bitrix24_stage_id and mapped_hash == link.last_pushed_hash and not link.drift
     )
     if unchanged and preview.action != "held":
         preview.action = "nothing"
@@ -250,14 +259,6 @@ def _exact(portal: Portal, settings: SyncSettings, mapping, invoice: dict, rows:
         force_exclusive=mapping.force_exclusive,
     )
     return make_exact(invoice, rows, content["LineItems"], rates, options)
-
-
-def _rows(result) -> list[dict]:
-    if isinstance(result, dict):
-        result = result.get("productRows", result)
-    if isinstance(result, dict):
-        return list(result.values())
-    return list(result or [])
 
 
 def _row_sum(row: dict) -> Decimal | None:

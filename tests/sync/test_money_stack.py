@@ -15,10 +15,20 @@ import pytest
 import requests
 
 from integrations.bitrix24.client import Bitrix24Client
-from sync.models import InvoiceLink, SyncJob, SyncLogEntry, SyncSettings
+from sync.models import (
+    InvoiceLink,
+    StageMapping,
+    SyncJob,
+    SyncLogEntry,
+    SyncSettings,
+    Trigger,
+    XeroStatusMapping,
+)
 from sync.services.buttons import invoices_push_request
+from sync.services.pull import statuses_pull_recent
 from sync.services.push import invoices_push_pending
 from sync.services.stages import stage_map_refresh
+from tests.accounts.conftest import open_frame
 from tests.conftest import WorkerProcess
 from tests.sync.conftest import wait_for
 from tests.sync.money_corpus import EXTRA_TAX_RATES, TAX_MAP, CorpusInvoice, generate
@@ -241,3 +251,132 @@ def test_a_long_description_is_cut_to_xeros_limit_and_the_log_says_from_how_long
 
     entry = SyncLogEntry.objects.get(bitrix24_id=str(invoice_id), outcome="created")
     assert "Row 1's description shortened from 5099 to 4000 characters (Xero's limit is 4000)." in entry.message
+
+
+def test_an_invoice_below_zero_becomes_a_credit_note_and_its_refund_in_xero_moves_the_bitrix24_stage(
+    acme, acme_xero, sandbox
+):
+    prepare_portal(acme, sandbox)
+    client = Bitrix24Client(acme)
+    company_id = client.result("crm.company.add", {"fields": {"TITLE": "Refunded Customer Ltd"}})
+    invoice = CorpusInvoice(
+        number=3,
+        currency="NZD",
+        rows=[{"productName": "Returned boots", "price": -230.0, "quantity": 1, "taxRate": 15.0, "taxIncluded": "Y"}],
+    )
+    [invoice_id] = write_invoices(client, company_id, [invoice])
+    sent_stage = next(s for s in StageMapping.objects.filter(portal=acme) if s.xero_status == "AUTHORISED")
+    client.result("crm.item.update", {"entityTypeId": 31, "id": invoice_id, "fields": {"stageId": sent_stage.stage_id}})
+
+    invoices_push_request(portal=acme, invoice_ids=[invoice_id], requested_by=1)
+    report = invoices_push_pending(portal_id=acme.pk)
+
+    assert report.created == 1
+    link = InvoiceLink.objects.get(portal=acme, bitrix24_id=invoice_id)
+    org = next(o for o in sandbox.state()["xero"]["organisations"] if o["tenant_id"] == acme.xero_connection.tenant_id)
+    assert org["invoices"] == []
+    [note] = org["credit_notes"]
+    assert (note["Type"], note["Status"], note["Total"], note["TotalTax"]) == (
+        "ACCRECCREDIT",
+        "AUTHORISED",
+        230.0,
+        30.0,
+    )
+    assert (link.xero_type, str(link.xero_invoice_id), link.last_xero_status) == (
+        "ACCRECCREDIT",
+        note["CreditNoteID"],
+        "AUTHORISED",
+    )
+    entry = SyncLogEntry.objects.get(bitrix24_id=str(invoice_id), outcome="created")
+    assert f"Sent as credit note {note['CreditNoteNumber']} (ACCRECCREDIT)" in entry.message
+
+    # The customer is refunded in Xero: the credit note is PAID, and "Update from Xero" moves the stage.
+    refund = requests.post(
+        f"{sandbox.base_url}/_sandbox/xero/credit_notes/{note['CreditNoteID']}/refund", json={}, timeout=10
+    )
+    assert refund.status_code == 200, refund.text
+    statuses_pull_recent(portal=acme, trigger=Trigger.BUTTON)
+
+    paid_stage = XeroStatusMapping.objects.get(portal=acme, xero_status="PAID").stage_id
+    item = client.result("crm.item.get", {"entityTypeId": 31, "id": invoice_id})["item"]
+    assert paid_stage and item["stageId"] == paid_stage
+    link.refresh_from_db()
+    assert link.last_xero_status == "PAID"
+
+
+def test_bitrix24s_exchange_rate_is_sent_when_chosen_and_the_page_shows_both_base_amounts(
+    acme, acme_xero, sandbox, client, app_url
+):
+    prepare_portal(acme, sandbox)
+    b24 = Bitrix24Client(acme)
+    company_id = b24.result("crm.company.add", {"fields": {"TITLE": "Sydney Imports Pty"}})
+    invoice = CorpusInvoice(
+        number=4, currency="AUD", rows=[{"productName": "Opals", "price": 109.0, "quantity": 1, "taxRate": None}]
+    )
+    [first_id] = write_invoices(b24, company_id, [invoice])
+    invoices_push_request(portal=acme, invoice_ids=[first_id], requested_by=1)
+    invoices_push_pending(portal_id=acme.pk)  # Xero's own rate (the default)
+
+    SyncSettings.objects.filter(portal=acme).update(currency_rate_source="bitrix24")
+    [second_id] = write_invoices(b24, company_id, [CorpusInvoice(number=5, currency="AUD", rows=invoice.rows)])
+    invoices_push_request(portal=acme, invoice_ids=[second_id], requested_by=1)
+    invoices_push_pending(portal_id=acme.pk)
+
+    org = next(o for o in sandbox.state()["xero"]["organisations"] if o["tenant_id"] == acme.xero_connection.tenant_id)
+    rates = {i["InvoiceID"]: i["CurrencyRate"] for i in org["invoices"]}
+    links = {link.bitrix24_id: str(link.xero_invoice_id) for link in InvoiceLink.objects.filter(portal=acme)}
+    # Bitrix24: 1 AUD = 1.09 NZD, so 1 NZD = 0.917431 AUD; Xero's day rate is 0.91.
+    assert (rates[links[first_id]], rates[links[second_id]]) == (0.91, 0.917431)
+    entry = SyncLogEntry.objects.get(bitrix24_id=str(second_id), outcome="created")
+    assert "Bitrix24's exchange rate: 0.917431 AUD" in entry.message
+
+    frame = open_frame(sandbox, 1)  # the portal's admin
+    html = client.get(f"/app/invoices/{first_id}/", {"ft": frame.token}).content.decode()
+    assert 'data-test="base-bitrix24">118.81 at Bitrix24' in html  # 109 AUD x 1.09
+    assert 'data-test="base-xero">119.78 at Xero' in html and 'data-test="base-differ"' in html  # 109 / 0.91
+    html = client.get(f"/app/invoices/{second_id}/", {"ft": frame.token}).content.decode()
+    assert 'data-test="base-bitrix24">118.81' in html and 'data-test="base-differ"' not in html
+
+
+def test_a_held_invoice_shows_held_with_the_reason_in_the_list_and_under_failures_only(
+    acme, acme_xero, sandbox, client, app_url
+):
+    prepare_portal(acme, sandbox)
+    b24 = Bitrix24Client(acme)
+    company_id = b24.result("crm.company.add", {"fields": {"TITLE": "Manual Amount Ltd"}})
+    invoice = CorpusInvoice(
+        number=6,
+        currency="NZD",
+        rows=[{"productName": "Widget", "price": 100.0, "quantity": 1, "taxRate": 15.0}],
+        manual_amount=2300.0,
+    )
+    [invoice_id] = write_invoices(b24, company_id, [invoice])
+    invoices_push_request(portal=acme, invoice_ids=[invoice_id], requested_by=1)
+    invoices_push_pending(portal_id=acme.pk)
+
+    frame = open_frame(sandbox, 1)  # the portal's admin
+    html = client.get(f"/app/invoices/{invoice_id}/", {"ft": frame.token}).content.decode()
+    assert 'data-link-state="held"' in html and 'data-test="held-badge"' in html
+    assert "2,300.00" in html and "100.00" in html
+    log = client.get("/app/log/", {"ft": frame.token, "failed": "1"}).content.decode()
+    assert "Held: totals differ" in log
+
+
+def test_a_difference_within_the_portals_tolerance_goes_as_draft_only_with_the_note(acme, acme_xero, sandbox):
+    prepare_portal(acme, sandbox, totals_tolerance_cents=2)
+    client = Bitrix24Client(acme)
+    company_id = client.result("crm.company.add", {"fields": {"TITLE": "Rounding Ltd"}})
+    invoice = generate(384)[383]  # held for rounding at a tolerance of 0: a cent off (test_money_exactness)
+    [invoice_id] = write_invoices(client, company_id, [invoice])
+    approved = next(s for s in StageMapping.objects.filter(portal=acme) if s.xero_status == "AUTHORISED")
+    client.result("crm.item.update", {"entityTypeId": 31, "id": invoice_id, "fields": {"stageId": approved.stage_id}})
+
+    invoices_push_request(portal=acme, invoice_ids=[invoice_id], requested_by=1)
+    report = invoices_push_pending(portal_id=acme.pk)
+
+    assert report.created == 1
+    org = next(o for o in sandbox.state()["xero"]["organisations"] if o["tenant_id"] == acme.xero_connection.tenant_id)
+    [sent] = org["invoices"]
+    assert sent["Status"] == "DRAFT"  # the stage asks for AUTHORISED: never approved with a gap
+    entry = SyncLogEntry.objects.get(bitrix24_id=str(invoice_id), outcome="created")
+    assert entry.message.startswith("Sent as DRAFT only:") and "59,432.30" in entry.message

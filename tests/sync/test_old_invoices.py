@@ -67,7 +67,9 @@ def old_invoice(sandbox, user: dict, company_id: int, *, rows=None, responsible:
 def test_install_on_old_invoices_binds_their_events_and_toolbars_and_maps_their_statuses(sandbox, old_portal):
     assert old_portal.invoice_mode == Portal.InvoiceMode.CLASSIC
     app = sandbox.state()["bitrix24"]["app"]
-    assert {b["event"] for b in app["bindings"]} >= {"ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS"}
+    bound = {b["event"] for b in app["bindings"]}
+    assert bound >= {"ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS", "ONCRMINVOICEDELETE"}
+    assert not any(name.startswith("ONCRMDYNAMICITEM") for name in bound)
     assert {p["placement"] for p in app["placements"]} == {"CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_TOOLBAR"}
     # The statuses, a custom one included, are the stage map's "category 0" and map both ways.
     admin = sandbox._call("POST", "/_sandbox/bitrix24/tokens", json={"user": 1})
@@ -110,6 +112,13 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     assert denied.status_code == 403
     shown, detail = page(frame, app_url, path=f"/app/invoices/{owens[0]}/", kind=5)
     assert shown.status_code == 200 and "Rain jacket" in shown.text
+    preview_link = detail.select_one("[data-test=preview-link]")["href"]
+    assert preview_link.endswith("&kind=5")
+    preview, shown_preview = page(frame, app_url, path=f"/app/invoices/{owens[0]}/preview/", kind=5)
+    verdict = shown_preview.select_one("[data-test=preview]")
+    # Read and mapped as an old invoice: refused only for the 15 % rate no Xero tax type is set for.
+    assert preview.status_code == 200 and verdict is not None, preview.text[-2000:]
+    assert "15" in verdict.get_text(" ", strip=True), verdict.get_text(" ", strip=True)
 
     # The placements: the invoice card's toolbar opens that invoice, the list's toolbar the list.
     card = open_frame(sandbox, owen["id"], placement="CRM_INVOICE_DETAIL_TOOLBAR", options={"ID": str(owens[0])})

@@ -51,6 +51,8 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
             last_error="",
             last_error_permanent=False,
             last_pushed_at=timezone.now(),
+            # The rate Xero used: the invoice page shows both base-currency amounts (issue 11).
+            xero_currency_rate=to_decimal(element.currency_rate) if element.currency_rate else None,
             # Xero now holds Bitrix24's version: no drift, nothing accepted; the JSON and the totals
             # Xero computed are what later versions are compared with (sync.services.drift).
             last_pushed_content=pushed_content(_sent_content(item), element),

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sync', '0006_contacts_modified_since'),
+        ('sync', '0007_invoice_outcome_job_holder'),
     ]
 
     operations = [
