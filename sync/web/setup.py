@@ -31,6 +31,7 @@ from sync.mappers.stage import PAID, XERO_STATUSES
 from sync.models import StageMapping, SyncSettings, XeroStatus, XeroStatusMapping
 from sync.services.gate import jobs_release_held
 from sync.services.stages import stage_map_refresh
+from sync.services.xero_budget import xero_budget_today
 from sync.services.xero_reference import (
     REVENUE_TYPES,
     XeroNotConnected,
@@ -233,6 +234,7 @@ def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> Ht
             "paid_allowed": bool(
                 ctx.settings and ctx.settings.record_payment_on_paid and ctx.settings.payment_account_code
             ),
+            "xero_budget": xero_budget_today(request.portal),
         },
         status=status,
     )
