@@ -10,7 +10,7 @@ import pytest
 
 from accounts.models import Portal
 from accounts.services.sandbox import sandbox_connect_xero
-from sync.models import InvoiceLink, StageMapping, SyncLogEntry, SyncSettings, XeroStatusMapping
+from sync.models import InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, XeroStatusMapping
 from sync.services.stages import stage_map_refresh
 from tests.accounts.conftest import open_frame
 from tests.sync.conftest import wait_for
@@ -118,6 +118,17 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     # Read and mapped as an old invoice: refused only for the 15 % rate no Xero tax type is set for.
     assert preview.status_code == 200 and verdict is not None, preview.text[-2000:]
     assert "15" in verdict.get_text(" ", strip=True), verdict.get_text(" ", strip=True)
+
+    # "Create / Edit on Xero" for old invoices: the user's own token decides what may be sent.
+    url = f"{app_url}/app/invoices/push/"
+    headers = {"X-Frame-Token": frame.token}
+    sandbox_connect_xero(portal=old_portal)
+    refused = frame.http.post(url, json={"ids": [owens[0], ritas[0]], "kind": "5"}, headers=headers, timeout=30)
+    assert refused.status_code == 403 and refused.json()["refused"] == [ritas[0]], refused.text
+    queued = frame.http.post(url, json={"ids": owens[:2], "kind": "5"}, headers=headers, timeout=30)
+    assert queued.status_code == 202, queued.text
+    targets = set(SyncJob.objects.filter(pk__in=queued.json()["jobs"]).values_list("target", flat=True))
+    assert targets == {f"5:{owens[0]}", f"5:{owens[1]}"}
 
     # The placements: the invoice card's toolbar opens that invoice, the list's toolbar the list.
     card = open_frame(sandbox, owen["id"], placement="CRM_INVOICE_DETAIL_TOOLBAR", options={"ID": str(owens[0])})
@@ -240,5 +251,5 @@ def test_setup_on_a_portal_with_both_kinds_maps_xero_statuses_for_each(sandbox, 
     assert XeroStatusMapping.objects.get(portal=portal, entity_type=31, xero_status="PAID").stage_id == ""
     # A new invoice's stage is not an old invoice's status: refused, nothing saved.
     wrong = frame.http.post(f"{app_url}/app/setup/", data={**form, "xero5:PAID": "DT31_3:P"}, timeout=30)
-    assert wrong.status_code == 400 and "is not an old invoice status" in wrong.text
+    assert wrong.status_code == 400 and "is not an old invoice status" in wrong.text, wrong.text[-1500:]
     assert XeroStatusMapping.objects.get(portal=portal, entity_type=5, xero_status="PAID").stage_id == "S"
