@@ -482,6 +482,12 @@ class LogRow:
     job_id: int | None = None  # the job a Retry acts on (failed, or already pending again)
     job_status: str = ""
 
+    @property
+    def kind_query(self) -> str:
+        """ "kind=5" for an old invoice's entry (its page link names the kind), else ""."""
+        entity_type = entry_entity_type(self.entry)
+        return "" if entity_type == SMART_INVOICE else f"kind={entity_type}"
+
 
 @dataclass
 class LogPage:

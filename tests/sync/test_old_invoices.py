@@ -4,13 +4,24 @@ connector's live server, a Celery worker for the end-to-end ones. Nothing of our
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from accounts.models import Portal
 from accounts.services.sandbox import sandbox_connect_xero
-from sync.models import InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, XeroStatusMapping
+from sync.models import (
+    Direction,
+    InvoiceLink,
+    StageMapping,
+    SyncJob,
+    SyncLogEntry,
+    SyncSettings,
+    Trigger,
+    XeroStatusMapping,
+)
+from sync.services.log import sync_log_write
 from sync.services.stages import stage_map_refresh
 from tests.accounts.conftest import open_frame
 from tests.sync.conftest import wait_for
@@ -106,6 +117,12 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     assert row_ids(second) == owens[10:]
     _, newest = page(frame, app_url, size=10)
     assert row_ids(newest)[0] == owens[-1]
+    # The last-modified range (whole UTC days) reaches crm.invoice.list as DATE_UPDATE bounds.
+    today = datetime.now(UTC).date()
+    _, changed_today = page(frame, app_url, size=25, **{"from": today.isoformat(), "to": today.isoformat()})
+    assert sorted(row_ids(changed_today)) == owens
+    _, before = page(frame, app_url, size=25, to=(today - timedelta(days=1)).isoformat())
+    assert row_ids(before) == []
     # Another user's invoice is refused by Bitrix24 itself, in its words.
     denied, _ = page(frame, app_url, path=f"/app/invoices/{ritas[0]}/", kind=5)
     assert denied.status_code == 403
@@ -129,6 +146,23 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     assert queued.status_code == 202, queued.text
     targets = set(SyncJob.objects.filter(pk__in=queued.json()["jobs"]).values_list("target", flat=True))
     assert targets == {f"5:{owens[0]}", f"5:{owens[1]}"}
+
+    # The sync log as this user: old invoices' entries (details.entity_type 5) checked against what
+    # crm.invoice.list shows them, linked with kind=5.
+    for invoice_id in (owens[0], ritas[0]):
+        sync_log_write(
+            portal=old_portal,
+            direction=Direction.PUSH,
+            trigger=Trigger.BUTTON,
+            outcome=SyncLogEntry.Outcome.FAILED,
+            bitrix24_id=invoice_id,
+            message="test entry",
+            details={"entity_type": 5},
+        )
+    _, log = page(frame, app_url, path="/app/log/")
+    links = [a["href"] for a in log.select("[data-test=log-invoice]")]
+    assert len(links) == 1 and f"/app/invoices/{owens[0]}/" in links[0] and links[0].endswith("&kind=5"), links
+    assert log.select_one("[data-test=log-hidden]") is not None
 
     # The placements: the invoice card's toolbar opens that invoice, the list's toolbar the list.
     card = open_frame(sandbox, owen["id"], placement="CRM_INVOICE_DETAIL_TOOLBAR", options={"ID": str(owens[0])})
