@@ -30,6 +30,8 @@ class SyncHooks:
     placement_landing: Callable[..., str] = _missing("placement_landing")
     # stage_map_refresh(*, portal, client=None): the default stage map from the portal's stages.
     stage_map_refresh: Callable[..., Any] = _missing("stage_map_refresh")
+    # linked_invoices(portal) -> int: how many Bitrix24 invoices are linked to a Xero invoice.
+    linked_invoices: Callable[..., int] = _missing("linked_invoices")
 
 
 sync = SyncHooks()

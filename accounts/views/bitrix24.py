@@ -93,7 +93,15 @@ def _reverse_or_none(name: str) -> str | None:
 @require_GET
 @frame_login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/home.html", {"connection": xero_connection_of(portal=request.portal)})
+    return render(
+        request,
+        "accounts/home.html",
+        {
+            "connection": xero_connection_of(portal=request.portal),
+            # A switch to another organisation leaves these pointing at the old one's invoices.
+            "linked_invoices": hooks.sync.linked_invoices(request.portal),
+        },
+    )
 
 
 @require_GET

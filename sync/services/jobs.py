@@ -456,6 +456,14 @@ SWEEP_GRACE_S = 10
 BITRIX24_SWEEP_OVERLAP = timedelta(minutes=2)
 
 
+def portal_sync_blocker(portal: Portal) -> str:
+    """Why background sync cannot run for this portal now, or "" when it can (sync.services.gate)."""
+    from sync.services.gate import sync_gate
+
+    gate = sync_gate(portal)
+    return "" if gate.automatic else gate.reason
+
+
 def jobs_requeue_stuck(*, now=None) -> dict[str, int]:
     """1. Running jobs whose worker is gone — past their lease, or held by a pass whose heartbeat
        stopped (kill -9: seconds, not the lease) — are released: back to pending now (the next

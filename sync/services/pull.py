@@ -44,10 +44,10 @@ from sync.mappers.canonical import invoice_pull_fingerprint
 from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, stage_for_xero_status
 from sync.models import Direction, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
-from sync.readiness import portal_readiness
 from sync.services.bitrix24_payments import PaidInvoice, bitrix24_payments_record
 from sync.services.credit_notes import credit_notes_pull_recent
 from sync.services.drift import drift_observe, xero_invoice_dict
+from sync.services.gate import sync_gate
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
@@ -614,14 +614,13 @@ def _record(link: InvoiceLink, invoice: XeroInvoiceState, *, stage_id: str, clea
 
 
 def _active(portal_id: int, report: PullReport) -> tuple[Portal | None, XeroConnection | None]:
-    readiness = portal_readiness(portal_id)
-    if readiness.stopped_by == "portal":
-        report.skipped = "portal is not active"
-        return None, None
-    if readiness.stopped_by == "xero":
-        report.skipped = "Xero is not connected"
-        return readiness.portal, None
-    return readiness.portal, readiness.connection
+    portal = Portal.objects.filter(pk=portal_id).first()
+    connection = XeroConnection.objects.filter(portal=portal).first() if portal is not None else None
+    gate = sync_gate(portal, connection=connection)
+    if not gate.jobs_may_run:
+        report.skipped = gate.reason
+        return (portal if portal is not None and portal.is_active else None), None
+    return portal, connection
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Portal
 from sync.models import ReconciliationRun, Trigger
-from sync.readiness import portal_sync_blocker
+from sync.services.jobs import portal_sync_blocker
 from sync.services.reconcile import reconcile_portal
 
 logger = logging.getLogger(__name__)

@@ -23,10 +23,9 @@ from integrations.common.errors import ExternalAPIError
 from integrations.common.tokens import token_ensure_fresh
 from integrations.xero.oauth import xero_refresh
 from sync.models import Trigger
-from sync.readiness import portal_sync_blocker
 from sync.services.contacts_follow import contacts_follow
 from sync.services.inbox import inbox_requeue_stuck
-from sync.services.jobs import jobs_enqueue_bitrix24_changes, jobs_requeue_stuck, task_send
+from sync.services.jobs import jobs_enqueue_bitrix24_changes, jobs_requeue_stuck, portal_sync_blocker, task_send
 from sync.services.offline_events import offline_events_drain
 
 logger = logging.getLogger(__name__)
