@@ -98,6 +98,13 @@ class InvoiceLink(models.Model):
     def __str__(self) -> str:
         return f"B24 {self.bitrix24_entity_type}/{self.bitrix24_id} ↔ Xero {self.xero_invoice_number or self.xero_invoice_id or '—'}"
 
+    @classmethod
+    def save_if_version(cls, pk: int, version: int, **values) -> bool:
+        """The compare-and-set of a sync result (B.3): write `values` and bump `version` only if the
+        row is still at the `version` the caller read. False: another worker saved first (or the
+        link is gone); the caller re-reads and decides again."""
+        return bool(cls.objects.filter(pk=pk, version=version).update(version=models.F("version") + 1, **values))
+
     @property
     def changed_in_xero(self) -> bool:
         return bool(self.drift)
