@@ -9,7 +9,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from accounts.models import Portal
 from sync.mappers.invoice import ItemRef
 from sync.models import (
     ContactLink,
@@ -21,22 +20,19 @@ from sync.models import (
     SyncSettings,
     XeroStatusMapping,
 )
+from tests.factories import PortalFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def portal():
-    return Portal.objects.create(
-        member_id="a" * 32, domain="acme.bitrix24.com", client_endpoint="https://acme.bitrix24.com/rest/"
-    )
+    return PortalFactory(domain="acme.bitrix24.com")
 
 
 @pytest.fixture
 def other_portal():
-    return Portal.objects.create(
-        member_id="b" * 32, domain="other.bitrix24.com", client_endpoint="https://other.bitrix24.com/rest/"
-    )
+    return PortalFactory(domain="other.bitrix24.com")
 
 
 def refused(create) -> bool:
