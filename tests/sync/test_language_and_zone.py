@@ -34,7 +34,11 @@ def open_in(sandbox, lang: str, user: int = 1) -> tuple[requests.Response, str, 
     [
         # The last word comes from the JS messages' catalog (#app-i18n) the page carries for app.js.
         ("de", "de", ["Einrichtung", "Rechnungen", "Einstellungen speichern", '"Finished.": "Fertig."']),
-        ("ru", "ru", ["Настройка", "Счета", "Сохранить настройки", '"Finished.": "\\u0413\\u043e\\u0442\\u043e\\u0432\\u043e."']),
+        (
+            "ru",
+            "ru",
+            ["Настройка", "Счета", "Сохранить настройки", '"Finished.": "\\u0413\\u043e\\u0442\\u043e\\u0432\\u043e."'],
+        ),
         ("fr", "en", ["Setup", "Invoices", "Save settings", '"Finished.": "Finished."']),  # not translated: English
     ],
 )
