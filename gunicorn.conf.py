@@ -25,6 +25,8 @@ max_requests_jitter = 200
 # Heartbeat files in memory, not on the container's overlay filesystem.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's runtime control socket (in $HOME/.gunicorn) is not used; the image's home is read-only.
+control_socket_disable = True
 # Both logs to stdout/stderr for the container runtime. The access line is JSON with the request id
 # that RequestContextMiddleware answers with, so it joins the application's lines.
 accesslog = "-"

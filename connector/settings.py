@@ -278,12 +278,18 @@ CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 BROKER_DIR = Path(env.str("BROKER_DIR", default=str(EMBEDDED_DIR / "broker")))
 if not REDIS_URL:
     for _sub in ("out", "processed", "control"):
-        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+        # A read-only image (production runs with Redis) must still load these settings.
+        with contextlib.suppress(OSError):
+            (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
 # The longest a task may run (hard limit) and the longest retry countdown we ever schedule. The
 # Redis visibility timeout must stay well above both, or Redis redelivers a task that is still
 # running or still waiting for its countdown, "again and again in a loop" (Celery's Redis caveats).
 TASK_HARD_TIME_LIMIT_S = 300
 MAX_RETRY_DELAY_S = 600
+# Push passes wait for a quiet moment so a burst (an import, an invoice and then its rows) goes out
+# in one pass, never longer than the bound after the oldest waiting change (sync/services/debounce.py).
+PUSH_QUIET_S = env.float("PUSH_QUIET_S", default=0.8)
+PUSH_MAX_WAIT_S = env.float("PUSH_MAX_WAIT_S", default=30.0)
 # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 4 * 3600}

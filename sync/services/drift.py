@@ -27,9 +27,11 @@ from django.utils import timezone
 
 from accounts.models import Portal
 from integrations.common.errors import ExternalAPIError
+from integrations.common.locks import LockTimeout, redis_lock
 from sync.mappers.drift import CONTACT, CONTENT, TOTALS, Difference, invoice_differences, xero_content_fingerprint
 from sync.mappers.money import to_decimal
 from sync.models import ContactLink, Direction, InvoiceLink, SyncLogEntry, SyncSettings, Trigger
+from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
 
 logger = logging.getLogger(__name__)
@@ -139,6 +141,24 @@ def drift_observe(*, portal: Portal, link: InvoiceLink, actual: Mapping, trigger
         InvoiceLink.objects.filter(pk=link.pk).update(**values)
         _set(link, values)
         return list(link.drift or [])
+    try:
+        # Under the invoice's lock (taken without waiting): a push holding it has written to Xero and
+        # not yet stored what it sent, so Xero's new version would look like drift against the old
+        # one. That push settles the link itself; a real edit in Xero at that moment is found by the
+        # next webhook, sweep or reconciliation.
+        with redis_lock(invoice_lock_name(portal.pk, link.bitrix24_id), ttl_s=60, wait_s=0):
+            link.refresh_from_db(fields=FRESH_FIELDS)
+            return _compare_and_store(portal, link, actual, values, trigger)
+    except LockTimeout:
+        InvoiceLink.objects.filter(pk=link.pk).update(**values)
+        _set(link, values)
+        return list(link.drift or [])
+
+
+FRESH_FIELDS = ["last_pushed_content", "xero_accepted_hash", "drift", "drift_xero_hash", "drift_detected_at"]
+
+
+def _compare_and_store(portal: Portal, link: InvoiceLink, actual: Mapping, values: dict, trigger: str) -> list[dict]:
     differences = [d.as_dict() for d in differences_for(link.last_pushed_content, actual)]
     fingerprint = xero_content_fingerprint(actual)
     if differences and link.xero_accepted_hash and fingerprint == link.xero_accepted_hash:

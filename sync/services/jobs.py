@@ -166,11 +166,30 @@ def job_dispatch(*, portal_id: int, kind: str, countdown: float | None = None) -
         if not _marker(f"{base}:at:{bucket}", int((bucket - time.time() + 5) * 1000)):
             return False
         return task_send(task, [portal_id], countdown=max(0.0, bucket - time.time()))
-    if _marker(base, DISPATCH_WINDOW_MS):
-        return task_send(task, [portal_id])
-    if _marker(f"{base}:trailing", DISPATCH_WINDOW_MS):
-        return task_send(task, [portal_id], countdown=DISPATCH_WINDOW_MS / 1000)
+    return task_send_coalesced(base, task, [portal_id])
+
+
+def task_send_coalesced(key: str, name: str, args: Sequence[Any]) -> bool:
+    """Send a processor task at most once at once and once more at the end of each
+    DISPATCH_WINDOW_MS per `key`: the first call sends (leading marker); later ones within the
+    window leave one trailing send, with a countdown of one window, which runs after every skipped
+    caller has committed (callers send after commit). The processor must take *all* due work of
+    its key, so a skipped send never skips work."""
+    if _marker(key, DISPATCH_WINDOW_MS):
+        return task_send(name, args)
+    if _marker(f"{key}:trailing", DISPATCH_WINDOW_MS):
+        return task_send(name, args, countdown=DISPATCH_WINDOW_MS / 1000)
     return False
+
+
+def job_dispatch_after_quiet(*, portal_id: int, countdown: float) -> bool:
+    """The push processor again after `countdown` s (sync/services/debounce.py), at most one such
+    message per portal in flight: finer than the retry buckets, which would add up to 5 s to a
+    single edit's latency."""
+    task = PROCESSOR_TASKS[SyncJob.Kind.PUSH_INVOICE]
+    if not _marker(f"sync:dispatch:{portal_id}:quiet", max(1, int(countdown * 1000))):
+        return False
+    return task_send(task, [portal_id], countdown=countdown)
 
 
 def _dispatch_on_commit(portal_id: int, kind: str, countdown: float | None = None) -> None:

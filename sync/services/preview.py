@@ -38,6 +38,7 @@ from sync.mappers.stage import xero_status_for_push, xero_status_for_stage
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncSettings
 from sync.services.drift import push_gate
 from sync.services.xero_reference import XeroNotConnected, xero_reference
+from sync.sources import invoice_source
 from sync.stage_map import stage_map_load
 
 SMART_INVOICE = 31
@@ -89,21 +90,25 @@ class Preview:
         )
 
 
-def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) -> Preview:
-    ref = "$result[item][item]"
+def invoice_preview(
+    *, portal: Portal, client: Bitrix24Client, invoice_id: int, entity_type: int = SMART_INVOICE
+) -> Preview:
+    """What "Create / Edit on Xero" would send for one invoice of either kind (sync.sources)."""
+    source = invoice_source(entity_type)
+    company_ref, contact_ref = source.client_refs()
+    commands = source.get_commands(invoice_id)
+    if "rows" in commands:
+        commands["rows"][1]["order"] = {"sort": "ASC", "id": "ASC"}
     batch = client.batch(
         {
-            "item": ("crm.item.get", {"entityTypeId": SMART_INVOICE, "id": invoice_id}),
-            "rows": (
-                "crm.item.productrow.list",
-                {"filter": {"=ownerType": "SI", "=ownerId": invoice_id}, "order": {"sort": "ASC", "id": "ASC"}},
-            ),
-            "co": ("crm.company.list", {"filter": {"ID": f"{ref}[companyId]"}}),
-            "ct": ("crm.contact.list", {"filter": {"ID": f"{ref}[contactId]"}}),
+            **commands,
+            "co": ("crm.company.list", {"filter": {"ID": company_ref}}),
+            "ct": ("crm.contact.list", {"filter": {"ID": contact_ref}}),
         }
     )
-    invoice = batch.value("item")["item"]
-    rows = _rows(batch.results.get("rows"))
+    if "item" in batch.errors:
+        raise source.classify(batch.errors["item"])
+    invoice, rows = source.detail(batch.results)
     preview = Preview(invoice_id=invoice_id, number=str(invoice.get("accountNumber") or invoice_id), action="create")
     settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     items = {
@@ -111,7 +116,9 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         for link in ItemLink.objects.filter(portal=portal)
     }
     mapping = settings.to_mapping_settings(items=items)
-    link = InvoiceLink.objects.filter(portal=portal, bitrix24_entity_type=SMART_INVOICE, bitrix24_id=invoice_id).first()
+    link = InvoiceLink.objects.filter(
+        portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id=invoice_id
+    ).first()
     known = link is not None and link.xero_invoice_id is not None
 
     contact_id = _contact(portal, invoice, batch.results, preview)
@@ -137,6 +144,8 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         if not verdict.exact:
             preview.action = "held"
             preview.reasons.append(verdict.message)
+    # The push fingerprints the exact content with Bitrix24's amounts (sync.services.push.map).
+    mapped_hash = invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice))
     amount_type = content["LineAmountTypes"]
     for line, row in zip(content["LineItems"], rows, strict=False):
         amount = xero_line_amount(
@@ -194,10 +203,7 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
             preview.reasons.append(gate.message)
     stage = str(invoice.get("stageId") or "")
     unchanged = (
-        known
-        and stage == link.last_bitrix24_stage_id
-        and invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice)) == link.last_pushed_hash
-        and not link.drift
+        known and stage == link.last_bitrix24_stage_id and mapped_hash == link.last_pushed_hash and not link.drift
     )
     if unchanged and preview.action != "held":
         preview.action = "nothing"
@@ -253,14 +259,6 @@ def _exact(portal: Portal, settings: SyncSettings, mapping, invoice: dict, rows:
         force_exclusive=mapping.force_exclusive,
     )
     return make_exact(invoice, rows, content["LineItems"], rates, options)
-
-
-def _rows(result) -> list[dict]:
-    if isinstance(result, dict):
-        result = result.get("productRows", result)
-    if isinstance(result, dict):
-        return list(result.values())
-    return list(result or [])
 
 
 def _row_sum(row: dict) -> Decimal | None:

@@ -19,7 +19,7 @@ import pytest
 
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
-from sync.models import ContactLink, InboxEvent, InvoiceLink, SyncJob, SyncLogEntry, SyncSettings
+from sync.models import ContactLink, InboxEvent, InvoiceLink, ReconciliationRun, SyncJob, SyncLogEntry, SyncSettings
 from sync.services.buttons import invoices_push_request
 from sync.services.contacts_follow import contacts_follow
 from sync.services.drift import drift_accept, online_url_ensure
@@ -28,6 +28,7 @@ from sync.services.preview import invoice_preview
 from sync.services.pull import statuses_pull_pending
 from sync.services.push import invoices_push_pending
 from sync.services.reconcile import reconcile_portal, repairable_ids
+from sync.tasks.reconcile import reconcile_task
 from tests.accounts.conftest import open_frame
 from tests.sync.conftest import wait_for
 from tests.sync.test_pages_invoices import page, post_json
@@ -74,6 +75,18 @@ def push(portal: Portal, *invoice_ids: int, button: bool = False, sandbox=None) 
     if button:
         invoices_push_request(portal=portal, invoice_ids=invoice_ids, requested_by=None)
     else:
+        # Bitrix24's events reach our live server a little after the write (later on a loaded
+        # machine): wait until each invoice's job is there.
+        def queued() -> bool:
+            drain_inbox()
+            pending = set(
+                SyncJob.objects.filter(portal=portal, kind=SyncJob.Kind.PUSH_INVOICE, status="pending").values_list(
+                    "target", flat=True
+                )
+            )
+            return all(f"31:{i}" in pending for i in invoice_ids)
+
+        wait_for(queued, what="the Bitrix24 events' push jobs")
         events_drained(sandbox)
         drain_inbox()
     SyncJob.objects.filter(portal=portal, kind=SyncJob.Kind.PUSH_INVOICE, status="pending").update(
@@ -110,7 +123,13 @@ def line(price: str) -> list[dict]:
 
 
 def linked(invoice_id: int) -> InvoiceLink:
-    return InvoiceLink.objects.get(bitrix24_id=invoice_id)
+    found = InvoiceLink.objects.filter(bitrix24_id=invoice_id).first()
+    assert found is not None, (
+        list(SyncJob.objects.values("kind", "target", "status", "last_error", "not_before", "attempts")),
+        list(InboxEvent.objects.values("event_type", "status", "error")),
+        list(SyncLogEntry.objects.values("outcome", "message", "bitrix24_id")),
+    )
+    return found
 
 
 def test_inv_13_edited_in_xero_to_999_is_shown_as_drift_and_restored_by_the_button(portal, b24, sandbox):
@@ -360,7 +379,12 @@ def test_the_pages_show_the_badge_the_diff_accept_preview_payments_and_reconcili
     assert preview.select_one("[data-test=preview-held]") is not None
     assert preview.select_one("[data-test=preview-xero-total]").get_text(strip=True) == "38.00"
 
-    reconcile_portal(portal=portal, trigger="button")
+    started = post_json(frame, app_url, "/app/reconcile/run/", {})
+    assert started.status_code == 200 and started.json()["reload"] is True
+    _, running = page(frame, app_url, "/app/reconcile/")
+    assert running.select_one("[data-test=reconcile-summary]")["data-status"] == "running"
+    run = ReconciliationRun.objects.get(portal=portal, status="running")
+    reconcile_task(portal.pk, "button", run.pk)  # what the worker runs
     response, recon = page(frame, app_url, "/app/reconcile/")
     assert response.status_code == 200
     assert recon.select_one("[data-test=kind-content]")["data-count"] == "0"  # accepted: not a difference

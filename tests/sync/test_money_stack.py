@@ -360,3 +360,23 @@ def test_a_held_invoice_shows_held_with_the_reason_in_the_list_and_under_failure
     assert "2,300.00" in html and "100.00" in html
     log = client.get("/app/log/", {"ft": frame.token, "failed": "1"}).content.decode()
     assert "Held: totals differ" in log
+
+
+def test_a_difference_within_the_portals_tolerance_goes_as_draft_only_with_the_note(acme, acme_xero, sandbox):
+    prepare_portal(acme, sandbox, totals_tolerance_cents=2)
+    client = Bitrix24Client(acme)
+    company_id = client.result("crm.company.add", {"fields": {"TITLE": "Rounding Ltd"}})
+    invoice = generate(384)[383]  # held for rounding at a tolerance of 0: a cent off (test_money_exactness)
+    [invoice_id] = write_invoices(client, company_id, [invoice])
+    approved = next(s for s in StageMapping.objects.filter(portal=acme) if s.xero_status == "AUTHORISED")
+    client.result("crm.item.update", {"entityTypeId": 31, "id": invoice_id, "fields": {"stageId": approved.stage_id}})
+
+    invoices_push_request(portal=acme, invoice_ids=[invoice_id], requested_by=1)
+    report = invoices_push_pending(portal_id=acme.pk)
+
+    assert report.created == 1
+    org = next(o for o in sandbox.state()["xero"]["organisations"] if o["tenant_id"] == acme.xero_connection.tenant_id)
+    [sent] = org["invoices"]
+    assert sent["Status"] == "DRAFT"  # the stage asks for AUTHORISED: never approved with a gap
+    entry = SyncLogEntry.objects.get(bitrix24_id=str(invoice_id), outcome="created")
+    assert entry.message.startswith("Sent as DRAFT only:") and "59,432.30" in entry.message

@@ -111,6 +111,13 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     assert denied.status_code == 403
     shown, detail = page(frame, app_url, path=f"/app/invoices/{owens[0]}/", kind=5)
     assert shown.status_code == 200 and "Rain jacket" in shown.text
+    preview_link = detail.select_one("[data-test=preview-link]")["href"]
+    assert preview_link.endswith("&kind=5")
+    preview, shown_preview = page(frame, app_url, path=f"/app/invoices/{owens[0]}/preview/", kind=5)
+    verdict = shown_preview.select_one("[data-test=preview]")
+    # Read and mapped as an old invoice: refused only for the 15 % rate no Xero tax type is set for.
+    assert preview.status_code == 200 and verdict is not None, preview.text[-2000:]
+    assert "15" in verdict.get_text(" ", strip=True), verdict.get_text(" ", strip=True)
 
     # The placements: the invoice card's toolbar opens that invoice, the list's toolbar the list.
     card = open_frame(sandbox, owen["id"], placement="CRM_INVOICE_DETAIL_TOOLBAR", options={"ID": str(owens[0])})
