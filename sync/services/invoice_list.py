@@ -26,7 +26,7 @@ from accounts.models import Portal
 from integrations.bitrix24.client import PAGE_SIZE as B24_PAGE
 from integrations.bitrix24.client import Bitrix24Client
 from sync.mappers.exactness import HELD_PREFIX
-from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncLogEntry, XeroStatus
+from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncLogEntry, SyncSettings, XeroStatus
 from sync.services.outcomes import outcomes_for
 from sync.sources import SMART_INVOICE, invoice_source, portal_sources
 
@@ -290,7 +290,20 @@ def _datetime(value: Any) -> datetime | None:
         return None
 
 
+def _learn_portal_zone(portal: Portal, items: list[dict]) -> None:
+    """Bitrix24 writes its dates in the portal's zone ("…+03:00"): keep that offset, so pages show
+    times in the portal's zone when the user has none of their own (connector.i18n)."""
+    from connector.i18n import offset_name
+
+    for item in items:
+        zone = offset_name(_datetime(item.get("updatedTime")))
+        if zone:
+            SyncSettings.objects.filter(portal=portal).exclude(time_zone=zone).update(time_zone=zone)
+            return
+
+
 def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Source) -> list[InvoiceRow]:
+    _learn_portal_zone(portal, items)
     companies, contacts, stages = _names_and_stages(client, portal, items, source)
     ids = [int(i["id"]) for i in items]
     links = {
@@ -481,6 +494,12 @@ class LogRow:
     entry: SyncLogEntry
     job_id: int | None = None  # the job a Retry acts on (failed, or already pending again)
     job_status: str = ""
+
+    @property
+    def kind_query(self) -> str:
+        """ "kind=5" for an old invoice's entry (its page link names the kind), else ""."""
+        entity_type = entry_entity_type(self.entry)
+        return "" if entity_type == SMART_INVOICE else f"kind={entity_type}"
 
 
 @dataclass

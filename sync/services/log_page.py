@@ -19,6 +19,7 @@ from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
 from sync.models import InvoiceOutcome, SyncJob, SyncLogEntry
 from sync.services.invoice_list import _job_target, _latest_jobs, entry_entity_type, visible_invoice_ids
+from sync.sources import SMART_INVOICE
 
 GROUPS_PER_PAGE = 25
 EARLIER_SHOWN = 10
@@ -35,6 +36,12 @@ class LogGroup:
     failed_attempts: int = 0  # failed/retrying entries since the last success
     job_id: int | None = None  # what Retry acts on
     job_status: str = ""
+
+    @property
+    def kind_query(self) -> str:
+        """ "kind=5" for an old invoice's group (its page link names the kind), else ""."""
+        entity_type = entry_entity_type(self.entry)
+        return "" if entity_type == SMART_INVOICE else f"kind={entity_type}"
 
 
 @dataclass

@@ -56,6 +56,11 @@
   function updateSelection() {
     var count = document.querySelector("[data-test=selected-count]");
     if (count) count.textContent = selected().length;
+    var rows = document.querySelectorAll("[data-row-select]").length;
+    document.querySelectorAll("[data-select-all]").forEach(function (all) {
+      all.checked = rows > 0 && selected().length === rows;
+      all.indeterminate = selected().length > 0 && selected().length < rows;
+    });
     setBusy(busy);
   }
 
@@ -171,10 +176,15 @@
   });
 
   function bindSelection() {
-    var all = document.querySelector("[data-select-all]");
-    if (all) all.addEventListener("change", function () {
-      document.querySelectorAll("[data-row-select]").forEach(function (c) { c.checked = all.checked; });
-      updateSelection();
+    // Two "select all" boxes: the table header's, and the toolbar's for narrow screens (where the
+    // table's header is hidden and rows are cards). They mirror each other.
+    var alls = document.querySelectorAll("[data-select-all]");
+    alls.forEach(function (all) {
+      all.addEventListener("change", function () {
+        document.querySelectorAll("[data-row-select]").forEach(function (c) { c.checked = all.checked; });
+        alls.forEach(function (other) { other.checked = all.checked; });
+        updateSelection();
+      });
     });
     document.querySelectorAll("[data-row-select]").forEach(function (c) { c.addEventListener("change", updateSelection); });
     updateSelection();
