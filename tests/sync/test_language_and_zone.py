@@ -32,9 +32,14 @@ def open_in(sandbox, lang: str, user: int = 1) -> tuple[requests.Response, str, 
 @pytest.mark.parametrize(
     ("lang", "html_lang", "words"),
     [
-        ("de", "de", ["Einrichtung", "Rechnungen", "Einstellungen speichern"]),
-        ("ru", "ru", ["Настройка", "Счета", "Сохранить настройки"]),
-        ("fr", "en", ["Setup", "Invoices", "Save settings"]),  # not translated: English
+        # The last word comes from the JS messages' catalog (#app-i18n) the page carries for app.js.
+        ("de", "de", ["Einrichtung", "Rechnungen", "Einstellungen speichern", '"Finished.": "Fertig."']),
+        (
+            "ru",
+            "ru",
+            ["Настройка", "Счета", "Сохранить настройки", '"Finished.": "\\u0413\\u043e\\u0442\\u043e\\u0432\\u043e."'],
+        ),
+        ("fr", "en", ["Setup", "Invoices", "Save settings", '"Finished.": "Finished."']),  # not translated: English
     ],
 )
 def test_pages_speak_the_language_bitrix24_sends(sandbox, acme, lang, html_lang, words):
