@@ -107,12 +107,27 @@
   function track(jobs) {
     panel.dataset.jobs = jobs.join(",");
     var url = panel.dataset.progressUrl + "?ids=" + encodeURIComponent(jobs.join(","));
+    var waiting = false;
     function poll() {
       call("GET", url).then(function (p) {
         show(p);
+        var retrying = p.retrying || [];
+        if (p.pending > 0 && retrying.length >= p.pending) {
+          // Everything left waits for a retry (Xero or Bitrix24 failed): say so and when, and free
+          // the other buttons; keep watching, more slowly, to report the end.
+          var next = retrying.map(function (r) { return r.next_attempt_at; }).sort()[0];
+          var at = next ? new Date(next).toLocaleTimeString() : "";
+          say(t("Not done yet: {why}", {why: retrying[0].message || t("the other system did not answer.")}) + (at ? " " + t("Trying again at {time}.", {time: at}) : ""), true);
+          if (!waiting) { waiting = true; setBusy(false); }
+          window.setTimeout(poll, POLL_MS * 5);
+          return;
+        }
         if (p.pending > 0) { window.setTimeout(poll, POLL_MS); return; }
-        say(p.failed ? (p.failed > 1 ? t("Finished with {failed} failures — see below and the Sync log.", {failed: p.failed}) : t("Finished with 1 failure — see below and the Sync log.")) : t("Finished."), p.failed > 0);
-        setBusy(false);
+        var changes = p.changes || [];
+        var finished = p.failed ? (p.failed > 1 ? t("Finished with {failed} failures — see below and the Sync log.", {failed: p.failed}) : t("Finished with 1 failure — see below and the Sync log.")) : t("Finished.");
+        if (changes.length) finished = t("Updated from Xero: {changes}.", {changes: changes.join(", ")}) + (p.failed ? " " + finished : "");
+        say(finished, p.failed > 0);
+        if (!waiting) setBusy(false);
         refresh();
       }).catch(function (err) { say(err.message, true); setBusy(false); });
     }
