@@ -341,7 +341,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # (workers down), so a backlog of identical sweeps never piles up.
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#beat-entries
 CELERY_BEAT_SCHEDULE: dict = {
-    "sweep-stuck": {"task": "sync.tasks.sweeps.sweep_stuck_task", "schedule": 30.0, "options": {"expires": 25}},
+    # Every 15 s: with the push heartbeat (ALIVE_TTL_S 15 s) a killed worker's jobs are back in ~30 s.
+    "sweep-stuck": {"task": "sync.tasks.sweeps.sweep_stuck_task", "schedule": 15.0, "options": {"expires": 12}},
     "sweep-bitrix24-changes": {
         "task": "sync.tasks.sweeps.sweep_bitrix24_changes_task",
         "schedule": 300.0,

@@ -142,9 +142,15 @@ def inbox_record_bitrix24_event(*, portal: Portal, event: Bitrix24Event) -> Inbo
         "user_id": event.auth.user_id,  # who changed it; no tokens are ever stored here
         "data": event.data,
     }
-    row, _ = _insert(
+    row, created = _insert(
         portal_id=portal.pk, source=Source.BITRIX24, dedupe_key=dedupe_key, event_type=name, payload=payload
     )
+    if not created and row.status == InboxEvent.Status.DONE and name not in DELETE_EVENTS:
+        # Same key, but the first delivery's job may already have read the invoice: a second edit
+        # within the same second (`ts` has whole seconds) looks exactly like a redelivery. Never
+        # drop it: queue the invoice again (merged into a pending job if there is one; the push
+        # engine skips content that did not change, so a true redelivery costs a read).
+        _process_bitrix24(row)
     return row
 
 

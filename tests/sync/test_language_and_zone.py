@@ -32,9 +32,14 @@ def open_in(sandbox, lang: str, user: int = 1) -> tuple[requests.Response, str, 
 @pytest.mark.parametrize(
     ("lang", "html_lang", "words"),
     [
-        ("de", "de", ["Einrichtung", "Rechnungen", "Einstellungen speichern"]),
-        ("ru", "ru", ["Настройка", "Счета", "Сохранить настройки"]),
-        ("fr", "en", ["Setup", "Invoices", "Save settings"]),  # not translated: English
+        # The last word comes from the JS messages' catalog (#app-i18n) the page carries for app.js.
+        ("de", "de", ["Einrichtung", "Rechnungen", "Einstellungen speichern", '"Finished.": "Fertig."']),
+        (
+            "ru",
+            "ru",
+            ["Настройка", "Счета", "Сохранить настройки", '"Finished.": "\\u0413\\u043e\\u0442\\u043e\\u0432\\u043e."'],
+        ),
+        ("fr", "en", ["Setup", "Invoices", "Save settings", '"Finished.": "Finished."']),  # not translated: English
     ],
 )
 def test_pages_speak_the_language_bitrix24_sends(sandbox, acme, lang, html_lang, words):
@@ -59,3 +64,17 @@ def test_times_follow_the_portals_zone_and_amounts_the_language(sandbox, acme, a
     offset = item["updatedTime"][-6:]  # Bitrix24 writes the portal's offset, e.g. +03:00
     assert f"(UTC{offset})" in page
     assert "1.234,50\u00a0NZD" in page  # German grouping and decimal comma
+
+
+def test_the_xero_window_keeps_its_opener_and_the_frame_can_poll_the_connection(sandbox, acme, app_url):
+    """COOP: the app's pages allow popups to keep `window.opener`; the Xero window's own pages send
+    unsafe-none (a cross-origin portal would otherwise lose the "connected" message). The fallback
+    the frame polls says where the connection stands."""
+    response, token, http = open_in(sandbox, "en")
+    assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin-allow-popups"
+    status = http.get(f"{app_url}/app/xero/status/", headers={"X-Frame-Token": token}, timeout=30)
+    assert status.json()["connection"] == "none" and status.headers["Cache-Control"] == "no-store"
+    callback = http.get(f"{app_url}/xero/callback/", params={"error": "access_denied"}, timeout=30)
+    assert callback.headers["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    connect = http.get(f"{app_url}/xero/connect/", params={"ft": token}, allow_redirects=False, timeout=30)
+    assert connect.headers["Cross-Origin-Opener-Policy"] == "unsafe-none"
