@@ -48,6 +48,7 @@ __all__ = [
     "xero_observe",
     "xero_daily_usage",
     "xero_penalize",
+    "xero_room_wait",
     "xero_slot",
 ]
 
@@ -335,6 +336,16 @@ class _RedisBackend:
     def xero_penalize(self, tenant_id: str, ms: int, problem: str) -> None:
         self.penalize_script(keys=[self._xero_keys(tenant_id)["penalty"]], args=[ms, problem])
 
+    def xero_room_wait(self, tenant_id: str, calls: int) -> float:
+        k, lim = self._xero_keys(tenant_id), _XeroLimits.current()
+        seconds, micros = self.client.time()  # Redis' clock, as the scripts use
+        now = int(seconds) * 1000 + int(micros) // 1000
+        stamps = [
+            at for _, at in self.client.zrangebyscore(k["minute"], now - lim.minute_window_ms, "+inf", withscores=True)
+        ]
+        penalty = max(0, self.client.pttl(k["penalty"]))
+        return max(penalty, _room_wait_ms(stamps, now, calls, lim)) / 1000.0
+
     def xero_daily_usage(self, tenant_id: str) -> tuple[int, int | None]:
         k, lim = self._xero_keys(tenant_id), _XeroLimits.current()
         seconds, micros = self.client.time()  # Redis' clock, as the scripts use
@@ -474,6 +485,14 @@ class _LocalBackend:
                     st.minute[f"observed:{now}:{i}"] = now
             if day_left is not None and (not st.day_left or st.day_left[1] <= now or day_left < st.day_left[0]):
                 st.day_left = (day_left, now + lim.day_bucket_ms)
+
+    def xero_room_wait(self, tenant_id: str, calls: int) -> float:
+        lim = _XeroLimits.current()
+        with self.lock:
+            now, st = self._now_ms(), self.xero.get(tenant_id) or _LocalXeroTenant()
+            stamps = [at for at in st.minute.values() if at > now - lim.minute_window_ms]
+            penalty = max(0.0, st.penalty_until - now)
+        return max(penalty, _room_wait_ms(stamps, now, calls, lim)) / 1000.0
 
     def xero_daily_usage(self, tenant_id: str) -> tuple[int, int | None]:
         lim = _XeroLimits.current()
@@ -654,6 +673,23 @@ def bitrix24_penalize(member_id: str, retry_after: float, problem: str = "penalt
     """Block every call to the portal for `retry_after` real seconds (after QUERY_LIMIT_EXCEEDED)."""
     metrics.count(metrics.API_RATE_LIMITED, "bitrix24")
     _backend().bitrix24_penalize(member_id, _penalty_ms(retry_after), problem or "penalty")
+
+
+def xero_room_wait(tenant_id: str, calls: int) -> float:
+    """Real seconds until `calls` more calls fit in the tenant's rolling minute (and any penalty is
+    over); 0 when they fit now. Read-only, a hint: it admits nothing, so a caller that then calls
+    still goes through xero_slot. Lets a background pass that would spend most of its time waiting
+    on the minute budget hand its work to a later task instead of holding a worker meanwhile."""
+    return _backend().xero_room_wait(tenant_id, calls)
+
+
+def _room_wait_ms(stamps: list[float], now: float, calls: int, lim: _XeroLimits) -> float:
+    # The minute holds len(stamps) calls; `calls` more fit once all but minute - calls of them left.
+    calls = max(1, min(int(calls), lim.minute))
+    over = len(stamps) + calls - lim.minute
+    if over <= 0:
+        return 0.0
+    return max(0.0, sorted(stamps)[over - 1] + lim.minute_window_ms - now + 1)
 
 
 def xero_daily_usage(tenant_id: str) -> tuple[int, int | None]:
