@@ -116,6 +116,13 @@ class FrameSession(models.Model):
     access_token = EncryptedTextField(blank=True)
     refresh_token = EncryptedTextField(blank=True)
     token_expires_at = models.DateTimeField(null=True, blank=True)
+    # What Bitrix24 said when the frame opened: LANG of the frame POST, the user's TIME_ZONE
+    # (user.current; "" when the user has none). The pages speak and show times accordingly.
+    lang = models.CharField(max_length=10, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
+    # The invoice list's page, size, dates and sort as last shown, restored when the list is opened
+    # again without any (from the menu, or back from another page).
+    list_state = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(auto_now=True)
 

@@ -94,7 +94,17 @@ def _reverse_or_none(name: str) -> str | None:
 @require_GET
 @frame_login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/home.html", {"connection": xero_connection_of(portal=request.portal)})
+    from sync.models import InvoiceLink
+
+    return render(
+        request,
+        "accounts/home.html",
+        {
+            "connection": xero_connection_of(portal=request.portal),
+            # A switch to another organisation leaves these pointing at the old one's invoices.
+            "linked_invoices": InvoiceLink.objects.filter(portal=request.portal).count(),
+        },
+    )
 
 
 @require_GET

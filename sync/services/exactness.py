@@ -100,7 +100,11 @@ def exactness_check(ctx, item) -> None:
         return
     if refuse_kind_change(ctx, item):
         return
-    notes = list(verdict.notes) + truncation_notes(item.invoice, item.rows)
+    notes = [
+        *verdict.notes,
+        *truncation_notes(item.invoice, item.rows),
+        *getattr(item, "truncation_notes", []),  # the client's name (push contacts stage)
+    ]
     if not verdict.exact:
         tolerance = Decimal(ctx.settings.totals_tolerance_cents) / 100
         within = (

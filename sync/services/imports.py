@@ -119,7 +119,19 @@ def import_progress(job: SyncJob) -> dict:
 # --- starting a run ---------------------------------------------------------------------------------
 
 
-def import_job_start(*, portal: Portal, kind: SyncJob.Kind | str, requested_by: int, currency: str = "") -> SyncJob:
+# Which Xero contacts the contacts import takes (the job's target): customers by default.
+CONTACTS_CUSTOMERS = ""
+CONTACTS_ALL = "all"
+
+
+def import_job_start(
+    *,
+    portal: Portal,
+    kind: SyncJob.Kind | str,
+    requested_by: int,
+    currency: str = "",
+    contacts: str = CONTACTS_CUSTOMERS,
+) -> SyncJob:
     """The import job for this button press: a new one (its task sent after commit), or the one of
     the same kind already waiting or running, so a double click does not import twice."""
     if kind not in (SyncJob.Kind.IMPORT_CONTACTS, SyncJob.Kind.IMPORT_ITEMS):
@@ -139,8 +151,9 @@ def import_job_start(*, portal: Portal, kind: SyncJob.Kind | str, requested_by: 
             job = SyncJob.objects.create(
                 portal=portal,
                 kind=kind,
-                # The currency travels in the target (items); it also keeps one pending job per choice.
-                target=currency if kind == SyncJob.Kind.IMPORT_ITEMS else "",
+                # The currency (items) or which contacts (contacts: "" customers, "all") travels in
+                # the target; it also keeps one pending job per choice.
+                target=currency if kind == SyncJob.Kind.IMPORT_ITEMS else (contacts or CONTACTS_CUSTOMERS),
                 trigger=Trigger.BUTTON,
                 priority=SyncJob.Priority.USER,
                 requested_by=requested_by,
@@ -182,9 +195,13 @@ def import_run(job: SyncJob) -> ImportSummary:
     """Run a claimed import job, write its summary to the sync log, and return it."""
     portal = job.portal
     if job.kind == SyncJob.Kind.IMPORT_CONTACTS:
-        summary = contacts_import(portal=portal, job=job)
+        summary = contacts_import(portal=portal, job=job, everyone=job.target == CONTACTS_ALL)
         kind = SyncLogEntry.ObjectKind.CONTACT
-        what = "Xero contacts into Bitrix24 companies"
+        what = (
+            "Xero contacts into Bitrix24 companies"
+            if job.target == CONTACTS_ALL
+            else "Xero customers into Bitrix24 companies"
+        )
     else:
         summary = items_import(portal=portal, job=job, currency=job.target)
         kind = SyncLogEntry.ObjectKind.ITEM
@@ -285,8 +302,12 @@ class _Contact:
     company_id: int | None = None
 
 
-def contacts_import(*, portal: Portal, job: SyncJob, bitrix24: Bitrix24Client | None = None) -> ImportSummary:
-    """Every active Xero contact as a Bitrix24 company (name, address, phone, e-mail), linked."""
+def contacts_import(
+    *, portal: Portal, job: SyncJob, bitrix24: Bitrix24Client | None = None, everyone: bool = False
+) -> ImportSummary:
+    """Every active Xero customer (IsCustomer: it has sales invoices), or with `everyone` every
+    active contact, as a Bitrix24 company (name, address, phone, e-mail, COMPANY_TYPE from what the
+    contact is), linked. Contacts left out count as skipped."""
     xero = _xero(portal)
     b24 = bitrix24 or Bitrix24Client(portal, interactive=True)
     hashes = _Hashes(portal, "contact")
@@ -301,7 +322,7 @@ def contacts_import(*, portal: Portal, job: SyncJob, bitrix24: Bitrix24Client | 
         item_count = getattr(pagination, "item_count", None) if pagination else None
         summary.total = int(item_count) if item_count else summary.total + len(contacts)
         for chunk in _chunks(contacts, BATCH):
-            _contacts_chunk(portal, b24, hashes, chunk, summary)
+            _contacts_chunk(portal, b24, hashes, chunk, summary, everyone=everyone)
             _tick(job, summary, force=True)
         _renew(job)
         if len(contacts) < CONTACTS_PAGE_SIZE:
@@ -312,7 +333,13 @@ def contacts_import(*, portal: Portal, job: SyncJob, bitrix24: Bitrix24Client | 
 
 
 def _contacts_chunk(
-    portal: Portal, b24: Bitrix24Client, hashes: _Hashes, chunk: list[dict], summary: ImportSummary
+    portal: Portal,
+    b24: Bitrix24Client,
+    hashes: _Hashes,
+    chunk: list[dict],
+    summary: ImportSummary,
+    *,
+    everyone: bool = False,
 ) -> None:
     wanted: list[_Contact] = []
     for contact in chunk:
@@ -320,6 +347,9 @@ def _contacts_chunk(
         xero_id = str(contact.get("ContactID") or "")
         if str(contact.get("ContactStatus") or "ACTIVE") != "ACTIVE":
             summary.skipped += 1  # archived (or a GDPR request): not brought into the CRM
+            continue
+        if not everyone and not contact.get("IsCustomer"):
+            summary.skipped += 1  # a supplier or a contact without sales invoices: not a customer
             continue
         try:
             fields = xero_contact_to_company(contact)

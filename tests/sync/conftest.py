@@ -58,6 +58,13 @@ OAUTH_CLIENTS = {
 }
 
 
+def setup_done(portal: Portal) -> None:
+    """As if an admin had saved Setup: automatic sync runs (before it, events are held)."""
+    from sync.models import SyncSettings
+
+    SyncSettings.objects.update_or_create(portal=portal, defaults={"setup_completed": True})
+
+
 @pytest.fixture
 def app_url(live_server, settings, sandbox) -> str:
     settings.PUBLIC_URL = live_server.url
@@ -89,6 +96,7 @@ def acme(sandbox, app_url) -> Portal:
 def acme_xero(acme) -> XeroConnection:
     connection = sandbox_connect_xero(portal=acme)
     assert connection.is_active
+    setup_done(acme)
     return connection
 
 
@@ -210,4 +218,5 @@ def lone_portal(transactional_db) -> Portal:
         client_endpoint="https://lone.bitrix24.com/rest/",
     )
     XeroConnection.objects.create(portal=portal, tenant_id=str(uuid.uuid4()), tenant_name="Lone Ltd")
+    setup_done(portal)
     return portal
