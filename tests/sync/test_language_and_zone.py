@@ -64,3 +64,17 @@ def test_times_follow_the_portals_zone_and_amounts_the_language(sandbox, acme, a
     offset = item["updatedTime"][-6:]  # Bitrix24 writes the portal's offset, e.g. +03:00
     assert f"(UTC{offset})" in page
     assert "1.234,50\u00a0NZD" in page  # German grouping and decimal comma
+
+
+def test_the_xero_window_keeps_its_opener_and_the_frame_can_poll_the_connection(sandbox, acme, app_url):
+    """COOP: the app's pages allow popups to keep `window.opener`; the Xero window's own pages send
+    unsafe-none (a cross-origin portal would otherwise lose the "connected" message). The fallback
+    the frame polls says where the connection stands."""
+    response, token, http = open_in(sandbox, "en")
+    assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin-allow-popups"
+    status = http.get(f"{app_url}/app/xero/status/", headers={"X-Frame-Token": token}, timeout=30)
+    assert status.json()["connection"] == "none" and status.headers["Cache-Control"] == "no-store"
+    callback = http.get(f"{app_url}/xero/callback/", params={"error": "access_denied"}, timeout=30)
+    assert callback.headers["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    connect = http.get(f"{app_url}/xero/connect/", params={"ft": token}, allow_redirects=False, timeout=30)
+    assert connect.headers["Cross-Origin-Opener-Policy"] == "unsafe-none"
