@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import models
 
 from connector.crypto import EncryptedTextField
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 
 
 class Portal(models.Model):
@@ -56,7 +57,9 @@ class Portal(models.Model):
     @property
     def invoice_entity_types(self) -> tuple[int, ...]:
         """The Bitrix24 entity types of the portal's invoices: 31 (new, smart) and/or 5 (old)."""
-        return {self.InvoiceMode.SMART: (31,), self.InvoiceMode.CLASSIC: (5,)}.get(self.invoice_mode, (31, 5))
+        return {self.InvoiceMode.SMART: (SMART_INVOICE,), self.InvoiceMode.CLASSIC: (OLD_INVOICE,)}.get(
+            self.invoice_mode, (SMART_INVOICE, OLD_INVOICE)
+        )
 
     @property
     def is_active(self) -> bool:

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import Portal
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from sync.mappers.stage import (
     AUTHORISED,
     DELETED,
@@ -36,8 +37,6 @@ from sync.mappers.stage import (
 from sync.models import StageMapping, XeroStatusMapping
 
 StageMap = tuple[dict[str, str], dict[str, str]]
-SMART_INVOICE = 31
-OLD_INVOICE = 5
 OLD_STATUS_CATEGORY = 0  # the "pipeline" of old-invoice statuses in StageMapping.category_id
 
 

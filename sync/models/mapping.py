@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from accounts.models import Portal
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from sync.mappers.invoice import ItemRef, MappingSettings
 from sync.mappers.money import optional_decimal
 from sync.models.choices import XeroStatus
@@ -74,7 +75,7 @@ class XeroStatusMapping(models.Model):
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="xero_status_mappings")
     entity_type = models.PositiveSmallIntegerField(
-        default=31, help_text="Bitrix24 entity type of the invoices this row moves: 31 new, 5 old."
+        default=SMART_INVOICE, help_text="Bitrix24 entity type of the invoices this row moves: 31 new, 5 old."
     )
     xero_status = models.CharField(max_length=12, choices=XeroStatus.choices)
     stage_id = models.CharField(max_length=100, blank=True, help_text="Empty = leave the Bitrix24 stage alone.")

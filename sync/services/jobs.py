@@ -29,6 +29,7 @@ from django.utils import timezone
 from accounts.models import Portal
 from connector import metrics
 from connector.coordination import redis_client
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob, Trigger
 
@@ -530,7 +531,7 @@ def _dead_letter(job: SyncJob, now) -> int:
     entity, _, ident = job.target.partition(":")
     if failed and job.kind == SyncJob.Kind.PUSH_INVOICE and ident.isdigit():
         details = {"attempt": job.attempts, "max_attempts": MAX_ATTEMPTS, "dead_letter": True, "code": "lease_expired"}
-        if entity.isdigit() and int(entity) != 31:
+        if entity.isdigit() and int(entity) != SMART_INVOICE:
             details["entity_type"] = int(entity)
         sync_log_write(
             portal=job.portal,

@@ -32,7 +32,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
@@ -596,7 +596,7 @@ def _record(link: InvoiceLink, invoice: XeroInvoiceState, *, stage_id: str, clea
         }
         if clear_error:
             values.update(last_error="", last_error_permanent=False)
-        if InvoiceLink.objects.filter(pk=link.pk, version=version).update(version=F("version") + 1, **values):
+        if InvoiceLink.save_if_version(link.pk, version, **values):
             link.version = version + 1
             for name, value in values.items():
                 setattr(link, name, value)

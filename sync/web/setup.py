@@ -23,8 +23,9 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.auth import frame_login_required
-from accounts.models import Portal, XeroConnection
+from accounts.models import XeroConnection
 from accounts.services.frame import frame_session_bitrix24_client
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.mappers import tax_map
 from sync.mappers.stage import PAID, XERO_STATUSES
@@ -41,18 +42,13 @@ from sync.services.xero_reference import (
     xero_currencies,
     xero_tax_rates,
 )
-from sync.stage_map import OLD_INVOICE, OLD_STATUS_CATEGORY, stage_map_save
+from sync.stage_map import OLD_STATUS_CATEGORY, stage_map_save
 
 logger = logging.getLogger(__name__)
 
 SUGGEST_LIMIT_MAX = 25
 # Statuses Xero cannot undo: never a default, and the page warns when an admin chooses one.
 IRREVERSIBLE = ("VOIDED", "DELETED")
-
-
-def setup_needed(portal: Portal) -> bool:
-    """True until an admin has saved the Setup page once (the home page sends admins here first)."""
-    return not SyncSettings.objects.filter(portal=portal, setup_completed=True).exists()
 
 
 @dataclass
@@ -63,7 +59,7 @@ class SetupContext:
     xero_map: dict[str, str] = field(default_factory=dict)
     # A portal with old and new invoices: the Xero -> Bitrix24 map of the second kind (old ones).
     xero_map_more: dict[int, dict[str, str]] = field(default_factory=dict)
-    entity_types: tuple[int, ...] = (31,)
+    entity_types: tuple[int, ...] = (SMART_INVOICE,)
     settings: SyncSettings | None = None
     connection: XeroConnection | None = None
     accounts: list[dict] = field(default_factory=list)
@@ -176,7 +172,7 @@ def _rate_key(rate: object) -> str:
     return str(int(number)) if number == int(number) else str(number)
 
 
-KIND_LABELS = {31: "invoice stage", 5: "old invoice status"}
+KIND_LABELS = {SMART_INVOICE: "invoice stage", OLD_INVOICE: "old invoice status"}
 
 
 def _xero_field(ctx: SetupContext, entity_type: int, status: str) -> str:

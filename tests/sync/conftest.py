@@ -212,11 +212,6 @@ def queued_tasks(queue: str = "connector") -> list[dict]:
 def lone_portal(transactional_db) -> Portal:
     """A Portal row with an active Xero connection row, for tests of the job machinery that never
     call either API (no sandbox, no HTTP)."""
-    portal = Portal.objects.create(
-        member_id=f"m-{uuid.uuid4().hex[:12]}",
-        domain="lone.bitrix24.com",
-        client_endpoint="https://lone.bitrix24.com/rest/",
-    )
-    XeroConnection.objects.create(portal=portal, tenant_id=str(uuid.uuid4()), tenant_name="Lone Ltd")
-    setup_done(portal)
-    return portal
+    from tests.factories import ready_portal
+
+    return ready_portal(domain="lone.bitrix24.com")
