@@ -55,13 +55,22 @@ class SandboxClient:
         delay_s: float = 0,
         *,
         after: bool = False,
+        body: dict | None = None,
     ) -> None:
         """Fail the next `times` matching calls; with after=True the request is applied first and
-        only its answer fails (the write happened, the caller never heard)."""
+        only its answer fails (the write happened, the caller never heard). `body` replaces the
+        answer's JSON (with status 200: a canned answer, e.g. a documented example)."""
+        answer = body
         body = {"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s}
         if after:
             body["after"] = True
+        if answer is not None:
+            body["body"] = answer
         self._call("POST", "/_sandbox/faults", json=body)
+
+    def xero_violations(self) -> list[str]:
+        """Strict mode: what broke Xero's OpenAPI description since the last call (then forgotten)."""
+        return self._call("GET", "/_sandbox/xero/violations")["violations"]
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")

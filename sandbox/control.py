@@ -85,6 +85,14 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
                 world.limits_changed()
         return jsonify({"enabled": sandbox.limits_enabled, "time_scale": sandbox.clock.scale})
 
+    @bp.get("/xero/violations")
+    def xero_violations():
+        """Strict mode (SANDBOX_XERO_STRICT=1): what broke Xero's OpenAPI description since the
+        last call, once every exchange so far is checked. {"strict": false} when it is off."""
+        if sandbox.strict is None:
+            return jsonify({"strict": False, "violations": []})
+        return jsonify({"strict": True, "violations": sandbox.strict.take()})
+
     @bp.get("/state")
     def state():
         with sandbox.lock:

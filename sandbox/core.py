@@ -142,6 +142,7 @@ class Sandbox:
     # The two worlds are attached by sandbox.app.create_app.
     xero: object = None
     bitrix24: object = None
+    strict: object = None  # sandbox.xero.strict.StrictXero when SANDBOX_XERO_STRICT is set
 
     # --- call log ------------------------------------------------------------------------------
     def call_started(self, system: str, method: str, path: str, target: str, key: str) -> CallRecord:
