@@ -39,8 +39,9 @@ $(CHROMIUM):
 	@test -x $(CHROMIUM) || { echo "apt-get installed chromium, but $(CHROMIUM) is not there." >&2; exit 1; }
 
 # DEBUG defaults to off (production); the demo and the suite run in development mode, and say so.
+# `make run EMBEDDED=1` forces SQLite + the filesystem broker (under .run/); WEB_PORT / SANDBOX_PORT pick ports.
 run: $(STAMP)
-	DEBUG=1 $(BIN)/python scripts/run_demo.py
+	DEBUG=1 EMBEDDED=$(EMBEDDED) $(BIN)/python scripts/run_demo.py
 
 test: install
 	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
@@ -55,4 +56,4 @@ bench: $(STAMP)
 		$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .broker db.sqlite3 .pytest_cache .ruff_cache
+	rm -rf $(VENV) .run .broker db.sqlite3 .beat-schedule* staticfiles .pytest_cache .ruff_cache .mypy_cache

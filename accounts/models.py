@@ -21,6 +21,7 @@ class Portal(models.Model):
     class InvoiceMode(models.TextChoices):
         SMART = "smart", "New invoices (entity type 31)"
         CLASSIC = "classic", "Old invoices (crm.invoice.*)"
+        BOTH = "both", "Old and new invoices"
 
     # member_id never changes; the domain can (Bitrix24 answers 302 to the new one).
     member_id = models.CharField(max_length=64, unique=True)
@@ -51,6 +52,11 @@ class Portal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain} ({self.member_id})"
+
+    @property
+    def invoice_entity_types(self) -> tuple[int, ...]:
+        """The Bitrix24 entity types of the portal's invoices: 31 (new, smart) and/or 5 (old)."""
+        return {self.InvoiceMode.SMART: (31,), self.InvoiceMode.CLASSIC: (5,)}.get(self.invoice_mode, (31, 5))
 
     @property
     def is_active(self) -> bool:

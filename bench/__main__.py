@@ -12,9 +12,12 @@ import argparse
 import importlib
 import os
 import pkgutil
+import secrets
 import sys
 import time
 from pathlib import Path
+
+from cryptography.fernet import Fernet
 
 
 def _bench_names() -> list[str]:
@@ -36,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "connector.settings")
+    # Every process of a run (this one, the web server, the worker) must share one pair of keys:
+    # fresh ones per run unless given, so nothing encrypted outlives it.
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("FIELD_ENCRYPTION_KEY", Fernet.generate_key().decode())
     import django
 
     django.setup()

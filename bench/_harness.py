@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import secrets
 import signal
 import socket
 import statistics
@@ -31,7 +30,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
-from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 OAUTH = {
@@ -101,9 +99,10 @@ class Stack:
                 "PUBLIC_URL": self.public_url,
                 "XERO_WEBHOOK_KEY": WEBHOOK_KEY,
                 "DEBUG": "0",
-                # Production settings need real keys: fresh ones per run (nothing outlives it).
-                "SECRET_KEY": secrets.token_urlsafe(50),
-                "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                # Production settings need real keys: the bench process's own (bench/__main__.py makes
+                # fresh ones per run), so it reads the tokens its subprocesses encrypted.
+                "SECRET_KEY": settings.SECRET_KEY,
+                "FIELD_ENCRYPTION_KEY": settings.FIELD_ENCRYPTION_KEY,
                 # Plain HTTP on 127.0.0.1: no proxy in front to terminate TLS.
                 "SECURE_SSL_REDIRECT": "0",
                 "PYTHONUNBUFFERED": "1",

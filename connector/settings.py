@@ -106,6 +106,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost on the way out: it replaces X-Frame-Options on frame views (see the module).
     "connector.middleware.FrameAncestorsMiddleware",
+    # A request id for every log line of the request (and the X-Request-ID answer header).
+    "connector.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (the app's CSS/JS) straight from the app server, also under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -151,7 +153,9 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# The embedded mode's files (SQLite database, filesystem broker): git-ignored, removed by `make clean`.
+EMBEDDED_DIR = Path(env.str("EMBEDDED_DIR", default=str(BASE_DIR / ".run")))
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{EMBEDDED_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -167,6 +171,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis carries the broker, the locks and the shared throttles. Without it the service still runs
 # (filesystem broker, process-local coordination) but only as a single worker process.
 REDIS_URL = env.str("REDIS_URL", default="")
+if not REDIS_URL:
+    # Embedded mode: what the worker leaves for the pages (import progress) goes through a folder
+    # both processes see. With Redis the code uses Redis itself.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(EMBEDDED_DIR / "cache"),
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -202,18 +215,52 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 
+# --- Logs ---------------------------------------------------------------------------------------
+# One line per record on stderr. LOG_FORMAT=json (the default with DEBUG off): JSON lines for a log
+# pipeline (python-json-logger); plain (the default in development): human-readable. Either way
+# each line carries the request / portal / invoice / job / task ids (connector/logcontext.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # One filter for every handler (and, through the record factory it installs, every logger of
-    # the process): no secret in a log line. See connector/redaction.py.
-    "filters": {"redact_secrets": {"()": "connector.redaction.RedactSecretsFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "connector.logcontext.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s%(context)s %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s %(request_id)s %(portal)s %(invoice)s %(job)s %(task)s %(process)d",
+            "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
+            "timestamp": True,  # ISO 8601, UTC
+        },
+    },
+    "filters": {
+        # One filter for every handler (and, through the record factory it installs, every logger
+        # of the process): no secret in a log line. See connector/redaction.py.
+        "redact_secrets": {"()": "connector.redaction.RedactSecretsFilter"},
+        # The ids of what the line is about (connector/logcontext.py).
+        "log_context": {"()": "connector.logcontext.ContextFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["log_context", "redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Metrics ------------------------------------------------------------------------------------
+# GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, the endpoint is off (404).
+# Celery workers serve their own counters on WORKER_METRICS_PORT (internal only) when it is set.
+# With several processes per container (gunicorn workers, Celery's pool), PROMETHEUS_MULTIPROC_DIR
+# must name an empty folder at start (see connector/metrics.py and docker-compose.yml).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 
 # --- Celery -------------------------------------------------------------------------------------
 # Delivery is at-least-once: the PostgreSQL inbox/outbox is the source of truth and every task is
@@ -221,10 +268,11 @@ LOGGING = {
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# The filesystem broker's folders (embedded mode): messages are files, one folder for all queues.
+BROKER_DIR = Path(env.str("BROKER_DIR", default=str(EMBEDDED_DIR / "broker")))
 if not REDIS_URL:
-    _broker_dir = BASE_DIR / ".broker"
-    for _sub in ("out", "processed"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    for _sub in ("out", "processed", "control"):
+        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
 # The longest a task may run (hard limit) and the longest retry countdown we ever schedule. The
 # Redis visibility timeout must stay well above both, or Redis redelivers a task that is still
 # running or still waiting for its countdown, "again and again in a loop" (Celery's Redis caveats).
@@ -235,9 +283,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 4 * 3600}
     if REDIS_URL
     else {
-        "data_folder_in": str(BASE_DIR / ".broker" / "out"),
-        "data_folder_out": str(BASE_DIR / ".broker" / "out"),
-        "processed_folder": str(BASE_DIR / ".broker" / "processed"),
+        "data_folder_in": str(BROKER_DIR / "out"),
+        "data_folder_out": str(BROKER_DIR / "out"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcasts (worker remote control): kombu's default is ./control in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import unquote_plus
 
 from flask import Flask, g, jsonify, request
 
@@ -52,7 +53,8 @@ def create_app(base_url: str = "") -> Flask:
         system, target = classified
         key = request.headers.get("xero-tenant-id", "") if system == "xero" else ""
         g.call = sandbox.call_started(system, request.method, request.path, target, key)
-        fault = sandbox.take_fault(system, request.method, request.path, target)
+        query = unquote_plus(request.query_string.decode("utf-8", "replace"))
+        fault = sandbox.take_fault(system, request.method, request.path, target, query)
         if fault is not None:
             g.call.fault = True
             if fault.after:

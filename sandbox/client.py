@@ -55,18 +55,24 @@ class SandboxClient:
         delay_s: float = 0,
         *,
         after: bool = False,
+        query: str = "",
         body: dict | None = None,
+        retry_after: float | None = None,
     ) -> None:
         """Fail the next `times` matching calls; with after=True the request is applied first and
-        only its answer fails (the write happened, the caller never heard). `body` replaces the
-        answer's JSON (with status 200: a canned answer, e.g. a documented example)."""
-        answer = body
-        body = {"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s}
+        only its answer fails (the write happened, the caller never heard). `query`: only calls
+        whose decoded query string contains it; `body`: the answer's JSON; `retry_after`: its
+        Retry-After header."""
+        payload = {"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s}
         if after:
-            body["after"] = True
-        if answer is not None:
-            body["body"] = answer
-        self._call("POST", "/_sandbox/faults", json=body)
+            payload["after"] = True
+        if query:
+            payload["query"] = query
+        if retry_after is not None:
+            payload["retry_after"] = retry_after
+        if body is not None:
+            payload["body"] = body
+        self._call("POST", "/_sandbox/faults", json=payload)
 
     def xero_violations(self) -> list[str]:
         """Strict mode: what broke Xero's OpenAPI description since the last call (then forgotten)."""

@@ -55,7 +55,22 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
             return _bad_request('"after" must be true or false')
         if after and status is None:
             return _bad_request('a fault with "after": true needs the "status" its answer fails with')
-        fault = Fault(system, method.upper(), target, status, times, delay_s, body.get("body"), after)
+        try:
+            retry_after = float(body["retry_after"]) if body.get("retry_after") is not None else None
+        except (TypeError, ValueError):
+            return _bad_request('"retry_after" must be a number')
+        fault = Fault(
+            system,
+            method.upper(),
+            target,
+            status,
+            times,
+            delay_s,
+            body.get("body"),
+            after,
+            query=str(body.get("query") or ""),
+            retry_after=retry_after,
+        )
         with sandbox.lock:
             sandbox.faults.append(fault)
         return jsonify({"ok": True, "faults": len(sandbox.faults)})

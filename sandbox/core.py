@@ -85,11 +85,15 @@ class Fault:
     delay_s: float = 0.0
     body: dict | None = None
     after: bool = False  # apply the request first, then fail its answer (the caller never hears)
+    query: str = ""  # when set, only requests whose decoded query string contains it
+    retry_after: float | None = None  # a Retry-After header on the injected answer
 
-    def matches(self, system: str, method: str, path: str, target: str) -> bool:
+    def matches(self, system: str, method: str, path: str, target: str, query: str = "") -> bool:
         if self.system != system or self.times <= 0:
             return False
         if self.method not in ("*", method):
+            return False
+        if self.query and self.query not in query:
             return False
         want = self.target
         return want in ("*", target) or path == want or path.endswith(want) or target.lower() == want.lower()
@@ -189,10 +193,10 @@ class Sandbox:
             record.in_flight = self._in_flight[new]
 
     # --- faults --------------------------------------------------------------------------------
-    def take_fault(self, system: str, method: str, path: str, target: str) -> Fault | None:
+    def take_fault(self, system: str, method: str, path: str, target: str, query: str = "") -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.matches(system, method, path, target):
+                if fault.matches(system, method, path, target, query):
                     fault.times -= 1
                     return fault
             return None

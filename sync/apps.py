@@ -13,3 +13,13 @@ class SyncConfig(AppConfig):
 
         for name in BITRIX24_INVOICE_EVENTS:
             EVENT_HANDLERS[name] = inbox_record_bitrix24_event
+
+        # Every sync outcome written to the log is counted for operators (connector/metrics.py).
+        from django.db.models.signals import post_save
+
+        from connector.logcontext import sync_outcome_logged
+        from connector.metrics import sync_log_counted
+
+        post_save.connect(sync_log_counted, sender="sync.SyncLogEntry", dispatch_uid="metrics.sync_log")
+        # ... and logged as one line with the invoice's ids (connector/logcontext.py).
+        post_save.connect(sync_outcome_logged, sender="sync.SyncLogEntry", dispatch_uid="logs.sync_log")

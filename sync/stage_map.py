@@ -4,6 +4,12 @@ The caller fetches the stages with the Bitrix24 client (crm.category.list {entit
 crm.status.list {filter: {ENTITY_ID: "SMART_INVOICE_STAGE_<category>"}} per category) and passes the
 entries as Bitrix24 returns them: {ID, ENTITY_ID, STATUS_ID, NAME, SORT, SEMANTICS, CATEGORY_ID, ...}.
 STATUS_ID ("DT31_3:N") is the stage id invoices carry in `stageId`.
+
+Old invoices (entity type 5) have statuses instead of pipelines: crm.status.list {filter: {ENTITY_ID:
+"INVOICE_STATUS"}} rows carry no CATEGORY_ID, so they are "category 0" here, and their STATUS_ID
+("N", "P", a custom letter) is what the invoices carry in STATUS_ID. The Bitrix24 -> Xero map holds
+both kinds at once (the ids never collide); the Xero -> Bitrix24 map is kept per entity type, since
+one Xero status must move a new invoice to a stage and an old one to a status.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ from sync.mappers.stage import (
 from sync.models import StageMapping, XeroStatusMapping
 
 StageMap = tuple[dict[str, str], dict[str, str]]
+SMART_INVOICE = 31
+OLD_INVOICE = 5
+OLD_STATUS_CATEGORY = 0  # the "pipeline" of old-invoice statuses in StageMapping.category_id
+
+
+def entity_type_of_category(category_id: int) -> int:
+    return OLD_INVOICE if category_id == OLD_STATUS_CATEGORY else SMART_INVOICE
 
 
 def _category_of(stage: Mapping) -> int:
@@ -95,9 +108,14 @@ def stage_map_defaults(
     return b24_to_xero, xero_to_b24
 
 
-def stage_map_load(portal: Portal) -> StageMap:
+def stage_map_load(portal: Portal, entity_type: int | None = None) -> StageMap:
+    """(every stage/status -> Xero status, Xero status -> stage of `entity_type`'s invoices; by
+    default the portal's first kind: new invoices, or old ones on a portal with only those)."""
+    entity_type = entity_type or portal.invoice_entity_types[0]
     b24_to_xero = dict(StageMapping.objects.filter(portal=portal).values_list("stage_id", "xero_status"))
-    xero_to_b24 = dict(XeroStatusMapping.objects.filter(portal=portal).values_list("xero_status", "stage_id"))
+    xero_to_b24 = dict(
+        XeroStatusMapping.objects.filter(portal=portal, entity_type=entity_type).values_list("xero_status", "stage_id")
+    )
     return b24_to_xero, xero_to_b24
 
 
@@ -111,7 +129,11 @@ def stage_map_apply_defaults(portal: Portal, stages: list[Mapping], *, category_
     """
     # Serialise per portal: two setup pages submitting at once would race on the unique rows.
     Portal.objects.select_for_update().filter(pk=portal.pk).first()
-    default_b24, default_xero = stage_map_defaults(stages, category_id=category_id)
+    smart_stages = [s for s in stages if entity_type_of_category(_category_of(s)) == SMART_INVOICE]
+    default_xero = stage_map_defaults(smart_stages, category_id=category_id)[1] if smart_stages else {}
+    default_b24 = {}
+    for category, members in _by_category(stages).items():
+        default_b24.update(stage_map_defaults(members, category_id=category)[0])
     existing = {row.stage_id: row for row in StageMapping.objects.filter(portal=portal)}
 
     fetched_categories = {_category_of(s) for s in stages}
@@ -133,22 +155,50 @@ def stage_map_apply_defaults(portal: Portal, stages: list[Mapping], *, category_
     gone = [sid for sid, row in existing.items() if row.category_id in fetched_categories and sid not in current_ids]
     StageMapping.objects.filter(portal=portal, stage_id__in=gone).delete()
 
-    known_stages = set(StageMapping.objects.filter(portal=portal).values_list("stage_id", flat=True))
-    stored = {row.xero_status: row for row in XeroStatusMapping.objects.filter(portal=portal)}
-    for status, default_stage in default_xero.items():
-        row = stored.get(status)
-        if row is None:
-            XeroStatusMapping.objects.create(portal=portal, xero_status=status, stage_id=default_stage)
-        elif row.stage_id and row.stage_id not in known_stages:
-            XeroStatusMapping.objects.filter(pk=row.pk).update(stage_id=default_stage)
+    known = dict(StageMapping.objects.filter(portal=portal).values_list("stage_id", "category_id"))
+    # One Xero -> Bitrix24 map per kind of invoice fetched: new invoices into the default pipeline,
+    # old ones into their statuses.
+    targets = {}
+    for category in sorted(fetched_categories):
+        entity_type = entity_type_of_category(category)
+        if entity_type == OLD_INVOICE:
+            targets[entity_type] = stage_map_defaults(stages, category_id=category)[1]
+        elif entity_type not in targets:
+            targets[entity_type] = default_xero
+    for entity_type, defaults in targets.items():
+        stored = {
+            row.xero_status: row for row in XeroStatusMapping.objects.filter(portal=portal, entity_type=entity_type)
+        }
+        for status, default_stage in defaults.items():
+            row = stored.get(status)
+            if row is None:
+                XeroStatusMapping.objects.create(
+                    portal=portal, entity_type=entity_type, xero_status=status, stage_id=default_stage
+                )
+            elif row.stage_id and (
+                row.stage_id not in known or entity_type_of_category(known[row.stage_id]) != entity_type
+            ):
+                XeroStatusMapping.objects.filter(pk=row.pk).update(stage_id=default_stage)
     return stage_map_load(portal)
 
 
 @transaction.atomic
-def stage_map_save(portal: Portal, b24_to_xero: Mapping[str, str], xero_to_b24: Mapping[str, str]) -> StageMap:
-    """Store the user's edits to the map (only the entries given change). Everything is checked
-    first; on any problem nothing is saved and ValidationError lists every problem."""
-    known_stages = set(StageMapping.objects.filter(portal=portal).values_list("stage_id", flat=True))
+def stage_map_save(
+    portal: Portal,
+    b24_to_xero: Mapping[str, str],
+    xero_to_b24: Mapping[str, str],
+    *,
+    entity_type: int | None = None,
+    more_xero_to_b24: Mapping[int, Mapping[str, str]] | None = None,
+) -> StageMap:
+    """Store the user's edits to the map (only the entries given change). `xero_to_b24` is the map of
+    `entity_type`'s invoices (the portal's first kind by default); `more_xero_to_b24` the maps of
+    other kinds by entity type. Everything is checked first; on any problem nothing is saved and
+    ValidationError lists every problem."""
+    entity_type = entity_type or portal.invoice_entity_types[0]
+    maps = {entity_type: xero_to_b24, **(more_xero_to_b24 or {})}
+    categories = dict(StageMapping.objects.filter(portal=portal).values_list("stage_id", "category_id"))
+    known_stages = set(categories)
     problems = []
     for stage_id, status in b24_to_xero.items():
         if stage_id not in known_stages:
@@ -158,21 +208,26 @@ def stage_map_save(portal: Portal, b24_to_xero: Mapping[str, str], xero_to_b24: 
                 f'"{status}" (for stage "{stage_id}") is not a Xero invoice status; use one of '
                 f"{', '.join(XERO_STATUSES)} or leave it empty."
             )
-    for status, stage_id in xero_to_b24.items():
-        if status not in XERO_STATUSES:
-            problems.append(f'"{status}" is not a Xero invoice status; use one of {", ".join(XERO_STATUSES)}.')
-        if stage_id and stage_id not in known_stages:
-            problems.append(
-                f'Unknown Bitrix24 stage "{stage_id}" (for Xero status {status}). Reload the stages from '
-                "Bitrix24 and try again."
-            )
+    for kind, kind_map in maps.items():
+        for status, stage_id in kind_map.items():
+            if status not in XERO_STATUSES:
+                problems.append(f'"{status}" is not a Xero invoice status; use one of {", ".join(XERO_STATUSES)}.')
+            if stage_id and stage_id not in known_stages:
+                problems.append(
+                    f'Unknown Bitrix24 stage "{stage_id}" (for Xero status {status}). Reload the stages from '
+                    "Bitrix24 and try again."
+                )
+            elif stage_id and entity_type_of_category(categories[stage_id]) != kind:
+                what = "an old invoice status" if kind == OLD_INVOICE else "a new invoice stage"
+                problems.append(f'"{stage_id}" (for Xero status {status}) is not {what}.')
     if problems:
         raise ValidationError(problems)
 
     for stage_id, status in b24_to_xero.items():
         StageMapping.objects.filter(portal=portal, stage_id=stage_id).update(xero_status=status or "")
-    for status, stage_id in xero_to_b24.items():
-        XeroStatusMapping.objects.update_or_create(
-            portal=portal, xero_status=status, defaults={"stage_id": stage_id or ""}
-        )
-    return stage_map_load(portal)
+    for kind, kind_map in maps.items():
+        for status, stage_id in kind_map.items():
+            XeroStatusMapping.objects.update_or_create(
+                portal=portal, entity_type=kind, xero_status=status, defaults={"stage_id": stage_id or ""}
+            )
+    return stage_map_load(portal, entity_type)

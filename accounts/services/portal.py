@@ -30,7 +30,10 @@ logger = logging.getLogger(__name__)
 SMART_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE")
 CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS")
 SMART_INVOICE_PLACEMENTS = ("CRM_SMART_INVOICE_DETAIL_TOOLBAR", "CRM_SMART_INVOICE_LIST_MENU")
-CLASSIC_INVOICE_PLACEMENTS = ("CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_MENU")
+# Old invoices have no per-row menu placement (widgets/placement-list.md lists the toolbars only).
+CLASSIC_INVOICE_PLACEMENTS = ("CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_TOOLBAR")
+EVENTS_BY_TYPE = {31: SMART_INVOICE_EVENTS, 5: CLASSIC_INVOICE_EVENTS}
+PLACEMENTS_BY_TYPE = {31: SMART_INVOICE_PLACEMENTS, 5: CLASSIC_INVOICE_PLACEMENTS}
 ALREADY_BOUND_CODES = {"ERROR_HANDLER_ALREADY_EXIST", "ERROR_PLACEMENT_HANDLER_ALREADY_EXIST"}
 SMART_INVOICE_TYPE_ID = 31
 # Offline (pull) events: the queue the sync engine drains with reservation, which needs this plan
@@ -121,8 +124,6 @@ def _stage_map_defaults(*, portal: Portal, client: Bitrix24Client) -> None:
     change; the admin reviews the map in the app's setup page. Not fatal: setup can redo it."""
     from sync.services.stages import stage_map_refresh
 
-    if portal.invoice_mode != Portal.InvoiceMode.SMART:
-        return
     try:
         stage_map_refresh(portal=portal, client=client)
     except ExternalAPIError as exc:
@@ -219,7 +220,7 @@ def portal_verify_event(*, event: Bitrix24Event) -> Portal:
 def portal_bind_events(*, portal: Portal, client: Bitrix24Client) -> tuple[str, ...]:
     """Bind our events to the events URL. Bindings to another URL (PUBLIC_URL moved) are removed;
     an existing identical binding counts as success, so a re-install never fails on it."""
-    invoice_events = SMART_INVOICE_EVENTS if portal.invoice_mode == Portal.InvoiceMode.SMART else CLASSIC_INVOICE_EVENTS
+    invoice_events = tuple(name for t in portal.invoice_entity_types for name in EVENTS_BY_TYPE[t])
     wanted = (*invoice_events, "ONAPPUNINSTALL")
     handler = event_handler_url()
     # Only our online handlers without auth_type; offline bindings (sync engine) are left alone.
@@ -243,7 +244,7 @@ def portal_bind_offline_events(*, portal: Portal, client: Bitrix24Client) -> boo
     exist are kept. A plan without the feature, or a portal refusing feature.get or the binding,
     only means the sync relies on online events and the sweep: logged, never fatal. When the plan
     lost the feature, our offline bindings are removed so no queue builds up that nobody drains."""
-    if portal.invoice_mode != Portal.InvoiceMode.SMART:
+    if SMART_INVOICE_TYPE_ID not in portal.invoice_entity_types:
         return False
     try:
         answer = client.result("feature.get", {"CODE": OFFLINE_FEATURE})
@@ -272,7 +273,7 @@ def portal_bind_offline_events(*, portal: Portal, client: Bitrix24Client) -> boo
 
 def portal_bind_placements(*, portal: Portal, client: Bitrix24Client) -> tuple[str, ...]:
     """Bind the invoice placements (title "Xero") to the placement URL, replacing stale handlers."""
-    codes = SMART_INVOICE_PLACEMENTS if portal.invoice_mode == Portal.InvoiceMode.SMART else CLASSIC_INVOICE_PLACEMENTS
+    codes = tuple(code for t in portal.invoice_entity_types for code in PLACEMENTS_BY_TYPE[t])
     handler = placement_handler_url()
     bound = {
         (str(b.get("placement", "")).upper(), b.get("handler", "")) for b in client.result("placement.get", {}) or []
@@ -327,14 +328,23 @@ def _current_user_id(client: Bitrix24Client) -> int | None:
 
 
 def _detect_invoice_mode(client: Bitrix24Client) -> str:
-    """New invoices if crm.item.list answers for entity type 31; old ones if the portal refuses it."""
-    try:
-        client.call("crm.item.list", {"entityTypeId": SMART_INVOICE_TYPE_ID, "select": ["id"], "start": -1})
-    except ExternalAPIError as exc:
-        if exc.retryable:
-            raise
-        return Portal.InvoiceMode.CLASSIC
-    return Portal.InvoiceMode.SMART
+    """Which invoices the portal shows, asked the way a user would meet them, in one batch call:
+    new invoices if crm.item.list answers for entity type 31, old ones if crm.invoice.list answers
+    (a portal with old invoices turned off refuses crm.invoice.*). A portal refusing both is taken
+    as a new-invoice one (the kind Bitrix24 keeps developing)."""
+    outcome = client.batch(
+        {
+            "new": ("crm.item.list", {"entityTypeId": SMART_INVOICE_TYPE_ID, "select": ["id"], "start": -1}),
+            "old": ("crm.invoice.list", {"select": ["ID"], "start": -1}),
+        }
+    )
+    for error in outcome.errors.values():
+        if error.retryable:
+            raise error
+    has_new, has_old = "new" in outcome.results, "old" in outcome.results
+    if has_old and has_new:
+        return Portal.InvoiceMode.BOTH
+    return Portal.InvoiceMode.CLASSIC if has_old else Portal.InvoiceMode.SMART
 
 
 def _clean(event: Bitrix24Event) -> bool:

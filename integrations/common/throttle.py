@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from connector import metrics
 from connector.coordination import redis_client
 from integrations.common.errors import RateLimitedError, RetryableError
 
@@ -45,6 +46,7 @@ __all__ = [
     "bitrix24_penalize",
     "bitrix24_slot",
     "xero_observe",
+    "xero_daily_usage",
     "xero_penalize",
     "xero_slot",
 ]
@@ -333,6 +335,14 @@ class _RedisBackend:
     def xero_penalize(self, tenant_id: str, ms: int, problem: str) -> None:
         self.penalize_script(keys=[self._xero_keys(tenant_id)["penalty"]], args=[ms, problem])
 
+    def xero_daily_usage(self, tenant_id: str) -> tuple[int, int | None]:
+        k, lim = self._xero_keys(tenant_id), _XeroLimits.current()
+        seconds, micros = self.client.time()  # Redis' clock, as the scripts use
+        bucket = (int(seconds) * 1000 + int(micros) // 1000) // lim.day_bucket_ms
+        used = sum(int(n) for b, n in self.client.hgetall(k["day"]).items() if int(b) >= bucket - 24)
+        left = self.client.get(k["dayleft"])
+        return used, int(left) if left is not None else None
+
     @staticmethod
     def _bitrix24_keys(member_id: str) -> dict[str, str]:
         base = f"throttle:bitrix24:{member_id}"
@@ -465,6 +475,15 @@ class _LocalBackend:
             if day_left is not None and (not st.day_left or st.day_left[1] <= now or day_left < st.day_left[0]):
                 st.day_left = (day_left, now + lim.day_bucket_ms)
 
+    def xero_daily_usage(self, tenant_id: str) -> tuple[int, int | None]:
+        lim = _XeroLimits.current()
+        with self.lock:
+            now, st = self._now_ms(), self.xero.get(tenant_id) or _LocalXeroTenant()
+            bucket = int(now // lim.day_bucket_ms)
+            used = sum(n for b, n in st.day.items() if b >= bucket - 24)
+            left = st.day_left[0] if st.day_left and st.day_left[1] > now else None
+        return used, left
+
     def xero_penalize(self, tenant_id: str, ms: int, problem: str) -> None:
         with self.lock:
             st = self.xero.setdefault(tenant_id, _LocalXeroTenant())
@@ -535,7 +554,8 @@ def _wait_turn(acquire, forget_waiter, *, system: str, scope: str, max_wait: flo
     so a worker hands the job back with a countdown instead of sleeping on it.
     """
     max_wait = _max_wait_default() if max_wait is None else max_wait
-    deadline = time.monotonic() + max_wait
+    started = time.monotonic()
+    deadline = started + max_wait
     try:
         while True:
             try:
@@ -548,9 +568,12 @@ def _wait_turn(acquire, forget_waiter, *, system: str, scope: str, max_wait: flo
                     code="throttle_unavailable",
                 ) from exc
             if granted:
+                metrics.observe(metrics.THROTTLE_WAIT, time.monotonic() - started, system)
+                metrics.count(metrics.API_CALLS, system)
                 return
             now, wait = time.monotonic(), wait_ms / 1000.0
             if why in _HOPELESS or now + wait > deadline:
+                metrics.count(metrics.THROTTLE_REFUSED, system, why)
                 raise RateLimitedError(
                     f"{system} {why} limit for {scope}: the next call may go in {max(wait, _POLL_S):.1f}s",
                     system=system,
@@ -605,6 +628,7 @@ def xero_observe(tenant_id: str, headers: Mapping[str, str] | None) -> None:
 
 def xero_penalize(tenant_id: str, retry_after: float, problem: str = "penalty") -> None:
     """Block every call to the tenant for `retry_after` real seconds (Xero's Retry-After after a 429)."""
+    metrics.count(metrics.API_RATE_LIMITED, "xero")
     _backend().xero_penalize(tenant_id, _penalty_ms(retry_after), problem or "penalty")
 
 
@@ -628,7 +652,14 @@ def bitrix24_slot(member_id: str, *, interactive: bool = False, max_wait: float 
 
 def bitrix24_penalize(member_id: str, retry_after: float, problem: str = "penalty") -> None:
     """Block every call to the portal for `retry_after` real seconds (after QUERY_LIMIT_EXCEEDED)."""
+    metrics.count(metrics.API_RATE_LIMITED, "bitrix24")
     _backend().bitrix24_penalize(member_id, _penalty_ms(retry_after), problem or "penalty")
+
+
+def xero_daily_usage(tenant_id: str) -> tuple[int, int | None]:
+    """(calls counted in the rolling day, X-DayLimit-Remaining as Xero last said or None), read-only
+    (for metrics). Without Redis: this process's own count only."""
+    return _backend().xero_daily_usage(tenant_id)
 
 
 def _penalty_ms(retry_after: float) -> int:

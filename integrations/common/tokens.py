@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from django.db import models
 from django.utils import timezone
 
+from connector import metrics
 from integrations.common.errors import AuthorizationLostError, RetryableError
 from integrations.common.locks import LockTimeout, redis_lock
 
@@ -135,6 +136,7 @@ def _refresh_locked(
     if row.status != _active_status(model):
         raise _lost(row, row.status_reason or f"status is {row.status}")
     if row.token_generation != seen and (force or _is_fresh(row, min_validity_s)):
+        metrics.count(metrics.TOKEN_REFRESHES, _system_of(model), "sibling")
         return row  # a sibling refreshed while we waited for the lock
     if not force and _is_fresh(row, min_validity_s):
         return row
@@ -142,16 +144,22 @@ def _refresh_locked(
         _mark_lost(row, "no refresh token is stored")
         raise _lost(row, "no refresh token is stored")
 
+    system = _system_of(model)
     try:
         tokens = refresh(row.refresh_token)
     except InvalidGrantError as exc:
         # We hold the lock, but a flow outside it (a reconnect saving a new grant) may have rotated.
         again = model.objects.get(pk=pk)
         if again.token_generation != row.token_generation:
+            metrics.count(metrics.TOKEN_REFRESHES, system, "sibling")
             return again
+        metrics.count(metrics.TOKEN_REFRESHES, system, "lost")
         reason = f"the refresh token was rejected (invalid_grant{': ' + str(exc) if str(exc) else ''})"
         _mark_lost(row, reason)
         raise _lost(row, reason) from exc
+    except Exception:
+        metrics.count(metrics.TOKEN_REFRESHES, system, "error")
+        raise
 
     updates = {
         "access_token": tokens.access_token,
@@ -168,6 +176,7 @@ def _refresh_locked(
     if "updated_at" in concrete:
         updates["updated_at"] = timezone.now()  # QuerySet.update() skips auto_now
     saved = model.objects.filter(pk=pk, token_generation=row.token_generation).update(**updates)
+    metrics.count(metrics.TOKEN_REFRESHES, system, "refreshed" if saved else "sibling")
     if not saved:
         # Someone wrote a newer grant without the lock (a reconnect); theirs wins, ours is dropped.
         logger.warning("token refresh for %s %s lost the compare-and-set; using the newer row", model.__name__, pk)

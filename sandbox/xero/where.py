@@ -1,9 +1,14 @@
 """A subset of Xero's `where` and `order` languages, compiled once into Python callables.
 
-Supported: == (or =), !=, >, <, >=, <=, AND/&&, OR/||, NOT/!, parentheses, "strings" with \\" escapes,
-numbers, true/false/null, Guid("..."), DateTime(y,m,d[,h,m,s]), and the string methods Contains,
-StartsWith, EndsWith, ToLower, ToUpper on dotted fields (Contact.ContactID). String comparisons ignore
-case, as Xero's do. Anything else raises QueryError, which the handlers answer with a 400.
+Supported: == (or =), !=, >, <, >=, <=, AND/&&, OR/||, NOT/!, parentheses, "strings", numbers,
+true/false/null, Guid("..."), DateTime(y,m,d[,h,m,s]), and the string methods Contains, StartsWith,
+EndsWith, ToLower, ToUpper on dotted fields (Contact.ContactID). String comparisons ignore case, as
+Xero's do. Anything else raises QueryError, which the handlers answer with a 400.
+
+A string literal has no escape for `"`: real Xero answers `Name=="Acme \\"Quoted\\" Ltd"` with a 400
+QueryParseException "Syntax error" whichever way the quote is escaped (XeroAPI/Xero-Java issue 347;
+waynerobinson/xeroizer issue 160), so the sandbox does too; a backslash inside a string is an
+ordinary character. Names that carry a `"` are found with `searchTerm` instead.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ class QueryError(ValueError):
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<string>"(?:[^"\\]|\\.)*")
+        (?P<string>"[^"]*")
       | (?P<number>-?\d+(?:\.\d+)?)
       | (?P<op>==|!=|>=|<=|&&|\|\||[=<>!(),.])
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
@@ -44,7 +49,7 @@ def _tokenize(text: str) -> list[tuple[str, object]]:
             raise QueryError(f"Unexpected character at position {position} in where clause")
         position = match.end()
         if match["string"] is not None:
-            tokens.append(("value", re.sub(r"\\(.)", r"\1", match["string"][1:-1])))
+            tokens.append(("value", match["string"][1:-1]))
         elif match["number"] is not None:
             tokens.append(("value", Decimal(match["number"])))
         elif match["op"] is not None:

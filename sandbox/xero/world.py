@@ -118,6 +118,8 @@ class XeroWorld:
         if status == 429:
             # Short on purpose: an injected 429 should be waited out quickly by the client under test.
             headers = {"Retry-After": "1", "X-Rate-Limit-Problem": "minute"}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(int(fault.retry_after))
         if fault.body is not None:
             return json_response(status, fault.body, headers)
         if status == 429:

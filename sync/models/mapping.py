@@ -54,17 +54,23 @@ class StageMapping(models.Model):
 
 class XeroStatusMapping(models.Model):
     """One Xero status and the Bitrix24 stage an invoice moves to when Xero reports it
-    ("" = leave the stage alone)."""
+    ("" = leave the stage alone), per kind of invoice: a portal with old and new invoices has one
+    map for each (old invoices have statuses, not pipeline stages)."""
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="xero_status_mappings")
+    entity_type = models.PositiveSmallIntegerField(
+        default=31, help_text="Bitrix24 entity type of the invoices this row moves: 31 new, 5 old."
+    )
     xero_status = models.CharField(max_length=12, choices=XeroStatus.choices)
     stage_id = models.CharField(max_length=100, blank=True, help_text="Empty = leave the Bitrix24 stage alone.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["portal", "xero_status"]
+        ordering = ["portal", "entity_type", "xero_status"]
         constraints = [
-            models.UniqueConstraint(fields=["portal", "xero_status"], name="xero_status_mapping_unique_status"),
+            models.UniqueConstraint(
+                fields=["portal", "entity_type", "xero_status"], name="xero_status_mapping_unique_status"
+            ),
             models.CheckConstraint(
                 condition=models.Q(xero_status__in=XeroStatus.values), name="xero_status_mapping_valid_status"
             ),

@@ -8,6 +8,12 @@ yet, so lookups and creations are done in bulk:
   the chains would take two GETs per ~40 clients, so page through all contacts instead
   (pageSize=1000, summaryOnly): page 1 tells how many pages there are, and if paging would cost more
   than the chains for what is still missing, the rest is looked up with chains after all.
+  A name that a `where` string cannot carry safely (a `"` or a backslash: real Xero answers 400
+  QueryParseException) is looked up with `searchTerm` instead, matched exactly on our side.
+- Failures are per client. A chain Xero refuses (400) is split in halves and retried, down to one
+  term; a single name Xero still refuses falls back to `searchTerm`. A retryable failure (429/503,
+  network, the throttle giving up) fails only the clients of that request, with the error, so the
+  caller retries just their invoices. A client whose lookup failed is never created (it may exist).
 - Creation: PUT /Contacts in batches of 50 with summarizeErrors=false and an Idempotency-Key over
   the batch, so a retried batch replays instead of duplicating. A name that clashes with a contact
   that is not ours (Xero names are unique among active contacts) is retried once as
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from accounts.models import Portal, XeroConnection
-from integrations.common.errors import PermanentError
+from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError
 from integrations.xero.client import XeroClient, element_errors
 from sync.mappers.canonical import canonical_hash, idempotency_key
 from sync.mappers.contact import contact_number_for, xero_name_where
@@ -63,6 +69,7 @@ class CountingXero:
 class ContactResult:
     link: ContactLink | None = None
     error: str = ""
+    failure: ExternalAPIError | None = None  # the API's error, when the client could not be linked
 
 
 @dataclass
@@ -72,6 +79,7 @@ class _Pending:
     found: dict | None = None  # {"ContactID", "Name", "ContactNumber"} of a match in Xero
     renamed: bool = False
     errors: list[str] = field(default_factory=list)
+    failure: ExternalAPIError | None = None  # a lookup or create request that failed for this client
 
 
 def contacts_ensure(
@@ -91,7 +99,7 @@ def contacts_ensure(
         return results
 
     _find_in_xero(portal, xero, pending)
-    to_create = [p for p in pending if p.found is None]
+    to_create = [p for p in pending if p.found is None and p.failure is None]
     _create_in_xero(portal, xero, to_create)
 
     rows = [
@@ -115,7 +123,10 @@ def contacts_ensure(
         if p.key in stored:
             results[p.key] = ContactResult(link=stored[p.key])
         else:
-            results[p.key] = ContactResult(error="; ".join(p.errors) or "The Xero contact could not be linked.")
+            failure = p.failure or PermanentError(
+                "; ".join(p.errors) or "The Xero contact could not be linked.", system="xero"
+            )
+            results[p.key] = ContactResult(error=failure.message, failure=failure)
     return results
 
 
@@ -153,7 +164,15 @@ def _find_in_xero(portal: Portal, xero: CountingXero, pending: list[_Pending]) -
     if chains_needed > 2:
         page = 1
         while True:
-            answer = xero.call("get_contacts", page=page, page_size=PAGE_SIZE, summary_only=True)
+            try:
+                answer = xero.call("get_contacts", page=page, page_size=PAGE_SIZE, summary_only=True)
+            except AuthorizationLostError:
+                raise
+            except ExternalAPIError as exc:
+                if exc.retryable:
+                    _fail_pending([p for p in pending if p.found is None], exc)
+                    return
+                break  # paging refused: the chains below look up what is still missing
             seen.extend(_summary(c) for c in answer.contacts or [])
             _match(portal, pending, seen)
             page_count = getattr(answer.pagination, "page_count", None) or 1
@@ -162,36 +181,113 @@ def _find_in_xero(portal: Portal, xero: CountingXero, pending: list[_Pending]) -
                 return
             # Paging on costs page_count - page calls; chains for what is still missing may be cheaper.
             if page_count - page > 2 * math.ceil(len(missing) / 40):
-                pending = missing
                 break
             page += 1
-    numbers = [p.contact["ContactNumber"] for p in pending]
-    for where in _chains([f'ContactNumber=="{_escaped(n)}"' for n in numbers]):
-        seen.extend(_summary(c) for c in xero.call("get_contacts", where=where).contacts or [])
+        pending = [p for p in pending if p.found is None]
+    by_number: dict[str, list[_Pending]] = {}
+    for p in pending:
+        by_number.setdefault(f'ContactNumber=="{_escaped(p.contact["ContactNumber"])}"', []).append(p)
+    _lookup_chains(xero, by_number, seen)
     _match(portal, pending, seen)
-    names = list(dict.fromkeys(p.contact["Name"] for p in pending if p.found is None))
-    for where in _chains([xero_name_where(name) for name in names]):
-        seen.extend(_summary(c) for c in xero.call("get_contacts", where=where).contacts or [])
+    by_name: dict[str, list[_Pending]] = {}
+    by_search: dict[str, list[_Pending]] = {}
+    for p in pending:
+        if p.found is None and p.failure is None:
+            name = p.contact["Name"]
+            if where_safe(name):
+                by_name.setdefault(xero_name_where(name), []).append(p)
+            else:
+                by_search.setdefault(name, []).append(p)
+    refused = _lookup_chains(xero, by_name, seen)
+    for term in refused:
+        for p in by_name[term]:
+            by_search.setdefault(p.contact["Name"], []).append(p)
+    for name, group in by_search.items():
+        _lookup_search(xero, name, group, seen)
     _match(portal, pending, seen)
+
+
+def where_safe(name: str) -> bool:
+    """Whether Xero's `where` parser takes this name inside a "..." literal: it has no escape for `"`
+    (400 QueryParseException, XeroAPI SDK issues), and a backslash is as unreliable."""
+    return '"' not in name and "\\" not in name
+
+
+def _fail_pending(pending: list[_Pending], error: ExternalAPIError) -> None:
+    for p in pending:
+        if p.failure is None:
+            p.failure = error
+
+
+def _lookup_chains(xero: CountingXero, groups: dict[str, list[_Pending]], seen: list[dict]) -> list[str]:
+    """Look the terms up in OR-chains; a chain Xero refuses is split down to single terms. Returns the
+    single terms Xero refused (their clients are not failed here: the caller may try another way);
+    a retryable failure fails the clients of that request."""
+    refused: list[str] = []
+    todo = list(_chains(list(groups)))
+    while todo:
+        terms = todo.pop(0)
+        try:
+            answer = xero.call("get_contacts", where=" OR ".join(terms))
+        except AuthorizationLostError:
+            raise
+        except ExternalAPIError as exc:
+            if exc.retryable:
+                for term in terms:
+                    _fail_pending(groups[term], exc)
+            elif len(terms) > 1:
+                half = len(terms) // 2
+                todo[:0] = [terms[:half], terms[half:]]
+            else:
+                refused.append(terms[0])
+                for p in groups[terms[0]]:
+                    p.errors = [exc.message]
+                    p.failure = exc
+            continue
+        seen.extend(_summary(c) for c in answer.contacts or [])
+    return refused
+
+
+def _lookup_search(xero: CountingXero, name: str, group: list[_Pending], seen: list[dict]) -> None:
+    """searchTerm matches Name, FirstName, LastName, ContactNumber and EmailAddress by substring;
+    _match keeps only an exact name. Pages on while full pages come back."""
+    for p in group:
+        p.failure = None
+    page = 1
+    while True:
+        try:
+            answer = xero.call("get_contacts", search_term=name, page=page, page_size=PAGE_SIZE, summary_only=True)
+        except AuthorizationLostError:
+            raise
+        except ExternalAPIError as exc:
+            for p in group:
+                p.errors = [exc.message]
+                p.failure = exc
+            return
+        contacts = answer.contacts or []
+        seen.extend(_summary(c) for c in contacts)
+        if len(contacts) < PAGE_SIZE:
+            return
+        page += 1
 
 
 def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _chains(terms: list[str]) -> Iterable[str]:
-    """`A OR B OR ...` expressions, each within WHERE_URL_BUDGET once URL-encoded."""
+def _chains(terms: list[str]) -> Iterable[list[str]]:
+    """Groups of terms whose `A OR B OR ...` stays within WHERE_URL_BUDGET once URL-encoded."""
     chunk: list[str] = []
     size = 0
     for term in terms:
         cost = len(quote(term, safe="")) + len(quote(" OR ", safe=""))
         if chunk and size + cost > WHERE_URL_BUDGET:
-            yield " OR ".join(chunk)
+            yield chunk
             chunk, size = [], 0
         chunk.append(term)
         size += cost
     if chunk:
-        yield " OR ".join(chunk)
+        yield chunk
 
 
 def _match(portal: Portal, pending: list[_Pending], seen: list[dict]) -> None:
@@ -252,9 +348,16 @@ def _create_batch(portal: Portal, xero: CountingXero, batch: list[_Pending]) -> 
     contacts = xero.model("Contacts", {"Contacts": [p.contact for p in batch]})
     try:
         answer = xero.call("create_contacts", contacts=contacts, summarize_errors=False, idempotency_key=key)
-    except PermanentError as exc:
+    except AuthorizationLostError:
+        raise
+    except ExternalAPIError as exc:
+        if not exc.retryable and len(batch) > 1:
+            # Refused as a whole: halves, down to the one contact Xero refuses.
+            half = len(batch) // 2
+            return _create_batch(portal, xero, batch[:half]) + _create_batch(portal, xero, batch[half:])
         for p in batch:
             p.errors = [exc.message]
+            p.failure = exc
         return []
     duplicates = []
     for p, element in zip(batch, answer.contacts or [], strict=False):

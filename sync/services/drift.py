@@ -197,7 +197,9 @@ def drift_restore(*, portal: Portal, link: InvoiceLink, user_id: int | None = No
     from sync.services.buttons import invoices_push_request
 
     InvoiceLink.objects.filter(pk=link.pk).update(xero_accepted_hash="", xero_accepted_at=None)
-    return invoices_push_request(portal=portal, invoice_ids=[link.bitrix24_id], requested_by=user_id)
+    return invoices_push_request(
+        portal=portal, invoice_ids=[link.bitrix24_id], requested_by=user_id, entity_type=link.bitrix24_entity_type
+    )
 
 
 # --- the push side ----------------------------------------------------------------------------------

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -78,9 +78,6 @@ class ImportSummary:
 
 # --- progress (Redis, else this process) ------------------------------------------------------------
 
-_local_progress: dict[str, str] = {}
-_local_lock = threading.Lock()
-
 
 def _progress_key(job_id: int) -> str:
     return f"sync:import:progress:{job_id}"
@@ -90,8 +87,9 @@ def import_progress_write(job_id: int, summary: ImportSummary) -> None:
     payload = json.dumps(summary.as_dict())
     client = redis_client()
     if client is None:
-        with _local_lock:
-            _local_progress[_progress_key(job_id)] = payload
+        # Embedded mode: the worker writes, the web server reads; Django's cache is a folder
+        # shared by both there (settings.CACHES).
+        cache.set(_progress_key(job_id), payload, PROGRESS_TTL_S)
         return
     client.set(_progress_key(job_id), payload, ex=PROGRESS_TTL_S)
 
@@ -101,7 +99,7 @@ def import_progress(job: SyncJob) -> dict:
     The status is the job row's (the truth); the counts come from Redis, or from the run's log entry
     once Redis has forgotten them."""
     client = redis_client()
-    raw = client.get(_progress_key(job.pk)) if client is not None else _local_progress.get(_progress_key(job.pk))
+    raw = client.get(_progress_key(job.pk)) if client is not None else cache.get(_progress_key(job.pk))
     counts = json.loads(raw) if raw else None
     if counts is None:
         entry = (

@@ -19,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
+from connector import logcontext, metrics
 from integrations.bitrix24.errors import MalformedPayloadError as Bitrix24MalformedPayloadError
 from integrations.bitrix24.inbound import Bitrix24Event
 from integrations.xero.webhooks import XeroWebhookEvent, xero_webhook_from_json
@@ -63,6 +64,7 @@ def _insert(
     dedupe_key = dedupe_key[:255]
     existing = InboxEvent.objects.filter(source=source, dedupe_key=dedupe_key).first()
     if existing is not None:
+        metrics.count(metrics.INBOX_EVENTS, source, "duplicate")
         return existing, False
     try:
         with transaction.atomic():
@@ -83,7 +85,9 @@ def _insert(
                 event_id = row.pk
                 transaction.on_commit(lambda: task_send(INBOX_TASK, [event_id]), robust=True)
     except IntegrityError:
+        metrics.count(metrics.INBOX_EVENTS, source, "duplicate")
         return InboxEvent.objects.get(source=source, dedupe_key=dedupe_key), False
+    metrics.count(metrics.INBOX_EVENTS, source, "new" if status == InboxEvent.Status.RECEIVED else "ignored")
     return row, True
 
 
@@ -255,6 +259,10 @@ def inbox_event_process(event_id: int) -> str:
     event = _claim(event_id)
     if event is None:
         return "skipped"
+    if event.portal_id:
+        logcontext.set_values(portal=event.portal_id)  # cleared when the task ends
+    if event.source == Source.BITRIX24 and isinstance(event.payload, dict) and event.payload.get("id"):
+        logcontext.set_values(invoice=event.payload["id"])
     try:
         with transaction.atomic():
             process = _process_bitrix24 if event.source == Source.BITRIX24 else _process_xero

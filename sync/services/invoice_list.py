@@ -26,24 +26,13 @@ from accounts.models import Portal
 from integrations.bitrix24.client import PAGE_SIZE as B24_PAGE
 from integrations.bitrix24.client import Bitrix24Client
 from sync.models import InvoiceLink, StageMapping, SyncJob, SyncLogEntry
+from sync.sources import SMART_INVOICE, invoice_source, portal_sources
 
-SMART_INVOICE = 31
+Source = Any  # sync.sources.SmartInvoices | OldInvoices
 PAGE_SIZES = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 25
 LOG_PAGE_SIZE = 50
 MAX_PROGRESS_JOBS = 1000
-SELECT = [
-    "id",
-    "title",
-    "accountNumber",
-    "stageId",
-    "categoryId",
-    "opportunity",
-    "currencyId",
-    "companyId",
-    "contactId",
-    "updatedTime",
-]
 
 
 # --- the filter the page's form describes ---------------------------------------------------------
@@ -95,6 +84,17 @@ class InvoiceRow:
     updated_at: datetime | None
     link: InvoiceLink | None = None
     job_status: str = ""  # status of the newest push job that is not finished ("pending"/"running")
+    entity_type: int = SMART_INVOICE  # 31 new invoice, 5 old invoice (crm.invoice.*)
+
+    @property
+    def kind_query(self) -> str:
+        """The query parameter that names an old invoice on the app's pages ("" for a new one)."""
+        return "" if self.entity_type == SMART_INVOICE else f"kind={self.entity_type}"
+
+    @property
+    def kind(self) -> str:
+        """ "New" or "Old": which kind of Bitrix24 invoice (a portal may have both)."""
+        return invoice_source(self.entity_type).label
 
     @property
     def link_state(self) -> str:
@@ -141,31 +141,27 @@ class InvoiceDetail:
 # --- Bitrix24 reads as the user -------------------------------------------------------------------
 
 
-def _list_params(flt: InvoiceFilter, start: int) -> dict[str, Any]:
-    return {
-        "entityTypeId": SMART_INVOICE,
-        "select": SELECT,
-        "filter": flt.bitrix24_filter(),
-        "order": flt.bitrix24_order(),
-        "start": start,
-    }
+def _source(client: Bitrix24Client, entity_type: int | None) -> Source:
+    """The source of the kind of invoices asked for; by default the portal's first kind."""
+    return invoice_source(entity_type) if entity_type else portal_sources(client.portal)[0]
 
 
-def _items(result: Any) -> list[dict]:
-    items = result.get("items") if isinstance(result, dict) else None
-    return items if isinstance(items, list) else []
+def _list_command(source: Source, flt: InvoiceFilter, start: int) -> tuple[str, dict]:
+    return source.list_command(flt.bitrix24_filter(), order=flt.bitrix24_order(), start=start)
 
 
-def _fetch_slice(client: Bitrix24Client, flt: InvoiceFilter, offset: int, size: int) -> tuple[list[dict], int]:
+def _fetch_slice(
+    client: Bitrix24Client, flt: InvoiceFilter, offset: int, size: int, source: Source
+) -> tuple[list[dict], int]:
     """Rows [offset, offset+size) and the total. Bitrix24's pages are fixed at 50, so fetch the
     pages that cover the slice: one plain call, or all of them in one batch."""
     starts = list(range(offset // B24_PAGE * B24_PAGE, offset + size, B24_PAGE))
     if len(starts) == 1:
-        response = client.call("crm.item.list", _list_params(flt, starts[0]))
-        rows, total = _items(response.result), int(response.total or 0)
+        response = client.call(*_list_command(source, flt, starts[0]))
+        rows, total = source.items(response.result), int(response.total or 0)
     else:
-        batch = client.batch({f"p{start}": ("crm.item.list", _list_params(flt, start)) for start in starts})
-        rows = [row for start in starts for row in _items(batch.value(f"p{start}"))]
+        batch = client.batch({f"p{start}": _list_command(source, flt, start) for start in starts})
+        rows = [row for start in starts for row in source.items(batch.value(f"p{start}"))]
         total = max(batch.totals.values(), default=0)
     skip = offset - starts[0]
     return rows[skip : skip + size], total
@@ -176,7 +172,7 @@ def _chunks(ids: list[int], size: int = B24_PAGE) -> list[list[int]]:
 
 
 def _names_and_stages(
-    client: Bitrix24Client, portal: Portal, items: list[dict]
+    client: Bitrix24Client, portal: Portal, items: list[dict], source: Source
 ) -> tuple[dict[int, str], dict[int, str], dict[str, str]]:
     """Company and contact names of these rows, and stage names, in at most one batch call.
 
@@ -197,10 +193,7 @@ def _names_and_stages(
             {"filter": {"@ID": chunk}, "select": ["ID", "NAME", "LAST_NAME"]},
         )
     for category in missing_categories:
-        commands[f"st{category}"] = (
-            "crm.status.list",
-            {"filter": {"ENTITY_ID": f"SMART_INVOICE_STAGE_{category}"}, "order": {"SORT": "ASC"}},
-        )
+        commands[f"st{category}"] = source.stages_command(category)
     companies: dict[int, str] = {}
     contacts: dict[int, str] = {}
     if not commands:
@@ -231,18 +224,20 @@ def _datetime(value: Any) -> datetime | None:
         return None
 
 
-def _rows(client: Bitrix24Client, portal: Portal, items: list[dict]) -> list[InvoiceRow]:
-    companies, contacts, stages = _names_and_stages(client, portal, items)
+def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Source) -> list[InvoiceRow]:
+    companies, contacts, stages = _names_and_stages(client, portal, items, source)
     ids = [int(i["id"]) for i in items]
     links = {
         link.bitrix24_id: link
-        for link in InvoiceLink.objects.filter(portal=portal, bitrix24_entity_type=SMART_INVOICE, bitrix24_id__in=ids)
+        for link in InvoiceLink.objects.filter(
+            portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id__in=ids
+        )
     }
     busy = dict(
         SyncJob.objects.filter(
             portal=portal,
             kind=SyncJob.Kind.PUSH_INVOICE,
-            target__in=[f"{SMART_INVOICE}:{i}" for i in ids],
+            target__in=[source.target(i) for i in ids],
             status__in=[SyncJob.Status.PENDING, SyncJob.Status.RUNNING],
         ).values_list("target", "status")
     )
@@ -266,7 +261,8 @@ def _rows(client: Bitrix24Client, portal: Portal, items: list[dict]) -> list[Inv
                 stage_name=stages.get(stage_id, stage_id),
                 updated_at=_datetime(item.get("updatedTime")),
                 link=links.get(invoice_id),
-                job_status=busy.get(f"{SMART_INVOICE}:{invoice_id}", ""),
+                job_status=busy.get(source.target(invoice_id), ""),
+                entity_type=source.entity_type,
             )
         )
     return rows
@@ -280,49 +276,52 @@ def invoices_for_user(
     modified_from: date | None = None,
     modified_to: date | None = None,
     order: str = "desc",
+    entity_type: int | None = None,
 ) -> InvoicePage:
-    """One page of the invoices the client's user may see, newest change first (or oldest).
+    """One page of the invoices of one kind (`entity_type`, the portal's first kind by default) the
+    client's user may see, newest change first (or oldest).
 
     A page past the end shows the last page (a filter narrowed the list under an old link)."""
+    source = _source(client, entity_type)
     page_size = page_size if page_size in PAGE_SIZES else DEFAULT_PAGE_SIZE
     page = max(1, page)
     flt = InvoiceFilter(modified_from, modified_to, "asc" if order == "asc" else "desc")
-    items, total = _fetch_slice(client, flt, (page - 1) * page_size, page_size)
+    items, total = _fetch_slice(client, flt, (page - 1) * page_size, page_size, source)
     pages = max(1, math.ceil(total / page_size))
     if not items and page > pages:
         page = pages
-        items, total = _fetch_slice(client, flt, (page - 1) * page_size, page_size)
+        items, total = _fetch_slice(client, flt, (page - 1) * page_size, page_size, source)
     return InvoicePage(
-        rows=_rows(client, client.portal, items), total=total, page=page, pages=pages, page_size=page_size
+        rows=_rows(client, client.portal, items, source), total=total, page=page, pages=pages, page_size=page_size
     )
 
 
 def invoice_ids_for_user(
-    *, client: Bitrix24Client, modified_from: date | None = None, modified_to: date | None = None
+    *,
+    client: Bitrix24Client,
+    modified_from: date | None = None,
+    modified_to: date | None = None,
+    entity_type: int | None = None,
 ) -> list[int]:
     """Every id the user sees under the filter ("all filtered"): Bitrix24's bulk pattern (§2.2),
     so the user's token, not ours, decides what the click may act on."""
+    source = _source(client, entity_type)
     flt = InvoiceFilter(modified_from, modified_to)
-    rows = client.list_all(
-        "crm.item.list",
-        {"entityTypeId": SMART_INVOICE, "select": ["id"], "filter": flt.bitrix24_filter()},
-        key="items",
-        fast=True,
-    )
-    return [int(row["id"]) for row in rows]
+    method, params = source.list_command(flt.bitrix24_filter(), ids_only=True)
+    rows = client.list_all(method, params, key=source.list_key, fast=True)
+    return [int(source.item(row)["id"]) for row in rows]
 
 
-def visible_invoice_ids(*, client: Bitrix24Client, ids: list[int] | set[int]) -> set[int]:
+def visible_invoice_ids(
+    *, client: Bitrix24Client, ids: list[int] | set[int], entity_type: int | None = None
+) -> set[int]:
     """The subset of `ids` the client's user may see: one list call per 50 ids, in one batch."""
+    source = _source(client, entity_type)
     wanted = sorted({int(i) for i in ids})
     if not wanted:
         return set()
     commands = {
-        f"v{n}": (
-            "crm.item.list",
-            {"entityTypeId": SMART_INVOICE, "select": ["id"], "filter": {"@id": chunk}, "start": -1},
-        )
-        for n, chunk in enumerate(_chunks(wanted))
+        f"v{n}": source.list_command({"@id": chunk}, start=-1, ids_only=True) for n, chunk in enumerate(_chunks(wanted))
     }
     if len(commands) == 1:
         ((method, params),) = commands.values()
@@ -330,31 +329,26 @@ def visible_invoice_ids(*, client: Bitrix24Client, ids: list[int] | set[int]) ->
     else:
         batch = client.batch_all(commands)
         results = [batch.value(key) for key in commands]
-    return {int(row["id"]) for result in results for row in _items(result)} & set(wanted)
+    return {int(row["id"]) for result in results for row in source.items(result)} & set(wanted)
 
 
-def invoice_for_user(*, client: Bitrix24Client, invoice_id: int, log_limit: int = 20) -> InvoiceDetail:
+def invoice_for_user(
+    *, client: Bitrix24Client, invoice_id: int, log_limit: int = 20, entity_type: int | None = None
+) -> InvoiceDetail:
     """One invoice with its product rows and names, in one batch; raises Bitrix24's own error
     (PermanentError with code ACCESS_DENIED or NOT_FOUND) when the user may not see it."""
-    ref = "$result[item][item]"
+    source = _source(client, entity_type)
+    company_ref, contact_ref = source.client_refs()
     batch = client.batch(
         {
-            "item": ("crm.item.get", {"entityTypeId": SMART_INVOICE, "id": invoice_id}),
-            "rows": (
-                "crm.item.productrow.list",
-                {"filter": {"=ownerType": "SI", "=ownerId": invoice_id}},
-            ),
+            **source.get_commands(invoice_id),
             # Chained on the item: no second round trip for the names (an id of 0 matches nothing).
-            "co0": ("crm.company.list", {"filter": {"ID": f"{ref}[companyId]"}, "select": ["ID", "TITLE"]}),
-            "ct0": (
-                "crm.contact.list",
-                {"filter": {"ID": f"{ref}[contactId]"}, "select": ["ID", "NAME", "LAST_NAME"]},
-            ),
+            "co0": ("crm.company.list", {"filter": {"ID": company_ref}, "select": ["ID", "TITLE"]}),
+            "ct0": ("crm.contact.list", {"filter": {"ID": contact_ref}, "select": ["ID", "NAME", "LAST_NAME"]}),
         }
     )
-    item = batch.value("item")["item"]
-    rows_result = batch.results.get("rows")
-    product_rows = _rows_of(rows_result)
+    batch.value("item")  # raises Bitrix24's own error when the user may not see the invoice
+    item, product_rows = source.detail(batch.results)
     companies = {int(r["ID"]): r.get("TITLE") or "" for r in batch.results.get("co0") or [] if isinstance(r, dict)}
     contacts = {
         int(r["ID"]): " ".join(p for p in (r.get("NAME"), r.get("LAST_NAME")) if p)
@@ -363,12 +357,14 @@ def invoice_for_user(*, client: Bitrix24Client, invoice_id: int, log_limit: int 
     }
     portal = client.portal
     stages = dict(StageMapping.objects.filter(portal=portal).values_list("stage_id", "name"))
-    link = InvoiceLink.objects.filter(portal=portal, bitrix24_entity_type=SMART_INVOICE, bitrix24_id=invoice_id).first()
+    link = InvoiceLink.objects.filter(
+        portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id=invoice_id
+    ).first()
     job = (
         SyncJob.objects.filter(
             portal=portal,
             kind=SyncJob.Kind.PUSH_INVOICE,
-            target=f"{SMART_INVOICE}:{invoice_id}",
+            target=source.target(invoice_id),
             status__in=[SyncJob.Status.PENDING, SyncJob.Status.RUNNING],
         )
         .values_list("status", flat=True)
@@ -391,6 +387,7 @@ def invoice_for_user(*, client: Bitrix24Client, invoice_id: int, log_limit: int 
         updated_at=_datetime(item.get("updatedTime")),
         link=link,
         job_status=job or "",
+        entity_type=source.entity_type,
     )
     log = list(
         SyncLogEntry.objects.filter(
@@ -398,12 +395,6 @@ def invoice_for_user(*, client: Bitrix24Client, invoice_id: int, log_limit: int 
         )[:log_limit]
     )
     return InvoiceDetail(row=row, product_rows=product_rows, log=log)
-
-
-def _rows_of(result: Any) -> list[dict]:
-    if isinstance(result, dict):
-        result = result.get("productRows")
-    return [r for r in result or [] if isinstance(r, dict)]
 
 
 # --- the sync log ---------------------------------------------------------------------------------
@@ -437,12 +428,21 @@ def _log_query(*, portal: Portal, is_admin: bool, failed_only: bool):
     return entries.order_by("-created_at", "-id")
 
 
+def entry_entity_type(entry: SyncLogEntry) -> int:
+    """The kind of Bitrix24 invoice a log entry is about: the push logs old invoices' entries with
+    details["entity_type"] = 5; entries without it are about new invoices."""
+    try:
+        return int((entry.details or {}).get("entity_type") or SMART_INVOICE)
+    except (TypeError, ValueError):
+        return SMART_INVOICE
+
+
 def _job_target(entry: SyncLogEntry) -> tuple[str, str] | None:
     """The (kind, target) of the job that produced a log entry, as the engine names them."""
     if entry.object_kind != SyncLogEntry.ObjectKind.INVOICE:
         return None
     if entry.direction == "push" and entry.bitrix24_id:
-        return SyncJob.Kind.PUSH_INVOICE, f"{SMART_INVOICE}:{entry.bitrix24_id}"
+        return SyncJob.Kind.PUSH_INVOICE, f"{entry_entity_type(entry)}:{entry.bitrix24_id}"
     if entry.direction == "pull" and entry.xero_id:
         return SyncJob.Kind.PULL_STATUS, entry.xero_id
     return None
@@ -474,9 +474,18 @@ def sync_log_for_user(
     entries = list(entries_query[(page - 1) * LOG_PAGE_SIZE : page * LOG_PAGE_SIZE])
     hidden = 0
     if not is_admin:
-        ids = {int(e.bitrix24_id) for e in entries if e.bitrix24_id.isdigit()}
-        visible = visible_invoice_ids(client=client, ids=ids) if ids else set()
-        shown = [e for e in entries if e.bitrix24_id.isdigit() and int(e.bitrix24_id) in visible]
+        by_kind: dict[int, set[int]] = {}
+        for e in entries:
+            if e.bitrix24_id.isdigit():
+                by_kind.setdefault(entry_entity_type(e), set()).add(int(e.bitrix24_id))
+        visible = {
+            (kind, i)
+            for kind, ids in by_kind.items()
+            for i in visible_invoice_ids(client=client, ids=ids, entity_type=kind)
+        }
+        shown = [
+            e for e in entries if e.bitrix24_id.isdigit() and (entry_entity_type(e), int(e.bitrix24_id)) in visible
+        ]
         hidden, entries = len(entries) - len(shown), shown
     jobs = _latest_jobs(portal, entries)
     rows = []
@@ -528,17 +537,14 @@ def jobs_progress(*, portal: Portal, job_ids: list[int]) -> dict[str, Any]:
     }
 
 
-def invoices_by_ids_for_user(*, client: Bitrix24Client, ids: list[int]) -> list[InvoiceRow]:
+def invoices_by_ids_for_user(
+    *, client: Bitrix24Client, ids: list[int], entity_type: int | None = None
+) -> list[InvoiceRow]:
     """The rows of these invoices that the user may see (a list menu's selection), in one list
     call per 50 ids plus the names batch; ids the user may not see are simply absent."""
+    source = _source(client, entity_type)
     wanted = sorted({int(i) for i in ids})[:B24_PAGE]
     if not wanted:
         return []
-    params = {
-        "entityTypeId": SMART_INVOICE,
-        "select": SELECT,
-        "filter": {"@id": wanted},
-        "order": {"id": "ASC"},
-        "start": -1,
-    }
-    return _rows(client, client.portal, _items(client.result("crm.item.list", params)))
+    method, params = source.list_command({"@id": wanted}, order={"id": "ASC"}, start=-1)
+    return _rows(client, client.portal, source.items(client.result(method, params)), source)

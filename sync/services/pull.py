@@ -49,6 +49,7 @@ from sync.services.drift import drift_observe, xero_invoice_dict
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
+from sync.sources import SOURCES, invoice_source
 from sync.stage_map import stage_map_load
 
 logger = logging.getLogger(__name__)
@@ -306,9 +307,14 @@ def _apply(
             actual=invoice.raw,
             trigger=triggers.get(invoice.invoice_id, Trigger.WEBHOOK),
         )
-    stage_map = stage_map_load(portal)
+    # One Xero -> Bitrix24 map per kind of invoice (a portal may have old and new ones).
+    stage_map = {source.entity_type: stage_map_load(portal, source.entity_type) for source in SOURCES.values()}
     moves: list[_Move] = []
-    newly_paid = [(links[i.invoice_id], i) for i in invoices if _newly_paid(links[i.invoice_id], i)]
+    newly_paid = [
+        (links[i.invoice_id], i)
+        for i in invoices
+        if _newly_paid(links[i.invoice_id], i) and invoice_source(links[i.invoice_id].bitrix24_entity_type).has_payments
+    ]
     for invoice in invoices:
         move = _decided(portal, links[invoice.invoice_id], invoice, stage_map, triggers, report)
         if move is not None:
@@ -323,7 +329,7 @@ def _apply(
 def _apply_moves(
     portal: Portal,
     moves: list[_Move],
-    stage_map: tuple[dict[str, str], dict[str, str]],
+    stage_map: Mapping[int, tuple[dict[str, str], dict[str, str]]],
     triggers: Mapping[uuid.UUID, str],
     outcomes: dict[uuid.UUID, ExternalAPIError | None],
     report: PullReport,
@@ -410,7 +416,7 @@ def _decided(
     portal: Portal,
     link: InvoiceLink,
     invoice: XeroInvoiceState,
-    stage_map: tuple[dict[str, str], dict[str, str]],
+    stage_maps: Mapping[int, tuple[dict[str, str], dict[str, str]]],
     triggers: Mapping[uuid.UUID, str],
     report: PullReport,
 ) -> _Move | None:
@@ -421,7 +427,7 @@ def _decided(
     3. Status not mapped back, or the invoice already on (or on a stage meaning) that status:
        record the new state on the link, leave Bitrix24 alone.
     """
-    b24_to_xero, xero_to_b24 = stage_map
+    b24_to_xero, xero_to_b24 = stage_maps[link.bitrix24_entity_type]
     trigger = triggers.get(invoice.invoice_id, Trigger.WEBHOOK)
     if link.xero_updated_at and invoice.updated_at and invoice.updated_at < link.xero_updated_at:
         report.echoes += 1
@@ -454,18 +460,6 @@ def _decided(
             )
         _record(link, invoice, stage_id=current)
         report.recorded += 1
-        return None
-    if link.bitrix24_entity_type != InvoiceLink.EntityType.SMART_INVOICE:
-        # Never reached today: links are only made for new invoices (the push engine's targets).
-        _log(
-            portal,
-            link,
-            invoice,
-            trigger,
-            SyncLogEntry.Outcome.FAILED,
-            "Old-style Bitrix24 invoices are not moved from Xero.",
-        )
-        report.failed += 1
         return None
     return _Move(link, invoice, target)
 
@@ -525,7 +519,8 @@ def _move_failed(
 def _write_stages(
     portal: Portal, moves: list[_Move], *, interactive: bool, report: PullReport
 ) -> dict[int, ExternalAPIError]:
-    """crm.item.update {entityTypeId: 31, id, fields: {stageId}} for every move, 50 per `batch`.
+    """The source's move for every invoice (crm.item.update {entityTypeId: 31, id, fields: {stageId}}
+    for new invoices, crm.invoice.update {id, fields: {STATUS_ID}} for old ones), 50 per `batch`.
 
     Bitrix24Client.batch_all would raise on the first batch that fails as a whole and lose the
     results of the ones before it, so the chunks are sent one by one here: a network error or a
@@ -536,13 +531,8 @@ def _write_stages(
     for start in range(0, len(moves), BATCH_LIMIT):
         chunk = moves[start : start + BATCH_LIMIT]
         commands = {
-            f"s{move.link.pk}": (
-                "crm.item.update",
-                {
-                    "entityTypeId": move.link.bitrix24_entity_type,
-                    "id": move.link.bitrix24_id,
-                    "fields": {"stageId": move.stage_id},
-                },
+            f"s{move.link.pk}": invoice_source(move.link.bitrix24_entity_type).move_command(
+                move.link.bitrix24_id, move.stage_id
             )
             for move in chunk
         }

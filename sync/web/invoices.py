@@ -37,6 +37,7 @@ from sync.services.invoice_list import (
     jobs_progress,
     visible_invoice_ids,
 )
+from sync.sources import SOURCES, portal_sources
 
 REOPEN = "Your Bitrix24 session expired — reopen the app from Bitrix24."
 
@@ -116,6 +117,8 @@ class InvoiceFilterForm(forms.Form):
     )
     order = forms.ChoiceField(choices=[("desc", "Newest first"), ("asc", "Oldest first")], required=False)
     page = forms.IntegerField(min_value=1, required=False)
+    # Which kind of Bitrix24 invoices a portal with both lists: 31 new, 5 old (empty: the first).
+    kind = forms.TypedChoiceField(choices=[(t, t) for t in SOURCES], coerce=int, required=False, empty_value=None)
 
     @classmethod
     def from_query(cls, query) -> InvoiceFilterForm:
@@ -126,6 +129,7 @@ class InvoiceFilterForm(forms.Form):
             "size": query.get("size", ""),
             "order": query.get("order", ""),
             "page": query.get("page", ""),
+            "kind": query.get("kind", ""),
         }
         return cls(data)
 
@@ -141,6 +145,7 @@ class InvoiceFilterForm(forms.Form):
             "page_size": clean.get("size") or DEFAULT_PAGE_SIZE,
             "order": clean.get("order") or "desc",
             "page": clean.get("page") or 1,
+            "entity_type": clean.get("kind") or None,
         }
 
 
@@ -153,6 +158,7 @@ def _query(values: dict, **changes) -> str:
         "size": merged["page_size"],
         "order": merged["order"],
         "page": merged["page"],
+        "kind": merged.get("entity_type") or "",
     }
     return "&".join(f"{key}={value}" for key, value in parts.items() if value not in ("", None))
 
@@ -164,6 +170,9 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
     form = InvoiceFilterForm.from_query(request.GET)
     form.is_valid()
     values = form.values()
+    kinds = portal_sources(request.portal)
+    if values["entity_type"] not in {s.entity_type for s in kinds}:
+        values["entity_type"] = kinds[0].entity_type
     page = invoices_for_user(client=user_client(request), **values)
     values["page"] = page.page
     pages = range(max(1, page.page - 2), min(page.pages, page.page + 2) + 1)
@@ -181,8 +190,22 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
             "page_sizes": PAGE_SIZES,
             "filtered": bool(values["modified_from"] or values["modified_to"]),
             "xero_ready": xero_ready(request.portal),
+            "kind": values["entity_type"],
+            # A portal with old and new invoices: a switch between the two lists.
+            "kinds": [(s.entity_type, s.title, _query(values, entity_type=s.entity_type, page=1)) for s in kinds]
+            if len(kinds) > 1
+            else [],
         },
     )
+
+
+def _kind(request: HttpRequest, raw: object) -> int | None:
+    """The entity type a request names (?kind= or the body's "kind"), if the portal has it."""
+    try:
+        entity_type = int(str(raw or "").strip() or 0)
+    except ValueError:
+        return None
+    return entity_type if entity_type in request.portal.invoice_entity_types else None
 
 
 # --- one invoice -----------------------------------------------------------------------------------
@@ -193,7 +216,9 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
 @bitrix24_errors
 def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
     try:
-        detail = invoice_for_user(client=user_client(request), invoice_id=invoice_id)
+        detail = invoice_for_user(
+            client=user_client(request), invoice_id=invoice_id, entity_type=_kind(request, request.GET.get("kind"))
+        )
     except ExternalAPIError as exc:
         if exc.retryable or (exc.code or "").upper() not in ("ACCESS_DENIED", "NOT_FOUND"):
             raise
@@ -209,7 +234,7 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
     return render(
         request,
         "sync/invoice_detail.html",
-        {"detail": detail, "row": detail.row, "xero_ready": xero_ready(request.portal)},
+        {"detail": detail, "row": detail.row, "xero_ready": xero_ready(request.portal), "kind": detail.row.entity_type},
     )
 
 
@@ -236,13 +261,17 @@ def invoice_push(request: HttpRequest) -> JsonResponse:
         return _not_connected()
     body = json_body(request)
     client = user_client(request)
+    entity_type = _kind(request, body.get("kind")) or request.portal.invoice_entity_types[0]
     if body.get("all_filtered"):
         form = InvoiceFilterForm.from_query({"from": body.get("from") or "", "to": body.get("to") or ""})
         if not form.is_valid():
             return JsonResponse({"error": "The date filter is not valid.", "kind": "input"}, status=400)
         values = form.values()
         ids = invoice_ids_for_user(
-            client=client, modified_from=values["modified_from"], modified_to=values["modified_to"]
+            client=client,
+            modified_from=values["modified_from"],
+            modified_to=values["modified_to"],
+            entity_type=entity_type,
         )
         if not ids:
             return JsonResponse({"error": "No invoices match the filter.", "kind": "empty"}, status=400)
@@ -254,7 +283,7 @@ def invoice_push(request: HttpRequest) -> JsonResponse:
             return JsonResponse(
                 {"error": f"Select at most {MAX_INVOICES_PER_CLICK} invoices.", "kind": "input"}, status=400
             )
-        refused = sorted(set(ids) - visible_invoice_ids(client=client, ids=ids))
+        refused = sorted(set(ids) - visible_invoice_ids(client=client, ids=ids, entity_type=entity_type))
         if refused:
             # Nothing is queued: acting on part of a selection silently would be worse.
             return JsonResponse(
@@ -267,7 +296,10 @@ def invoice_push(request: HttpRequest) -> JsonResponse:
             )
     try:
         jobs = invoices_push_request(
-            portal=request.portal, invoice_ids=ids, requested_by=request.frame_user.bitrix_user_id
+            portal=request.portal,
+            invoice_ids=ids,
+            requested_by=request.frame_user.bitrix_user_id,
+            entity_type=entity_type,
         )
     except ValueError as exc:
         return JsonResponse({"error": str(exc), "kind": "input"}, status=400)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required
 from sync.models import SyncJob, SyncLogEntry
-from sync.services.invoice_list import log_entry_job, sync_log_for_user, visible_invoice_ids
+from sync.services.invoice_list import entry_entity_type, log_entry_job, sync_log_for_user, visible_invoice_ids
 from sync.services.jobs import job_retry
 from sync.web.invoices import bitrix24_errors, json_body, user_client
 
@@ -62,7 +62,7 @@ def log_retry(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "No such log entry.", "kind": "input"}, status=404)
     if not request.frame_user.is_admin:
         visible = entry.bitrix24_id.isdigit() and int(entry.bitrix24_id) in visible_invoice_ids(
-            client=user_client(request), ids=[int(entry.bitrix24_id)]
+            client=user_client(request), ids=[int(entry.bitrix24_id)], entity_type=entry_entity_type(entry)
         )
         if not visible:
             return JsonResponse({"error": "You cannot see this invoice in Bitrix24.", "kind": "forbidden"}, status=403)

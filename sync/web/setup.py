@@ -39,7 +39,7 @@ from sync.services.xero_reference import (
     xero_currencies,
     xero_tax_rates,
 )
-from sync.stage_map import stage_map_save
+from sync.stage_map import OLD_INVOICE, OLD_STATUS_CATEGORY, stage_map_save
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class SetupContext:
 
     stages: list[StageMapping] = field(default_factory=list)
     xero_map: dict[str, str] = field(default_factory=dict)
+    # A portal with old and new invoices: the Xero -> Bitrix24 map of the second kind (old ones).
+    xero_map_more: dict[int, dict[str, str]] = field(default_factory=dict)
+    entity_types: tuple[int, ...] = (31,)
     settings: SyncSettings | None = None
     connection: XeroConnection | None = None
     accounts: list[dict] = field(default_factory=list)
@@ -68,6 +71,7 @@ class SetupContext:
     xero_error: str = ""
     errors: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    xero_map_more_posted: dict[int, dict[str, str]] = field(default_factory=dict)
     drift_choices: list = field(default_factory=lambda: list(SyncSettings.DriftWinner.choices))
 
 
@@ -82,7 +86,14 @@ def _load(request: HttpRequest, *, refresh_stages: bool) -> SetupContext:
             ctx.stage_error = f"Could not read the invoice stages from Bitrix24: {exc.message}"
     ctx.settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     ctx.stages = list(StageMapping.objects.filter(portal=portal))
-    ctx.xero_map = dict(XeroStatusMapping.objects.filter(portal=portal).values_list("xero_status", "stage_id"))
+    ctx.entity_types = portal.invoice_entity_types
+    maps: dict[int, dict[str, str]] = {t: {} for t in ctx.entity_types}
+    for entity_type, status, stage_id in XeroStatusMapping.objects.filter(portal=portal).values_list(
+        "entity_type", "xero_status", "stage_id"
+    ):
+        maps.setdefault(entity_type, {})[status] = stage_id
+    ctx.xero_map = maps[ctx.entity_types[0]]
+    ctx.xero_map_more = {t: maps[t] for t in ctx.entity_types[1:]}
     try:
         ctx.accounts = xero_accounts(portal)
         ctx.bank_accounts = xero_bank_accounts(portal)
@@ -124,6 +135,43 @@ def _rate_key(rate: object) -> str:
     return str(int(number)) if number == int(number) else str(number)
 
 
+KIND_LABELS = {31: "invoice stage", 5: "old invoice status"}
+
+
+def _xero_field(ctx: SetupContext, entity_type: int, status: str) -> str:
+    """The form field of one Xero status: "xero:<status>" for the portal's first kind of invoices
+    (the only one on most portals), "xero<entity type>:<status>" for the second."""
+    return f"xero:{status}" if entity_type == ctx.entity_types[0] else f"xero{entity_type}:{status}"
+
+
+def _xero_tables(ctx: SetupContext) -> list[dict]:
+    """One Xero status -> Bitrix24 table per kind of invoice the portal has."""
+    maps = {ctx.entity_types[0]: ctx.xero_map, **ctx.xero_map_more}
+    tables = []
+    for entity_type in ctx.entity_types:
+        old = entity_type == OLD_INVOICE
+        stages = [s for s in ctx.stages if (s.category_id == OLD_STATUS_CATEGORY) == old]
+        tables.append(
+            {
+                "entity_type": entity_type,
+                "title": f"Xero status → Bitrix24 {KIND_LABELS[entity_type]}",
+                "many_kinds": len(ctx.entity_types) > 1,
+                "stages": stages,
+                "pipelines": len({s.category_id for s in stages}) > 1,
+                "rows": [
+                    (
+                        value,
+                        XeroStatus(value).label,
+                        maps[entity_type].get(value, ""),
+                        _xero_field(ctx, entity_type, value),
+                    )
+                    for value in XERO_STATUSES
+                ],
+            }
+        )
+    return tables
+
+
 def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> HttpResponse:
     accounts = ctx.accounts
     return render(
@@ -135,6 +183,7 @@ def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> Ht
             "categories": sorted({s.category_id for s in ctx.stages}),
             "xero_statuses": [(value, XeroStatus(value).label) for value in XERO_STATUSES],
             "xero_rows": [(value, XeroStatus(value).label, ctx.xero_map.get(value, "")) for value in XERO_STATUSES],
+            "xero_tables": _xero_tables(ctx),
             "revenue_accounts": [a for a in accounts if a["type"] in REVENUE_TYPES],
             "other_accounts": [a for a in accounts if a["type"] not in REVENUE_TYPES],
             "saved": request.GET.get("saved") == "1",
@@ -231,18 +280,22 @@ def _validate_map(ctx: SetupContext, data) -> tuple[dict[str, str], dict[str, st
                 ctx.errors.setdefault(key, []).append("This stage is no longer in Bitrix24; reload the page.")
             elif status and status not in XERO_STATUSES:
                 ctx.errors.setdefault(key, []).append(f'"{status}" is not a Xero invoice status.')
-    xero_to_b24: dict[str, str] = {}
-    for status in XERO_STATUSES:
-        key = f"xero:{status}"
-        if key in data:
-            stage_id = (data.get(key) or "").strip()
-            xero_to_b24[status] = stage_id
-            if stage_id and stage_id not in known:
-                ctx.errors.setdefault(key, []).append("This stage is no longer in Bitrix24; reload the page.")
+    maps: dict[int, dict[str, str]] = {}
+    for entity_type in ctx.entity_types:
+        kind_map = maps.setdefault(entity_type, {})
+        for status in XERO_STATUSES:
+            key = _xero_field(ctx, entity_type, status)
+            if key in data:
+                stage_id = (data.get(key) or "").strip()
+                kind_map[status] = stage_id
+                if stage_id and stage_id not in known:
+                    ctx.errors.setdefault(key, []).append("This stage is no longer in Bitrix24; reload the page.")
     for key in data:
-        if key.startswith("xero:") and key[len("xero:") :] not in XERO_STATUSES:
-            ctx.problems.append(f'"{key[len("xero:") :]}" is not a Xero invoice status.')
-    return b24_to_xero, xero_to_b24
+        prefix, colon, status = key.partition(":")
+        if colon and prefix.startswith("xero") and status not in XERO_STATUSES:
+            ctx.problems.append(f'"{status}" is not a Xero invoice status.')
+    ctx.xero_map_more_posted = {t: maps[t] for t in ctx.entity_types[1:]}
+    return b24_to_xero, maps[ctx.entity_types[0]]
 
 
 @require_http_methods(["GET", "POST"])
@@ -257,7 +310,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     if not ctx.errors and not ctx.problems:
         try:
             with transaction.atomic():
-                stage_map_save(request.portal, b24_to_xero, xero_to_b24)
+                stage_map_save(request.portal, b24_to_xero, xero_to_b24, more_xero_to_b24=ctx.xero_map_more_posted)
                 if values:
                     # Complete once the Xero defaults are chosen too (they need a connection).
                     SyncSettings.objects.filter(pk=ctx.settings.pk).update(**values, setup_completed=True)
@@ -268,6 +321,8 @@ def setup(request: HttpRequest) -> HttpResponse:
         for stage in ctx.stages:
             stage.xero_status = request.POST.get(f"stage:{stage.stage_id}", stage.xero_status)
         ctx.xero_map.update({s: request.POST.get(f"xero:{s}", v) for s, v in ctx.xero_map.items()})
+        for entity_type, kind_map in ctx.xero_map_more.items():
+            kind_map.update({s: request.POST.get(_xero_field(ctx, entity_type, s), v) for s, v in kind_map.items()})
         for name, value in values.items():
             setattr(ctx.settings, name, value)
         for row in ctx.bitrix24_rates:

@@ -26,7 +26,7 @@ from xero_python.accounting import (
     Phone,
     Purchase,
 )
-from xero_python.exceptions import AccountingBadRequestException, HTTPStatusException, NotFoundException
+from xero_python.exceptions import AccountingBadRequestException, ApiException, HTTPStatusException, NotFoundException
 
 from tests.sandbox.test_xero_identity import TIMEOUT, XeroSession, connect, point_sdk_at
 
@@ -607,10 +607,19 @@ def test_contact_names_are_unique_among_active_contacts(xero, name):
         f"The contact name {name} is already assigned to another contact. "
         "The contact name must be unique across all active contacts."
     )
-    escaped = name.replace('"', '\\"')
-    found = xero.accounting.get_contacts(
-        xero_tenant_id=xero.tenant_id, where=f'Name=="{escaped}"', _request_timeout=TIMEOUT
-    )
+    if '"' in name:
+        # Real Xero has no escape for a quote inside a where string: 400 QueryParseException.
+        escaped = name.replace('"', '\\"')
+        with pytest.raises(ApiException) as refused:
+            xero.accounting.get_contacts(
+                xero_tenant_id=xero.tenant_id, where=f'Name=="{escaped}"', _request_timeout=TIMEOUT
+            )
+        assert refused.value.status == 400 and b"QueryParseException" in refused.value.body
+        found = xero.accounting.get_contacts(xero_tenant_id=xero.tenant_id, search_term=name, _request_timeout=TIMEOUT)
+    else:
+        found = xero.accounting.get_contacts(
+            xero_tenant_id=xero.tenant_id, where=f'Name=="{name}"', _request_timeout=TIMEOUT
+        )
     assert [c.contact_id for c in found.contacts] == [created.contact_id]
 
 

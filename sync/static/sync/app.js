@@ -108,9 +108,10 @@
   function bodyFor(button) {
     if (button.dataset.action === "retry") return { entry: button.dataset.entry };
     if (button.dataset.action === "pull") return {};
-    if (button.dataset.scope === "all") return { all_filtered: true, from: panel.dataset.filterFrom || "", to: panel.dataset.filterTo || "" };
-    if (button.dataset.scope === "selected") return { ids: selected() };
-    return { ids: (button.dataset.ids || "").split(",") };
+    var kind = panel.dataset.kind || "";  // which kind of Bitrix24 invoice: 31 new, 5 old
+    if (button.dataset.scope === "all") return { all_filtered: true, from: panel.dataset.filterFrom || "", to: panel.dataset.filterTo || "", kind: kind };
+    if (button.dataset.scope === "selected") return { ids: selected(), kind: kind };
+    return { ids: (button.dataset.ids || "").split(","), kind: kind };
   }
 
   function urlFor(button) {

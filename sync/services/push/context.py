@@ -1,0 +1,119 @@
+"""What a push pass shares (PassContext), what it knows about one invoice (Work), and its report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from accounts.models import Portal, XeroConnection
+from integrations.bitrix24.client import Bitrix24Client
+from integrations.common.errors import ExternalAPIError
+from sync.mappers.invoice import ItemRef
+from sync.mappers.stage import Decision
+from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSettings
+from sync.services.contacts import ClientKey, CountingXero
+from sync.services.drift import Gate
+from sync.stage_map import stage_map_load
+
+SMART_INVOICE = 31
+
+
+@dataclass
+class PushReport:
+    portal_id: int
+    claimed: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deferred: int = 0
+    retrying: int = 0
+    payments: int = 0
+    paused: str = ""  # why nothing was claimed (portal or Xero not usable)
+    bitrix24_calls: int = 0
+    xero_calls: int = 0
+
+
+@dataclass
+class Work:
+    """One invoice on its way through the stages. A stage that settles the invoice (pushed, skipped,
+    failed, refused, held, deferred) sets `finished` through sync.services.push.outcomes; later
+    stages only look at the unfinished ones."""
+
+    invoice_id: int
+    job: SyncJob | None
+    trigger: str
+    entity_type: int = SMART_INVOICE
+    # read
+    invoice: dict | None = None
+    rows: list[dict] = field(default_factory=list)
+    read_error: ExternalAPIError | None = None
+    client: ClientKey | None = None
+    # resolve contacts
+    link_contact: ContactLink | None = None
+    # map
+    link: InvoiceLink | None = None
+    content: dict | None = None  # the Xero invoice without Status
+    content_hash: str = ""
+    # drift: forced (Xero differs and the user asked), held (Xero's change wins), Xero's current state
+    gate: Gate = field(default_factory=Gate)
+    # decide
+    decision: Decision | None = None
+    body: dict | None = None  # what is sent (content + Status + InvoiceID)
+    gap_message: str = ""
+    # write: Xero's answer element for this invoice
+    answer: Any = None
+    # record: set once Xero answered for the invoice (its write, or a read before paying it)
+    amount_due: Decimal | None = None
+    amount_paid: Decimal = Decimal(0)
+    pushed_log: tuple | None = None  # (created, message, details) logged after the payment
+    finished: bool = False
+
+    @property
+    def created(self) -> bool:
+        return self.body is not None and "InvoiceID" not in self.body
+
+
+def unfinished(items: list[Work]) -> list[Work]:
+    return [item for item in items if not item.finished]
+
+
+class PassContext:
+    """What one pass shares: the portal, counting clients, settings and the report."""
+
+    def __init__(self, portal: Portal, connection: XeroConnection, report: PushReport, interactive: bool) -> None:
+        self.portal = portal
+        self.report = report
+        self.b24 = Bitrix24Client(portal, interactive=interactive)
+        self.xero = CountingXero(connection, interactive=interactive)
+        self.settings, _ = SyncSettings.objects.get_or_create(portal=portal)
+        self.b24_to_xero, _xero_to_b24 = stage_map_load(portal)
+        items = {
+            link.bitrix24_product_id: ItemRef(code=link.xero_item_code, account_code=link.xero_sales_account_code)
+            for link in ItemLink.objects.filter(portal=portal)
+        }
+        self.mapping = self.settings.to_mapping_settings(items=items)
+
+    def batch_all(self, commands: dict) -> Any:
+        self.report.bitrix24_calls += -(-len(commands) // 50)
+        return self.b24.batch_all(commands)
+
+    def xero_call(self, operation: str, **kwargs):
+        try:
+            return self.xero.call(operation, **kwargs)
+        finally:
+            self.report.xero_calls = self.xero.calls
+
+    def links(self, items: list[Work]) -> dict[tuple[int, int], InvoiceLink]:
+        """The InvoiceLinks of these invoices, by (entity type, Bitrix24 id)."""
+        out: dict[tuple[int, int], InvoiceLink] = {}
+        by_type: dict[int, list[int]] = {}
+        for item in items:
+            by_type.setdefault(item.entity_type, []).append(item.invoice_id)
+        for entity_type, ids in by_type.items():
+            for link in InvoiceLink.objects.filter(
+                portal=self.portal, bitrix24_entity_type=entity_type, bitrix24_id__in=ids
+            ):
+                out[(entity_type, link.bitrix24_id)] = link
+        return out

@@ -1,0 +1,141 @@
+"""The push pass: claim, lock, run the stages, settle every invoice (see the package docstring)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from django.conf import settings
+
+from accounts.models import Portal, XeroConnection
+from integrations.common.errors import AuthorizationLostError, PermanentError, RetryableError
+from integrations.common.locks import LockTimeout, redis_lock
+from sync.models import Direction, SyncJob, SyncLogEntry, Trigger
+from sync.services.jobs import job_done, job_failed, jobs_claim
+from sync.services.locks import invoice_lock_name
+from sync.services.log import sync_log_write
+from sync.services.push.contacts import contacts_stage
+from sync.services.push.context import PassContext, PushReport, Work, unfinished
+from sync.services.push.decide import decide_stage
+from sync.services.push.drift import drift_stage
+from sync.services.push.map import map_stage
+from sync.services.push.outcomes import defer, fail_all, finish, note_reconnect_needed, take_dirty
+from sync.services.push.payments import payments_stage
+from sync.services.push.read import read_stage
+from sync.services.push.record import record_stage
+from sync.services.push.sources import parse_target, unsupported_target_message
+from sync.services.push.write import write_stage
+
+logger = logging.getLogger(__name__)
+
+# A pass's fixed costs are per pass, not per invoice: at least one Bitrix24 read round (two with new
+# clients) and a Xero contact lookup. 1,000 (the button's maximum per click, so one click is one
+# pass) spreads them over enough invoices (bench/push.py: 25 Xero calls, the floor, instead of 35).
+# The pass still ends in seconds, far inside JOB_LEASE_S and the task's time limit, and a worker
+# process peaks ~25 MB above idle doing it (bench/backfill.py).
+CLAIM_LIMIT = 1000
+# Longer than a task may run (the hard time limit kills it), so a live holder never loses its lock;
+# a killed one holds it only this long.
+LOCK_TTL_S = getattr(settings, "PUSH_LOCK_TTL_S", settings.TASK_HARD_TIME_LIMIT_S + 60)
+AUTH_LOST_DELAY_S = 60
+
+
+def invoices_push_pending(*, portal_id: int) -> PushReport:
+    """One pass over the portal's due PUSH_INVOICE jobs (see the package docstring)."""
+    report = PushReport(portal_id=portal_id)
+    portal = Portal.objects.filter(pk=portal_id).first()
+    if portal is None or not portal.is_active:
+        report.paused = "portal not active"
+        return report
+    connection = XeroConnection.objects.filter(portal=portal).first()
+    if connection is None or not connection.is_active:
+        note_reconnect_needed(portal)
+        report.paused = "xero not connected"
+        return report
+    jobs = jobs_claim(portal_id=portal.pk, kind=SyncJob.Kind.PUSH_INVOICE, limit=CLAIM_LIMIT)
+    if not jobs:
+        return report
+    report.claimed = len(jobs)
+    interactive = any(job.priority == SyncJob.Priority.USER for job in jobs)
+    ctx = PassContext(portal, connection, report, interactive)
+    work = _work_of(ctx, jobs)
+
+    with contextlib.ExitStack() as locks:
+        held = []
+        for item in work:
+            name = invoice_lock_name(portal.pk, item.invoice_id)
+            try:
+                locks.enter_context(redis_lock(name, ttl_s=LOCK_TTL_S, wait_s=0))
+            except LockTimeout:
+                defer(item)
+                report.deferred += 1
+                continue
+            held.append(item)
+        try:
+            run_stages(ctx, held)
+            # Events that arrived for these invoices while we held them: run them once more now,
+            # rather than make their (deferred) jobs wait for the locks.
+            run_stages(ctx, take_dirty(portal, held))
+        except AuthorizationLostError as exc:
+            # Bitrix24 or Xero access was lost mid-pass: nothing is wrong with the invoices; they
+            # wait (pending) until the portal or Xero is reconnected.
+            for item in held:
+                if not item.finished and item.job is not None:
+                    defer(item, delay_s=AUTH_LOST_DELAY_S)
+            sync_log_write(
+                portal=portal,
+                direction=Direction.PUSH,
+                trigger=Trigger.SWEEP,
+                outcome=SyncLogEntry.Outcome.RETRYING,
+                message=exc.message,
+            )
+    return report
+
+
+def _work_of(ctx: PassContext, jobs: list[SyncJob]) -> list[Work]:
+    work: dict[tuple[int, int], Work] = {}
+    for job in jobs:
+        target = parse_target(job.target)
+        if target is None:
+            message = unsupported_target_message(job.target)
+            job_failed(job, PermanentError(message, system="bitrix24"))
+            sync_log_write(
+                portal=ctx.portal,
+                direction=Direction.PUSH,
+                trigger=job.trigger,
+                outcome=SyncLogEntry.Outcome.FAILED,
+                bitrix24_id=job.target.partition(":")[2],
+                message=message,
+            )
+            ctx.report.failed += 1
+        elif target in work:
+            job_done(job)  # the same invoice twice in one claim: one push serves both
+        else:
+            entity_type, invoice_id = target
+            work[target] = Work(invoice_id=invoice_id, job=job, trigger=job.trigger, entity_type=entity_type)
+    return list(work.values())
+
+
+def run_stages(ctx: PassContext, items: list[Work]) -> None:
+    """read -> resolve contacts -> map -> drift -> decide -> write (+ record per batch) -> payments. Each stage
+    settles the invoices it can (sync.services.push.outcomes) and hands on the rest; whatever is
+    left at the end had nothing to do. An unexpected exception (a bug, the database) must not leave
+    jobs running until their lease: it fails what is unsettled as retryable, one entry each."""
+    if not items:
+        return
+    try:
+        clients = read_stage(ctx, items)
+        contacts_stage(ctx, unfinished(items), clients)
+        map_stage(ctx, unfinished(items))
+        drift_stage(ctx, unfinished(items))
+        decide_stage(ctx, unfinished(items))
+        write_stage(ctx, unfinished(items), then=record_stage)
+        payments_stage(ctx, unfinished(items))
+    except AuthorizationLostError:
+        raise
+    except Exception as exc:
+        logger.exception("push pass of portal %s failed", ctx.portal.pk)
+        fail_all(ctx, unfinished(items), RetryableError(f"Unexpected error in the push: {exc}", system="connector"))
+        return
+    for item in unfinished(items):
+        finish(ctx, item, outcome=SyncLogEntry.Outcome.SKIPPED_UNCHANGED)

@@ -1,0 +1,102 @@
+"""Stage "record": store Xero's answer for each written invoice on its InvoiceLink with a
+compare-and-set on `version`, then log it and finish its job (after the payment, when one is due).
+
+What is stored, and why (the pull engine relies on it):
+- last_pushed_hash: invoice_push_fingerprint of the invoice WITHOUT Status — content only. The status
+  is tracked in last_xero_status, so "same content, different wanted status" is a status change,
+  not an unchanged invoice.
+- last_pulled_hash: invoice_pull_fingerprint(Xero status, AmountPaid, stage_id=<the invoice's
+  Bitrix24 stage at push time>), and last_bitrix24_stage_id = that stage, so the INVOICE UPDATE
+  webhook our own push causes is an echo to the pull engine.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.common.errors import PermanentError, RetryableError
+from sync.mappers.canonical import invoice_pull_fingerprint
+from sync.mappers.money import to_decimal
+from sync.models import InvoiceLink, SyncLogEntry
+from sync.services.drift import payment_values, pushed_content, xero_invoice_dict
+from sync.services.push.context import PassContext, Work
+from sync.services.push.outcomes import fail, finish
+from sync.services.push.sources import source_for
+
+
+def record_stage(ctx: PassContext, items: list[Work]) -> None:
+    for item in items:
+        store_pushed(ctx, item)
+
+
+def store_pushed(ctx: PassContext, item: Work) -> None:
+    element = item.answer
+    created = item.created
+    status = str(element.status)
+    amount_paid = to_decimal(element.amount_paid)
+    stage = source_for(item.entity_type).stage_of(item.invoice)
+    saved = InvoiceLink.objects.filter(pk=item.link.pk, version=item.link.version)
+    try:
+        count = saved.update(
+            xero_invoice_id=element.invoice_id,
+            xero_invoice_number=element.invoice_number or "",
+            last_pushed_hash=item.content_hash,
+            last_xero_status=status,
+            last_pulled_hash=invoice_pull_fingerprint(status, amount_paid, stage_id=stage),
+            last_bitrix24_stage_id=stage,
+            xero_updated_at=element.updated_date_utc,
+            version=F("version") + 1,
+            last_error="",
+            last_error_permanent=False,
+            last_pushed_at=timezone.now(),
+            # Xero now holds Bitrix24's version: no drift, nothing accepted; the JSON and the totals
+            # Xero computed are what later versions are compared with (sync.services.drift).
+            last_pushed_content=pushed_content(item.content, element),
+            drift=[],
+            drift_detected_at=None,
+            drift_xero_hash="",
+            xero_accepted_hash="",
+            xero_accepted_at=None,
+            **payment_values(xero_invoice_dict(element)),
+        )
+    except IntegrityError:
+        message = f"Xero invoice {element.invoice_number} is already linked to another Bitrix24 invoice."
+        fail(ctx, item, PermanentError(message, system="xero"))
+        return
+    if not count:
+        # Someone saved a newer result meanwhile (fencing token moved): re-read and re-decide later.
+        fail(ctx, item, RetryableError("The invoice was synced concurrently; trying again.", system="xero"))
+        return
+    item.link.refresh_from_db()
+    item.amount_due = to_decimal(element.amount_due)
+    item.amount_paid = amount_paid
+    if created:
+        ctx.report.created += 1
+    else:
+        ctx.report.updated += 1
+    message = item.decision.message if item.decision else ""
+    if item.gate.force and item.gate.differences:
+        shown = "; ".join(f"{d.label} {d.xero or '—'} → {d.bitrix24 or '—'}" for d in item.gate.differences[:5])
+        message = (message + " " if message else "") + f"Xero differed from Bitrix24; restored ({shown})."
+    elif item.gate.force:
+        message = (message + " " if message else "") + "Changed in Xero; restored Bitrix24's version."
+    if item.gap_message:
+        message = (
+            (message + " " if message else "") + "Pushed anyway; Xero's totals are authoritative. " + item.gap_message
+        )
+    details = {"rule": item.decision.rule if item.decision else "", "status": status}
+    if item.gap_message:
+        details["totals_gap"] = item.gap_message
+    if item.decision and item.decision.record_payment:
+        item.pushed_log = (created, message, details)  # logged after the payment
+        return
+    finish(
+        ctx,
+        item,
+        outcome=SyncLogEntry.Outcome.CREATED if created else SyncLogEntry.Outcome.UPDATED,
+        message=message,
+        details=details,
+        counted=True,
+    )

@@ -1,0 +1,125 @@
+"""Stage "write": create/update the invoices in Xero, in POSTs of XERO_BATCH with
+summarizeErrors=false and a deterministic Idempotency-Key, after looking up by InvoiceNumber any
+invoice an earlier attempt may have created without us hearing the answer. Each invoice gets Xero's
+answer element (item.answer) or its own failure; a request that fails fails only its batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+
+from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RetryableError
+from integrations.xero.client import element_errors
+from sync.mappers.canonical import idempotency_key, invoice_push_fingerprint
+from sync.models import InvoiceLink
+from sync.services.push.context import PassContext, Work
+from sync.services.push.outcomes import fail, fail_all
+
+XERO_BATCH = 50
+# InvoiceNumbers go into the query string of the lost-answer lookup; 40 keeps it short.
+NUMBERS_PER_LOOKUP = 40
+
+
+def write_stage(ctx: PassContext, items: list[Work], then: Callable[[PassContext, list[Work]], None]) -> None:
+    """Send the invoices that have a body; `then` (the record stage) stores each batch's answers
+    before the next batch goes, so a crash loses at most one batch's answers (which the lost-create
+    guard and the Idempotency-Key recover)."""
+    to_send = [item for item in items if item.body is not None]
+    guard_lost_creates(ctx, to_send)
+    to_send = [item for item in to_send if not item.finished]
+    for start in range(0, len(to_send), XERO_BATCH):
+        batch = to_send[start : start + XERO_BATCH]
+        send_batch(ctx, batch)
+        then(ctx, [item for item in batch if not item.finished and item.answer is not None])
+
+
+def guard_lost_creates(ctx: PassContext, items: list[Work]) -> None:
+    """An earlier attempt may have created the invoice in Xero and died before storing the answer.
+    Its link row exists (made just before that attempt), so look those up by number, one GET per
+    NUMBERS_PER_LOOKUP, and update instead of creating a twin. New invoices get their link row now,
+    so that a crash during this pass is caught the same way next time. A lookup that fails fails
+    the invoices it was for (creating them blind could make twins)."""
+    creates = [item for item in items if "InvoiceID" not in item.body]
+    suspicious = [item for item in creates if item.link is not None and item.body.get("InvoiceNumber")]
+    for start in range(0, len(suspicious), NUMBERS_PER_LOOKUP):
+        chunk = suspicious[start : start + NUMBERS_PER_LOOKUP]
+        try:
+            answer = ctx.xero_call("get_invoices", invoice_numbers=[item.body["InvoiceNumber"] for item in chunk])
+        except AuthorizationLostError:
+            raise
+        except ExternalAPIError as exc:
+            fail_all(ctx, chunk, exc)
+            continue
+        found = {inv.invoice_number: inv for inv in answer.invoices or [] if inv.type == "ACCREC"}
+        for item in chunk:
+            existing = found.get(item.body["InvoiceNumber"])
+            # Only an invoice that points back at this Bitrix24 invoice is ours to adopt.
+            if existing is not None and (existing.url or "") == item.body.get("Url", ""):
+                item.body["InvoiceID"] = str(existing.invoice_id)
+                if existing.status not in ("DRAFT", "SUBMITTED") and item.body.get("Status") in ("DRAFT", "SUBMITTED"):
+                    item.body.pop("Status")  # it went further in Xero meanwhile; don't ask to go back
+    missing = [
+        InvoiceLink(portal=ctx.portal, bitrix24_entity_type=item.entity_type, bitrix24_id=item.invoice_id)
+        for item in creates
+        if item.link is None
+    ]
+    if missing:
+        InvoiceLink.objects.bulk_create(missing, ignore_conflicts=True)
+        fresh = ctx.links(creates)
+        for item in creates:
+            item.link = fresh.get((item.entity_type, item.invoice_id), item.link)
+
+
+def batch_key(ctx: PassContext, batch: list[Work]) -> str:
+    # Deterministic over what is sent and the link versions it was decided on: a retry of the same
+    # batch replays Xero's stored answer, while a later edit (new fingerprint, or a version bumped
+    # by a saved push) gets a new key even if the content returns to an earlier state.
+    material = "|".join(
+        f"{item.invoice_id}:{invoice_push_fingerprint(item.body)}:{item.body.get('InvoiceID', 'new')}:"
+        f"{item.link.version if item.link else 0}"
+        for item in batch
+    )
+    return idempotency_key(
+        ctx.portal.member_id, "batch", hashlib.sha256(material.encode()).hexdigest(), operation="invb"
+    )
+
+
+def send_batch(ctx: PassContext, batch: list[Work]) -> None:
+    batch.sort(key=lambda item: item.invoice_id)
+    model = ctx.xero.model("Invoices", {"Invoices": [wire(item.body) for item in batch]})
+    try:
+        answer = ctx.xero_call(
+            "update_or_create_invoices",
+            invoices=model,
+            summarize_errors=False,
+            unitdp=4,
+            idempotency_key=batch_key(ctx, batch),
+        )
+    except AuthorizationLostError:
+        raise
+    except ExternalAPIError as exc:
+        fail_all(ctx, batch, exc)
+        return
+    elements = answer.invoices or []
+    for index, item in enumerate(batch):
+        element = elements[index] if index < len(elements) else None
+        if element is None:
+            fail(ctx, item, RetryableError("Xero's answer did not include this invoice.", system="xero"))
+            continue
+        problems = element_errors(element)
+        if (element.status_attribute_string or "OK") == "ERROR" or problems:
+            fail(ctx, item, PermanentError("; ".join(problems) or "Xero refused the invoice.", system="xero"))
+            continue
+        item.answer = element
+
+
+def wire(body: dict) -> dict:
+    """Our mapped JSON in the shape the SDK reads: dates as Xero's /Date(ms)/ strings."""
+    out = dict(body)
+    for name in ("Date", "DueDate"):
+        if out.get(name):
+            day = dt.date.fromisoformat(str(out[name]))
+            ms = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+            out[name] = f"/Date({ms}+0000)/"
+    return out
