@@ -138,7 +138,8 @@ def register(bp, sandbox) -> None:
         client_id/client_secret to pin the OAuth client before its first use, invoices ("new" | "old" |
         "both": which invoices the portal has, sandbox/bitrix24/invoice_kinds.py), features
         ({"rest_offline_extended": true}: what feature.get answers; every feature is off by default),
-        time_zone (the portal's IANA zone: date-times are written in its offset, date fields as UTC
+        productrow_owner_arrays (false: crm.item.productrow.list refuses an array in =ownerId, for
+        testing the connector's one-invoice-per-command fallback), time_zone (the portal's IANA zone: date-times are written in its offset, date fields as UTC
         midnight in it, see values.py; Europe/Moscow after a reset)."""
         body = request.get_json(silent=True) or {}
         with sandbox.lock:
@@ -160,6 +161,10 @@ def register(bp, sandbox) -> None:
                 if body["invoices"] not in ("new", "old", "both"):
                     return bad_request('"invoices" must be "new", "old" or "both"')
                 app.settings["invoices"] = body["invoices"]
+            if "productrow_owner_arrays" in body:
+                if not isinstance(body["productrow_owner_arrays"], bool):
+                    return bad_request('"productrow_owner_arrays" must be true or false')
+                app.settings["productrow_owner_arrays"] = body["productrow_owner_arrays"]
             if "features" in body:
                 features = body["features"]
                 if not isinstance(features, dict) or not all(isinstance(v, bool) for v in features.values()):
