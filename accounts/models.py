@@ -133,6 +133,13 @@ class XeroOAuthState(models.Model):
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="xero_oauth_states")
     nonce = models.CharField(max_length=64, unique=True)
     started_by_user_id = models.PositiveIntegerField(null=True, blank=True)
+    # Who started it: the frame sign-in (portal + Bitrix24 user), and the browser, through the
+    # SHA-256 of a secret kept in that browser's cookie. A consent link sent to someone else
+    # carries the state but not the cookie, so its callback is refused.
+    frame_session = models.ForeignKey(
+        FrameSession, null=True, blank=True, on_delete=models.CASCADE, related_name="xero_oauth_states"
+    )
+    browser_key_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Set when the code was exchanged; a state is never exchanged twice.
     used_at = models.DateTimeField(null=True, blank=True)

@@ -50,15 +50,22 @@ def main(argv: list[str] | None = None) -> int:
 
     configured = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    missed: list[str] = []
     try:
         for name in args.names or available:
             module = importlib.import_module(f"bench.{name}")
             print(f"== bench {name} ==", flush=True)
             started = time.monotonic()
-            module.run()
+            result = module.run()
             print(f"   ({time.monotonic() - started:.1f} s)", flush=True)
+            # A bench that reports {"ok": False} missed a target: the run fails (CI, scripts).
+            if isinstance(result, dict) and result.get("ok") is False:
+                missed.append(name)
     finally:
         connection.creation.destroy_test_db(configured, verbosity=0)
+    if missed:
+        print(f"missed a target: {', '.join(missed)}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

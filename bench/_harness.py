@@ -290,6 +290,29 @@ class Bitrix24User:
             )
         return ids
 
+    def old_invoices(self, company_ids: list[int], *, lines: int = 3, seed: int = 1) -> list[int]:
+        """Old invoices (crm.invoice.add with PRODUCT_ROWS; the portal set to "invoices": "old"), one
+        per entry of company_ids, 50 per batch call. Payer type 2 is CRM_COMPANY, payment method 6
+        the sandbox's company invoice (crm.persontype.list / crm.paysystem.list)."""
+        rng = random.Random(seed)
+        ids: list[int] = []
+        for start in range(0, len(company_ids), BATCH):
+            cmd: dict[str, str] = {}
+            for n in range(start, min(len(company_ids), start + BATCH)):
+                rows = "&".join(
+                    f"fields[PRODUCT_ROWS][{k}][PRODUCT_NAME]={quote(f'Product {rng.randint(1, 500)}')}"
+                    f"&fields[PRODUCT_ROWS][{k}][PRICE]={rng.randint(5, 500)}.{rng.randint(0, 99):02d}"
+                    f"&fields[PRODUCT_ROWS][{k}][QUANTITY]={rng.randint(1, 20)}"
+                    for k in range(lines)
+                )
+                cmd[f"a{n}"] = (
+                    f"crm.invoice.add?fields[ORDER_TOPIC]={quote(f'Bench order {n + 1}')}"
+                    f"&fields[UF_COMPANY_ID]={company_ids[n]}&fields[PERSON_TYPE_ID]=2&fields[PAY_SYSTEM_ID]=6&{rows}"
+                )
+            result = self.batch(cmd)
+            ids.extend(int(result[f"a{n}"]) for n in range(start, min(len(company_ids), start + BATCH)))
+        return ids
+
     def invoice(self, company_id: int, *, lines: int = 3, title: str = "Latency order") -> int:
         """One invoice the way a person makes it: crm.item.add, then crm.item.productrow.set."""
         item = self.call(
@@ -322,13 +345,16 @@ def spread(company_ids: list[int], invoices: int, seed: int = 7) -> list[int]:
 # --- jobs and the worker ------------------------------------------------------------------------------
 
 
-def push_click(portal, invoice_ids: list[int], requested_by: int | None) -> None:
+def push_click(portal, invoice_ids: list[int], requested_by: int | None, *, entity_type: int = 31) -> None:
     """What the "Create / Edit on Xero" button does, 1,000 invoices a click (its maximum)."""
     from sync.services.buttons import MAX_INVOICES_PER_CLICK, invoices_push_request
 
     for start in range(0, len(invoice_ids), MAX_INVOICES_PER_CLICK):
         invoices_push_request(
-            portal=portal, invoice_ids=invoice_ids[start : start + MAX_INVOICES_PER_CLICK], requested_by=requested_by
+            portal=portal,
+            invoice_ids=invoice_ids[start : start + MAX_INVOICES_PER_CLICK],
+            requested_by=requested_by,
+            entity_type=entity_type,
         )
 
 
@@ -394,6 +420,14 @@ def bitrix24_read_floor(invoices: int, lines: int, new_clients: int) -> tuple[in
     product rows, the new clients and their requisite addresses), 50 commands a batch call, and
     two rounds at least when there are new clients (they are known only once the invoices are read)."""
     commands = math.ceil(invoices / BATCH) + math.ceil(invoices * lines / BATCH) + 2 * math.ceil(new_clients / BATCH)
+    rounds = 2 if new_clients else 1
+    return commands, max(rounds, math.ceil(commands / BATCH))
+
+
+def bitrix24_old_read_floor(invoices: int, new_clients: int) -> tuple[int, int]:
+    """The same for old invoices (crm.invoice.*): crm.invoice.list returns no rows, so each invoice
+    is one crm.invoice.get (rows included); then the new clients and their addresses."""
+    commands = invoices + 2 * math.ceil(new_clients / BATCH)
     rounds = 2 if new_clients else 1
     return commands, max(rounds, math.ceil(commands / BATCH))
 

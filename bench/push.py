@@ -14,6 +14,10 @@ Floor:
   known only once the invoices are read). See bench/_harness.py bitrix24_read_floor.
 Target: within 1.25x of the floor on both sides.
 
+BENCH_OLD_INVOICES=1 runs it on a portal with Bitrix24's old invoices (crm.invoice.*, entity type 5):
+the invoices are made with crm.invoice.add and PRODUCT_ROWS, the click names entity type 5, and the
+Bitrix24 floor is one crm.invoice.get per invoice (crm.invoice.list returns no rows), 50 a batch call.
+
 BENCH_XERO_WEBHOOKS=1 also points Xero's webhooks at the app, so the echo of every write (Xero
 webhook -> pull job -> GET /Invoices?IDs=) is counted too; off by default, since that is the pull
 engine's cost and not the push engine's.
@@ -26,10 +30,13 @@ import re
 import time
 from collections import Counter
 
+import requests
+
 from bench._harness import (
     BATCH,
     Bitrix24User,
     Stack,
+    bitrix24_old_read_floor,
     bitrix24_read_floor,
     env_flag,
     env_int,
@@ -48,21 +55,25 @@ def run() -> dict:
     companies = env_int("BENCH_COMPANIES", 200)
     lines = env_int("BENCH_LINES", 3)
     webhooks = env_flag("BENCH_XERO_WEBHOOKS", False)
+    old = env_flag("BENCH_OLD_INVOICES", False)
 
     with Stack() as stack:
+        if old:
+            requests.post(f"{stack.sandbox_url}/_sandbox/bitrix24/settings", json={"invoices": "old"}, timeout=10)
         admin = Bitrix24User(stack, stack.user())
         started = time.monotonic()
         company_ids = admin.companies(companies)
-        invoice_ids = admin.invoices(spread(company_ids, invoices), lines=lines)
+        make = admin.old_invoices if old else admin.invoices
+        invoice_ids = make(spread(company_ids, invoices), lines=lines)
         print(
-            f"   made {invoices} invoices x {lines} rows for {companies} companies in "
+            f"   made {invoices} {'old ' if old else ''}invoices x {lines} rows for {companies} companies in "
             f"{time.monotonic() - started:.1f} s",
             flush=True,
         )
         portal = stack.setup(xero_webhooks=webhooks)
         mark = stack.last_call_id()
         started = time.monotonic()
-        push_click(portal, invoice_ids, requested_by=admin.id)
+        push_click(portal, invoice_ids, requested_by=admin.id, entity_type=5 if old else 31)
         jobs = wait_push_jobs(portal, invoices, timeout=600)
         if webhooks:
             _wait_quiet(portal)
@@ -80,7 +91,10 @@ def run() -> dict:
     xero = [c for c in calls if c["system"] == "xero"]
     b24 = [c for c in calls if c["system"] == "bitrix24"]
     xero_floor = math.ceil(invoices / BATCH) + math.ceil(companies / BATCH) + 1
-    b24_commands, b24_floor = bitrix24_read_floor(invoices, lines, companies)
+    if old:
+        b24_commands, b24_floor = bitrix24_old_read_floor(invoices, companies)
+    else:
+        b24_commands, b24_floor = bitrix24_read_floor(invoices, lines, companies)
     rows = []
     figures = {
         "xero_calls": len(xero),
@@ -97,7 +111,8 @@ def run() -> dict:
     print(
         f"   Xero floor: {math.ceil(invoices / BATCH)} invoice writes + {math.ceil(companies / BATCH)} contact writes + 1 contact lookup"
     )
-    print(f"   Bitrix24 floor: {b24_commands} list pages of 50 in batch calls of 50 commands, >= 2 rounds")
+    what = "crm.invoice.get commands + client list pages" if old else "list pages of 50"
+    print(f"   Bitrix24 floor: {b24_commands} {what} in batch calls of 50 commands, >= 2 rounds")
     print(f"   Xero calls by endpoint:     {_by_endpoint(xero)}")
     print(f"   Bitrix24 calls by method:   {_by_endpoint(b24)}")
     print(f"   non-2xx answers:            {sum(1 for c in calls if (c['status'] or 0) >= 300)}")
@@ -116,7 +131,6 @@ def _by_endpoint(calls: list[dict]) -> str:
 def _outcome(portal, stack: Stack) -> dict:
     """What ended up where: links on our side, objects in the sandbox's Xero organisation (one
     /_sandbox/state read after the measured window)."""
-    import requests
 
     from sync.models import ContactLink, InvoiceLink
 

@@ -8,8 +8,8 @@ Two kinds:
   pool), every process writes to files in that folder and a scrape adds them up
   (prometheus-client's multiprocess mode); the folder must be empty when the service starts.
 - **State gauges** read from the database (and the throttle) when scraped: jobs by state and the
-  age of the oldest due job per portal, unfinished inbox rows, invoices failing or held, the Xero
-  daily budget used per tenant. They are the truth whichever process did the work, so only the web
+  age of the oldest due job per portal, unfinished inbox rows, invoices held / failed / refused /
+  retrying (sync.models.InvoiceOutcome), the Xero daily budget used per tenant. They are the truth whichever process did the work, so only the web
   endpoint serves them (a worker's exporter would only repeat them).
 
 Where: `GET /metrics` on the web server, allowed with `Authorization: Bearer <METRICS_TOKEN>`
@@ -122,12 +122,12 @@ class StateCollector(Collector):
             yield up
 
     def _collect(self) -> Iterator[Metric]:
-        from django.db.models import Count, Min, Q
+        from django.db.models import Count, Min
         from django.utils import timezone
 
         from accounts.models import Portal, XeroConnection
         from integrations.common.throttle import xero_daily_usage
-        from sync.models import InboxEvent, InvoiceLink, SyncJob
+        from sync.models import InboxEvent, SyncJob
 
         now = timezone.now()
         jobs = GaugeMetricFamily(
@@ -167,23 +167,8 @@ class StateCollector(Collector):
             .values_list("source", "n")
         ):
             inbox.add_metric([source], n)
-        failed = GaugeMetricFamily(
-            "connector_invoices_failing",
-            "Invoices whose last sync failed, per portal (permanent: needs a person; retrying: will try again).",
-            labels=["portal", "kind"],
-        )
-        for row in (
-            InvoiceLink.objects.exclude(last_error="")
-            .values("portal_id")
-            .annotate(
-                permanent=Count("id", filter=Q(last_error_permanent=True)),
-                retrying=Count("id", filter=Q(last_error_permanent=False)),
-            )
-        ):
-            failed.add_metric([str(row["portal_id"]), "permanent"], row["permanent"])
-            failed.add_metric([str(row["portal_id"]), "retrying"], row["retrying"])
-        yield from (jobs, oldest, inbox, failed)
-        yield from _held_invoices()
+        yield from (jobs, oldest, inbox)
+        yield from _invoice_states()
 
         budget = GaugeMetricFamily(
             "connector_xero_daily_calls_used",
@@ -215,31 +200,32 @@ class StateCollector(Collector):
         yield from (connections, portals)
 
 
-def _held_invoices() -> Iterable[Metric]:
-    """Invoices held back from Xero (amounts that would not match), where the model records it."""
+def _invoice_states() -> Iterable[Metric]:
+    """Invoices by where they stand (sync.models.InvoiceOutcome), except the many that are fine on
+    Xero: held (totals differ), failed, refused, retrying, changed in Xero, per portal."""
     from django.db.models import Count
 
-    from sync.models import InvoiceLink
+    from sync.models import InvoiceOutcome
 
-    fields = {f.name for f in InvoiceLink._meta.get_fields()}
-    held = GaugeMetricFamily("connector_invoices_held", "Invoices held back from Xero, per portal.", labels=["portal"])
-    if "held" in fields:
-        for portal_id, n in (
-            InvoiceLink.objects.filter(held=True)
-            .values("portal_id")
-            .annotate(n=Count("id"))
-            .values_list("portal_id", "n")
-        ):
-            held.add_metric([str(portal_id)], n)
-    elif "state" in fields:
-        for portal_id, n in (
-            InvoiceLink.objects.filter(state="held")
-            .values("portal_id")
-            .annotate(n=Count("id"))
-            .values_list("portal_id", "n")
-        ):
-            held.add_metric([str(portal_id)], n)
-    yield held
+    states = GaugeMetricFamily(
+        "connector_invoices",
+        "Invoices not simply on Xero, per portal and state (held, failed, refused need a person).",
+        labels=["portal", "state"],
+    )
+    counted = dict.fromkeys((s for s in InvoiceOutcome.State.values if s != InvoiceOutcome.State.ON_XERO), 0)
+    rows = (
+        InvoiceOutcome.objects.exclude(state=InvoiceOutcome.State.ON_XERO)
+        .values("portal_id", "state")
+        .annotate(n=Count("id"))
+        .values_list("portal_id", "state", "n")
+    )
+    by_portal: dict[int, dict[str, int]] = {}
+    for portal_id, state, n in rows:
+        by_portal.setdefault(portal_id, dict(counted))[state] = n
+    for portal_id, values in sorted(by_portal.items()):
+        for state, n in values.items():
+            states.add_metric([str(portal_id), state], n)
+    yield states
 
 
 # --- exposition -------------------------------------------------------------------------------------

@@ -44,13 +44,13 @@ SECRET_NAMES = (
 _NAMES = "|".join(re.escape(n) for n in sorted(SECRET_NAMES, key=len, reverse=True))
 # name=value in URLs, forms and plain text; `auth[access_token]=`, `auth%5Baccess_token%5D=` too.
 _PARAM = re.compile(
-    rf"(?i)((?:^|(?<=[?&\s,;(\[{{\"'])|(?<=%5B)|(?<=\[))(?:{_NAMES})(?:\]|%5D)?\s*=\s*)([^&\s,;)\]}}\"']+)"
+    rf"(?i)((?:^|(?<=[?&\s,;(\[{{\"'])|(?<=%5B)|(?<=\[))(?:{_NAMES})(?:\]|%5D)?\s*=\s*)(?!\[redacted\])([^&\s,;)\]}}\"']+)"
 )
 # An OAuth authorization code, only in a query string: "code" alone is too common a word.
-_URL_CODE = re.compile(r"(?i)([?&]code=)([^&\s\"']+)")
+_URL_CODE = re.compile(r"(?i)([?&]code=)(?!\[redacted\])([^&\s\"']+)")
 # "name": "value" / 'name': 'value' in JSON and Python reprs.
-_QUOTED = re.compile(rf"(?i)([\"'](?:auth\[)?(?:{_NAMES})\]?[\"']\s*:\s*[\"'])([^\"']*)")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_QUOTED = re.compile(rf"(?i)([\"'](?:auth\[)?(?:{_NAMES})\]?[\"']\s*:\s*[\"'])(?!\[redacted\])([^\"']+)")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+(?!\[redacted\])[A-Za-z0-9._~+/=-]{8,}")
 _MIN_LITERAL = 8  # shorter configured values would redact ordinary words
 
 
@@ -71,10 +71,12 @@ def _configured_secrets() -> list[str]:
     return sorted((v for v in values if len(v) >= _MIN_LITERAL), key=len, reverse=True)
 
 
-def redact(text: Any) -> str:
-    """`text` as a string with every recognised secret replaced by [redacted]."""
+def redact(text: Any, *, also: tuple[str, ...] | list[str] = ()) -> str:
+    """`text` as a string with every recognised secret replaced by [redacted]; `also` names more
+    literal secrets (a portal's own tokens, which no pattern can recognise when they stand alone)."""
     text = str(text)
-    for literal in _configured_secrets():
+    extra = sorted((v for v in also if v and len(v) >= _MIN_LITERAL), key=len, reverse=True)
+    for literal in [*extra, *_configured_secrets()]:
         text = text.replace(literal, REDACTED)
     text = _PARAM.sub(lambda m: m.group(1) + REDACTED, text)
     text = _URL_CODE.sub(lambda m: m.group(1) + REDACTED, text)

@@ -112,6 +112,8 @@ MIDDLEWARE = [
     # Static files (the app's CSS/JS) straight from the app server, also under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Refuses NUL characters before any view, and turns a database DataError into a 400.
+    "connector.input_guard.InputGuardMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -261,6 +263,10 @@ LOGGING = {
 # must name an empty folder at start (see connector/metrics.py and docker-compose.yml).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    # prometheus-client writes each process's counters there; it must exist before the first one.
+    with contextlib.suppress(OSError):
+        Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 # --- Celery -------------------------------------------------------------------------------------
 # Delivery is at-least-once: the PostgreSQL inbox/outbox is the source of truth and every task is
@@ -272,12 +278,18 @@ CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 BROKER_DIR = Path(env.str("BROKER_DIR", default=str(EMBEDDED_DIR / "broker")))
 if not REDIS_URL:
     for _sub in ("out", "processed", "control"):
-        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+        # A read-only image (production runs with Redis) must still load these settings.
+        with contextlib.suppress(OSError):
+            (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
 # The longest a task may run (hard limit) and the longest retry countdown we ever schedule. The
 # Redis visibility timeout must stay well above both, or Redis redelivers a task that is still
 # running or still waiting for its countdown, "again and again in a loop" (Celery's Redis caveats).
 TASK_HARD_TIME_LIMIT_S = 300
 MAX_RETRY_DELAY_S = 600
+# Push passes wait for a quiet moment so a burst (an import, an invoice and then its rows) goes out
+# in one pass, never longer than the bound after the oldest waiting change (sync/services/debounce.py).
+PUSH_QUIET_S = env.float("PUSH_QUIET_S", default=0.8)
+PUSH_MAX_WAIT_S = env.float("PUSH_MAX_WAIT_S", default=30.0)
 # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 4 * 3600}
@@ -288,6 +300,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "processed_folder": str(BROKER_DIR / "processed"),
         # Broadcasts (worker remote control): kombu's default is ./control in the working directory.
         "control_folder": str(BROKER_DIR / "control"),
+        # How often the worker looks for new message files (kombu's default: every second).
+        "polling_interval": 0.2,
         "store_processed": False,
     }
 )

@@ -58,11 +58,12 @@ class SandboxClient:
         query: str = "",
         body: dict | None = None,
         retry_after: float | None = None,
+        location: str | None = None,
     ) -> None:
         """Fail the next `times` matching calls; with after=True the request is applied first and
         only its answer fails (the write happened, the caller never heard). `query`: only calls
         whose decoded query string contains it; `body`: the answer's JSON; `retry_after`: its
-        Retry-After header."""
+        Retry-After header; `location`: a 3xx answer redirecting there (a portal's domain change)."""
         payload = {"system": system, "match": match, "status": status, "times": times, "delay_s": delay_s}
         if after:
             payload["after"] = True
@@ -72,6 +73,8 @@ class SandboxClient:
             payload["retry_after"] = retry_after
         if body is not None:
             payload["body"] = body
+        if location is not None:
+            payload["location"] = location
         self._call("POST", "/_sandbox/faults", json=payload)
 
     def xero_violations(self) -> list[str]:

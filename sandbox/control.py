@@ -59,6 +59,9 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
             retry_after = float(body["retry_after"]) if body.get("retry_after") is not None else None
         except (TypeError, ValueError):
             return _bad_request('"retry_after" must be a number')
+        location = body.get("location")
+        if location is not None and not (isinstance(location, str) and status and 300 <= status < 400):
+            return _bad_request('"location" goes with a 3xx "status" and must be a URL')
         fault = Fault(
             system,
             method.upper(),
@@ -70,6 +73,7 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
             after,
             query=str(body.get("query") or ""),
             retry_after=retry_after,
+            location=location,
         )
         with sandbox.lock:
             sandbox.faults.append(fault)

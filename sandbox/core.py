@@ -97,6 +97,9 @@ class Fault:
     after: bool = False  # apply the request first, then fail its answer (the caller never hears)
     query: str = ""  # when set, only requests whose decoded query string contains it
     retry_after: float | None = None  # a Retry-After header on the injected answer
+    # A 3xx fault redirects here: Bitrix24 answers 302 to the portal's new address after a domain
+    # change (settings/how-to-call-rest-api/change-domen.md).
+    location: str | None = None
 
     def matches(self, system: str, method: str, path: str, target: str, query: str = "") -> bool:
         if self.system != system or self.times <= 0:

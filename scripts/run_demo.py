@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +41,14 @@ DEMO_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/connector_demo"
 DEMO_REDIS_URL = "redis://127.0.0.1:6379/0"
 # A second sandbox user who sees only their own invoices: open the portal as them to see
 # Bitrix24's permissions at work.
+DEMO_DEFAULTS = {
+    "XERO_CLIENT_ID": "demo-xero-client",
+    "XERO_CLIENT_SECRET": "demo-xero-secret",
+    "XERO_WEBHOOK_KEY": "demo-xero-webhook-key",
+    "BITRIX24_CLIENT_ID": "app.demo.connector",
+    "BITRIX24_CLIENT_SECRET": "demo-bitrix24-secret",
+    "METRICS_TOKEN": "demo-metrics-token",
+}
 SALES_USER = {"name": "Sam Sales (own invoices only)", "admin": False, "invoices": "own"}
 
 
@@ -180,14 +189,19 @@ def demo_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     # The demo always talks to its own sandbox, and is reached on its own port.
     env["SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
     env["PUBLIC_URL"] = f"http://127.0.0.1:{web_port}"
-    # A demo on the local sandbox: development mode (plain HTTP, development keys). DEBUG defaults
-    # to off, so the demo asks for it explicitly.
-    env.setdefault("DEBUG", "1")
-    env.setdefault("XERO_CLIENT_ID", "demo-xero-client")
-    env.setdefault("XERO_CLIENT_SECRET", "demo-xero-secret")
-    env.setdefault("XERO_WEBHOOK_KEY", "demo-xero-webhook-key")
-    env.setdefault("BITRIX24_CLIENT_ID", "app.demo.connector")
-    env.setdefault("BITRIX24_CLIENT_SECRET", "demo-bitrix24-secret")
+    # A demo on the local sandbox: development mode (plain HTTP, development keys), whatever .env says.
+    env["DEBUG"] = "1"
+    # Metrics of the web server and the worker added up on /metrics (prometheus-client's
+    # multiprocess mode; the folder is emptied at each start).
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        folder = RUN_DIR / "prometheus"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    # Empty values (as .env.example has them) count as unset.
+    for name, value in DEMO_DEFAULTS.items():
+        if not env.get(name):
+            env[name] = value
     env["PYTHONUNBUFFERED"] = "1"
     env["_SANDBOX_PORT"] = str(sandbox_port)
     env["_WEB_PORT"] = str(web_port)
@@ -246,7 +260,7 @@ def describe(env: dict[str, str]) -> tuple[str, str]:
         db_text = f"SQLite {database.removeprefix('sqlite:///')} (embedded)"
     else:
         parsed = urlparse(database)
-        db_text = f"PostgreSQL database {parsed.path.lstrip('/')} on {parsed.hostname}:{parsed.port or 5432}"
+        db_text = f"PostgreSQL database {unquote(parsed.path.lstrip('/'))} on {parsed.hostname}:{parsed.port or 5432}"
     if env["REDIS_URL"]:
         parsed = urlparse(env["REDIS_URL"])
         broker = f"Redis db {parsed.path.lstrip('/') or '0'} on {parsed.hostname}:{parsed.port or 6379}"
@@ -308,6 +322,8 @@ def main() -> int:
             print(f"  ... as a sales user who sees only their invoices:   {portal}?user={sales_user}")
         print(f"  Django admin (user admin, password {admin_password}):  {env['PUBLIC_URL']}/admin/")
         print(f"  Sandbox state (both fakes, as JSON):                 {env['SANDBOX_URL']}/_sandbox/state")
+        print(f"  Readiness / metrics:  {env['PUBLIC_URL']}/ready/   and")
+        print(f"    curl -H 'Authorization: Bearer {env['METRICS_TOKEN']}' {env['PUBLIC_URL']}/metrics")
         print(f"  Database: {db_text}")
         print(f"  Broker:   {broker}")
         print("  Ctrl-C stops everything this command started.")

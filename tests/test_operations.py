@@ -140,3 +140,85 @@ def test_a_celery_task_binds_the_ids_its_arguments_name():
 
     values = logcontext.celery_task_context(Task(), "tid-1", (3,), {"job_id": 5})
     assert values == {"request_id": "tid-1", "task": Task.name, "portal": "3", "job": "5"}
+
+
+# --- set-up files ---------------------------------------------------------------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def _dotenv(path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def test_env_example_copied_to_env_runs_in_development_and_is_not_the_test_database():
+    import os
+    import subprocess
+    import sys
+
+    example = ROOT / ".env.example"
+    values = _dotenv(example)
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")} | values
+    show = (
+        "import django, json; from django.conf import settings; django.setup(); "
+        "print(json.dumps([settings.DEBUG, settings.DATABASES['default']['ENGINE']]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", show],
+        cwd=ROOT,
+        env=env | {"DJANGO_SETTINGS_MODULE": "connector.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, "django.db.backends.sqlite3"]
+    makefile = (ROOT / "Makefile").read_text()
+    test_database = re.search(r"TEST_DATABASE_URL \?= (\S+)", makefile).group(1)
+    mentioned = re.findall(r"DATABASE_URL=(\S+)", example.read_text())
+    assert mentioned and test_database not in mentioned
+
+
+def test_every_setting_read_from_the_environment_is_in_env_example():
+    settings_source = (ROOT / "connector" / "settings.py").read_text()
+    names = set(re.findall(r'env\.(?:str|int|bool|float|list|db|path)\(\s*"([A-Z0-9_]+)"', settings_source))
+    names |= set(re.findall(r'_required_in_production\(\s*"([A-Z0-9_]+)"', settings_source))
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert names - documented == set()
+
+
+def _run_demo_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_demo", ROOT / "scripts" / "run_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_creates_a_missing_postgresql_database_whatever_its_name_or_says_why_not():
+    import os
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+    from psycopg import sql
+
+    run_demo = _run_demo_module()
+    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    name = f"ops demo-{uuid.uuid4().hex[:8]}"
+    try:
+        run_demo.postgres_database_ensure(f"{base}/{quote(name)}")
+        run_demo.postgres_database_ensure(f"{base}/{quote(name)}")  # there already: nothing to do
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    with pytest.raises(SystemExit, match=r"make run: PostgreSQL at .* is not usable: .*refused"):
+        run_demo.postgres_database_ensure(f"postgres://postgres@127.0.0.1:{_free_port()}/x")

@@ -41,7 +41,7 @@ def frame_session_start(*, frame: FramePost) -> FrameSession:
     if portal is None:
         raise Refused("This Bitrix24 portal has not installed the app. Install it from the Bitrix24 Market first.")
     if not portal.is_active:
-        raise Refused("The app is not installed on this Bitrix24 portal any more. Install it again to use it.")
+        raise Refused(portal_unavailable_message(portal))
     if not application_token_matches(portal.application_token, frame.application_token or ""):
         raise Unverified("This page was not opened by the Bitrix24 portal the app is installed on.")
     if not frame.auth_id:
@@ -70,6 +70,18 @@ def frame_session_start(*, frame: FramePost) -> FrameSession:
     )
 
 
+def portal_unavailable_message(portal: Portal) -> str:
+    """What happened to a portal that is not active, and what an administrator must do."""
+    if portal.status == Portal.Status.NEEDS_REAUTH:
+        return (
+            "Sync with Xero is paused: Bitrix24 stopped accepting this app's access to the portal "
+            f"({portal.status_reason or 'its authorisation was revoked or expired'}). Nothing stored is lost. "
+            "A Bitrix24 administrator must reinstall the "
+            "app (Applications > My applications > Xero > Reinstall) to restore its access."
+        )
+    return "The app is not installed on this Bitrix24 portal any more. A Bitrix24 administrator can install it again."
+
+
 def frame_token_issue(*, session: FrameSession) -> str:
     return signing.dumps({"fs": session.pk, "p": session.portal_id}, salt=FRAME_TOKEN_SALT, compress=True)
 
@@ -90,7 +102,7 @@ def frame_session_resolve(*, token: str) -> FrameSession:
     if session is None:
         raise Refused("This sign-in has ended. Open the app from Bitrix24 again.")
     if not session.portal.is_active:
-        raise Refused("The app is not installed on this Bitrix24 portal any more.")
+        raise Refused(portal_unavailable_message(session.portal))
     if session.created_at < timezone.now() - FRAME_SESSION_MAX_AGE:
         raise Refused("Your sign-in has expired. Open the app from Bitrix24 again.")
     return session

@@ -1,10 +1,19 @@
 """Installing, re-installing and uninstalling the app on a Bitrix24 portal.
 
-Trust rules (docs/bitrix24-api.md §4.3–§4.4, style B.1):
-- The installer page and a first ONAPPINSTALL prove themselves through Bitrix24's OAuth server:
-  `app.info` with the delivered access token names the installation's member_id and client_endpoint,
-  which is the only client_endpoint we ever store (a form field could point us anywhere).
-- Everything later proves itself with the stored application_token, compared in constant time.
+Trust rules (docs/bitrix24-api.md §4.3–§4.4, style B.1). The application token is NOT proof that
+Bitrix24 sent a request: Bitrix24 puts it into the app frame's POST for every user of the portal,
+so any portal user can replay it. Only Bitrix24's OAuth server (the configured one, or SANDBOX_URL)
+is trusted about the installation:
+- Install (the installer page or ONAPPINSTALL, new portal or re-install): `app.info` with the
+  delivered access token must name our client id (BITRIX24_CLIENT_ID) and the member_id the request
+  claims, and the token's user must be an admin. The domain and client_endpoint we store are the
+  ones app.info names, never the payload's.
+- Uninstall: real only when the stored tokens no longer work (app.info refuses the access token and
+  the OAuth server refuses the refresh token). While they work, the app is still installed and the
+  event is a forgery, whatever token it carries.
+- Every other event proves itself with the stored application_token (constant time): it only
+  enqueues work that reads Bitrix24 with our own token, so a replay cannot change anything.
+Refused attempts are logged on the "accounts.security" logger.
 """
 
 from __future__ import annotations
@@ -22,13 +31,15 @@ from accounts.errors import Refused, Unverified, UpstreamFailed
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
-from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info
-from integrations.common.errors import ExternalAPIError
+from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
+from integrations.common.errors import AuthorizationLostError, ExternalAPIError
+from integrations.common.tokens import InvalidGrantError, token_ensure_fresh
 
 logger = logging.getLogger(__name__)
+security_log = logging.getLogger("accounts.security")
 
 SMART_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE")
-CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS")
+CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS", "ONCRMINVOICEDELETE")
 SMART_INVOICE_PLACEMENTS = ("CRM_SMART_INVOICE_DETAIL_TOOLBAR", "CRM_SMART_INVOICE_LIST_MENU")
 # Old invoices have no per-row menu placement (widgets/placement-list.md lists the toolbars only).
 CLASSIC_INVOICE_PLACEMENTS = ("CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_TOOLBAR")
@@ -58,11 +69,19 @@ def placement_handler_url() -> str:
     return f"{settings.PUBLIC_URL}/bitrix24/placement/"
 
 
+# Bitrix24 access tokens live an hour; anything claimed beyond a day is capped (a huge AUTH_EXPIRES
+# would overflow a datetime), and an expiry we cannot read means "refresh before use".
+MAX_TOKEN_LIFETIME_S = 24 * 3600
+
+
 def expiry_from_seconds(seconds: Any) -> datetime | None:
     try:
-        return timezone.now() + timedelta(seconds=int(seconds))
-    except (TypeError, ValueError):
+        value = int(str(seconds).strip()) if isinstance(seconds, (str, int)) else None
+    except ValueError:
         return None
+    if value is None or value < 0:
+        return None
+    return timezone.now() + timedelta(seconds=min(value, MAX_TOKEN_LIFETIME_S))
 
 
 def portal_install(*, frame: FramePost) -> InstallOutcome:
@@ -80,7 +99,7 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
         raise Refused("The installer request carries no APPLICATION_TOKEN.", status=400)
     target = Portal(
         member_id=frame.member_id,
-        domain=str(install.get("domain") or frame.domain),
+        domain=str(install.get("domain") or ""),
         client_endpoint=str(install["client_endpoint"]),
     )
     client = Bitrix24Client(target, user_token=frame.auth_id, interactive=True)
@@ -98,9 +117,8 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
         portal = Portal.objects.select_for_update().filter(member_id=frame.member_id).first()
         created = portal is None
         portal = portal or Portal(member_id=frame.member_id)
-        portal.domain = target.domain
+        portal.domain = target.domain or portal.domain or frame.domain
         portal.client_endpoint = target.client_endpoint
-        portal.server_endpoint = frame.server_endpoint or portal.server_endpoint
         portal.access_token = frame.auth_id
         portal.refresh_token = frame.refresh_id
         portal.token_expires_at = expiry_from_seconds(frame.auth_expires)
@@ -131,30 +149,35 @@ def _stage_map_defaults(*, portal: Portal, client: Bitrix24Client) -> None:
 
 
 def portal_record_install_event(*, event: Bitrix24Event) -> Portal:
-    """ONAPPINSTALL, which may come before or after the installer page.
+    """ONAPPINSTALL, which may come before or after the installer page, and on every re-install.
 
-    A known portal with an application_token must present the same token. A new (or uninstalled,
-    hence wiped) one is vouched for by the OAuth server and must come from an admin, exactly like
-    the installer page; the event's own client_endpoint is never trusted.
+    Proven like the installer page (app.info + an admin's token), whether the portal is new or
+    known: the application token alone proves nothing (every portal user has it). A known portal
+    with an application_token must also present the same one.
     """
     auth = event.auth
-    if not auth.access_token:
-        raise Unverified("ONAPPINSTALL without an access token.")
-    known = Portal.objects.filter(member_id=auth.member_id).first()
-    if known is not None and known.application_token:
-        if not application_token_matches(known.application_token, auth.application_token):
+    try:
+        if not auth.access_token:
+            raise Unverified("ONAPPINSTALL without an access token.")
+        known = Portal.objects.filter(member_id=auth.member_id).first()
+        if (
+            known is not None
+            and known.application_token
+            and not application_token_matches(known.application_token, auth.application_token)
+        ):
             raise Unverified("ONAPPINSTALL application_token does not match this portal's.")
-        client_endpoint, domain = known.client_endpoint, auth.domain or known.domain
-        installed_by = known.installed_by_user_id
-    else:
         install = _installation_vouched_for(access_token=auth.access_token, member_id=auth.member_id)
-        client_endpoint, domain = str(install["client_endpoint"]), str(install.get("domain") or auth.domain)
+        client_endpoint, domain = str(install["client_endpoint"]), str(install.get("domain") or "")
         target = Portal(member_id=auth.member_id, domain=domain, client_endpoint=client_endpoint)
+        client = Bitrix24Client(target, user_token=auth.access_token, interactive=True)
         try:
-            _require_admin(Bitrix24Client(target, user_token=auth.access_token, interactive=True))
+            _require_admin(client)
+            installed_by = _current_user_id(client)
         except ExternalAPIError as exc:
             raise Unverified(f"Bitrix24 did not confirm the installing user: {exc.message}") from exc
-        installed_by = auth.user_id
+    except Refused as refusal:
+        _log_refused("ONAPPINSTALL", auth.member_id, refusal)
+        raise
 
     with transaction.atomic():
         portal = Portal.objects.select_for_update().filter(member_id=auth.member_id).first()
@@ -166,9 +189,8 @@ def portal_record_install_event(*, event: Bitrix24Event) -> Portal:
         ):
             raise Unverified("ONAPPINSTALL application_token does not match this portal's.")
         portal = portal or Portal(member_id=auth.member_id)
-        portal.domain = domain
+        portal.domain = domain or portal.domain or auth.domain
         portal.client_endpoint = client_endpoint
-        portal.server_endpoint = auth.server_endpoint or portal.server_endpoint
         portal.access_token = auth.access_token
         portal.refresh_token = auth.refresh_token or portal.refresh_token
         portal.token_expires_at = expiry_from_seconds(auth.expires_in)
@@ -184,16 +206,25 @@ def portal_record_install_event(*, event: Bitrix24Event) -> Portal:
 
 
 def portal_uninstall(*, event: Bitrix24Event) -> Portal:
-    """ONAPPUNINSTALL: the only proof is the stored application_token (REST access is already gone).
+    """ONAPPUNINSTALL: real only when Bitrix24 has revoked our tokens (see the module docstring).
 
-    Tokens, the application_token and every frame session are wiped; background work stops because
-    the portal is no longer active. The Xero connection is kept so a re-install resumes with it.
+    Without CLEAN, tokens, the application_token and every frame session are wiped; background
+    work stops because the portal is no longer active; links, logs, settings and the Xero
+    connection are kept so a re-install resumes. With CLEAN=1 (the admin chose to delete the app's
+    data) the Xero connection is revoked at Xero and everything of the portal is deleted.
     """
-    portal = portal_verify_event(event=event)
+    try:
+        portal = portal_verify_event(event=event)
+        _require_uninstalled_at_bitrix24(portal)
+    except Refused as refusal:
+        _log_refused("ONAPPUNINSTALL", event.auth.member_id, refusal)
+        raise
+    if _clean(event):
+        return portal_delete_data(portal=portal)
     with transaction.atomic():
         portal = Portal.objects.select_for_update().get(pk=portal.pk)
         portal.status = Portal.Status.UNINSTALLED
-        portal.status_reason = "Uninstalled in Bitrix24" + (" (clean: app data deleted)" if _clean(event) else "")
+        portal.status_reason = "Uninstalled in Bitrix24"
         portal.access_token = ""
         portal.refresh_token = ""
         portal.application_token = ""
@@ -202,8 +233,72 @@ def portal_uninstall(*, event: Bitrix24Event) -> Portal:
         portal.uninstalled_at = timezone.now()
         portal.save()
         portal.frame_sessions.all().delete()
-    logger.info("portal %s uninstalled", portal.member_id)
+    logger.info("portal %s uninstalled (data kept for a re-install)", portal.member_id)
     return portal
+
+
+def portal_delete_data(*, portal: Portal) -> Portal:
+    """CLEAN uninstall: revoke the Xero connection at Xero, then delete the portal and, by cascade,
+    everything stored for it (tokens, links, jobs, inbox, logs, settings, maps, sessions)."""
+    from accounts.services.xero import xero_connection_disconnect
+
+    xero_connection_disconnect(portal=portal)  # never raises for Xero's refusal: the wipe goes on
+    member_id = portal.member_id
+    Portal.objects.filter(pk=portal.pk).delete()
+    logger.info("portal %s uninstalled with CLEAN: its data was deleted and Xero disconnected", member_id)
+    portal.status = Portal.Status.UNINSTALLED
+    return portal
+
+
+def _require_uninstalled_at_bitrix24(portal: Portal) -> None:
+    """Unverified unless Bitrix24's OAuth server has revoked the app's tokens for this portal.
+
+    The stored access token first (app.info); when it is refused, the refresh token (single-flight,
+    so a concurrent worker's refresh is not broken). A token that still works means the app is
+    installed: the uninstall did not come from Bitrix24. UpstreamFailed when the OAuth server does
+    not answer: nothing changes, and the keep-alive sweep finds a real uninstall later.
+    """
+    try:
+        _installation_vouched_for(access_token=portal.access_token, member_id=portal.member_id)
+    except Unverified:
+        pass  # the access token is refused (or expired): ask about the refresh token
+    else:
+        raise Unverified("Bitrix24 says the app is still installed on this portal (its token works).")
+    try:
+        fresh_token = _refreshed_access_token(portal)
+    except (AuthorizationLostError, InvalidGrantError):
+        return  # invalid_grant: Bitrix24 revoked the grant, as it does on uninstall
+    except ExternalAPIError as exc:
+        raise UpstreamFailed(f"Bitrix24's OAuth server could not confirm the uninstall: {exc.message}") from exc
+    try:
+        _installation_vouched_for(access_token=fresh_token, member_id=portal.member_id)
+    except Unverified:
+        return
+    raise Unverified("Bitrix24 says the app is still installed on this portal (its token works).")
+
+
+def _refreshed_access_token(portal: Portal) -> str:
+    """Ask the OAuth server for a new pair with the stored refresh token, and keep it (refresh
+    tokens rotate: the old one is spent). An active portal goes through the single-flight refresh;
+    one in needs_reauth is not refreshed by anything else, so it is asked directly — its status is
+    our opinion, not Bitrix24's, and must not make a forged uninstall look real."""
+    if portal.status == Portal.Status.ACTIVE:
+        return token_ensure_fresh(
+            portal, bitrix24_refresh, force=True, seen_generation=portal.token_generation
+        ).access_token
+    tokens = bitrix24_refresh(portal.refresh_token)
+    Portal.objects.filter(pk=portal.pk, token_generation=portal.token_generation).update(
+        access_token=tokens.access_token,  # EncryptedTextField encrypts on update() too
+        refresh_token=tokens.refresh_token,
+        token_expires_at=tokens.expires_at,
+        token_generation=portal.token_generation + 1,
+        updated_at=timezone.now(),
+    )
+    return tokens.access_token
+
+
+def _log_refused(event: str, member_id: str, refusal: Refused) -> None:
+    security_log.warning("refused %s for member_id %r: %s", event, (member_id or "")[:64], refusal.message)
 
 
 def portal_verify_event(*, event: Bitrix24Event) -> Portal:
@@ -301,6 +396,9 @@ def _installation_vouched_for(*, access_token: str, member_id: str) -> dict:
     """The OAuth server's record of the installation this token belongs to (app.info `install`)."""
     if not access_token or not member_id:
         raise Unverified("The request carries no access token or member_id.")
+    if not settings.BITRIX24_CLIENT_ID:
+        # Without our client id any Bitrix24 app's token would pass app.info (point 8 of issue 8).
+        raise Refused("BITRIX24_CLIENT_ID is not configured, so no installation can be verified.", status=503)
     try:
         info = bitrix24_app_info(access_token)
     except ExternalAPIError as exc:

@@ -116,17 +116,21 @@ def sandbox_stage_map(*, portal: Portal) -> str:
 def sandbox_connect_xero(*, portal: Portal) -> XeroConnection:
     """The real code flow: our authorize URL, the sandbox's consent redirect, then the very service
     the callback view calls (state checked and spent there)."""
-    url = xero_connect_start(portal=portal, started_by_user_id=portal.installed_by_user_id)
-    response = requests.get(url, allow_redirects=False, timeout=30)
+    start = xero_connect_start(portal=portal, started_by_user_id=portal.installed_by_user_id)
+    response = requests.get(start.url, allow_redirects=False, timeout=30)
     location = response.headers.get("Location", "")
     query = parse_qs(urlparse(location).query)
     if response.status_code not in (302, 303) or "code" not in query:
         raise Refused(f"Xero's authorize step did not redirect back with a code ({response.status_code}).", status=502)
-    outcome = xero_connect_complete(code=query["code"][0], state=query.get("state", [""])[0])
+    outcome = xero_connect_complete(
+        code=query["code"][0], state=query.get("state", [""])[0], browser_key=start.browser_key
+    )
     if outcome.connection is not None:
         return outcome.connection
     # Several organisations: the demo takes the first, as a user would pick one on the choice page.
-    return xero_connection_choose(state=outcome.state.nonce, tenant_id=outcome.choices[0]["tenantId"])
+    return xero_connection_choose(
+        state=outcome.state.nonce, tenant_id=outcome.choices[0]["tenantId"], browser_key=start.browser_key
+    )
 
 
 def sandbox_point_xero_webhooks(*, sandbox_url: str) -> str:

@@ -1,12 +1,17 @@
 """Connecting a portal to a Xero organisation (OAuth 2.0 code flow) and disconnecting it.
 
 The consent runs in a new top-level window (Xero's login refuses frames). `state` is a random nonce
-stored server-side (XeroOAuthState): single use, valid for XERO_STATE_MAX_AGE, bound to one portal,
-so a callback can only ever connect the portal that started it.
+stored server-side (XeroOAuthState): single use, valid for XERO_STATE_MAX_AGE, bound to one portal
+and to the person who started the flow: their frame sign-in (Bitrix24 user) and their browser (a
+secret in a first-party cookie set by the connect view, of which the state stores a hash). Without
+that binding an admin of portal A could send anyone a consent link and get the victim's Xero
+organisation connected to portal A: the callback would only see A's valid state.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -17,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.errors import Refused, UpstreamFailed
-from accounts.models import Portal, XeroConnection, XeroOAuthState
+from accounts.models import FrameSession, Portal, XeroConnection, XeroOAuthState
 from integrations.common.errors import ExternalAPIError
 from integrations.common.tokens import InvalidGrantError, token_ensure_fresh
 from integrations.xero.oauth import (
@@ -48,24 +53,42 @@ def xero_redirect_uri() -> str:
     return f"{settings.PUBLIC_URL}/xero/callback/"
 
 
-def xero_connect_start(*, portal: Portal, started_by_user_id: int | None) -> str:
-    """The Xero consent URL for this portal, with a fresh single-use state."""
+@dataclass(frozen=True)
+class ConsentStart:
+    """Where to send the browser, and the secret it must keep (cookie) to finish the flow."""
+
+    url: str
+    browser_key: str
+
+
+def xero_connect_start(
+    *, portal: Portal, started_by_user_id: int | None, frame_session: FrameSession | None = None
+) -> ConsentStart:
+    """The Xero consent URL for this portal, with a fresh single-use state bound to the starter."""
+    browser_key = secrets.token_urlsafe(32)
     state = XeroOAuthState.objects.create(
-        portal=portal, nonce=secrets.token_urlsafe(32), started_by_user_id=started_by_user_id
+        portal=portal,
+        nonce=secrets.token_urlsafe(32),
+        started_by_user_id=started_by_user_id,
+        frame_session=frame_session,
+        browser_key_hash=_hash(browser_key),
     )
-    return xero_authorize_url(state=state.nonce, redirect_uri=xero_redirect_uri())
+    return ConsentStart(
+        url=xero_authorize_url(state=state.nonce, redirect_uri=xero_redirect_uri()), browser_key=browser_key
+    )
 
 
-def xero_connect_complete(*, code: str, state: str) -> ConnectOutcome:
+def xero_connect_complete(*, code: str, state: str, browser_key: str) -> ConnectOutcome:
     """Xero's callback, step by step.
 
-    1. Claim the state: known, unused, not expired, portal still installed (else Refused 400).
+    1. Claim the state: known, unused, not expired, started in this browser by a user still signed
+       in on that portal, portal still installed (else Refused 400).
     2. Exchange the code for a token set (redirect_uri must match the one sent).
     3. List the organisations this consent reached (authEventId from the access token).
     4. One organisation: save the connection. Several: keep the token set encrypted on the state
        row and let the user choose (xero_connection_choose).
     """
-    oauth_state = _claim_state(nonce=state)
+    oauth_state = _claim_state(nonce=state, browser_key=browser_key)
     if not code:
         raise Refused("Xero did not send an authorisation code. Start again from the app.", status=400)
     try:
@@ -104,12 +127,13 @@ def xero_connect_complete(*, code: str, state: str) -> ConnectOutcome:
     return ConnectOutcome(portal=oauth_state.portal, state=oauth_state, choices=tuple(organisations))
 
 
-def xero_connection_choose(*, state: str, tenant_id: str) -> XeroConnection:
+def xero_connection_choose(*, state: str, tenant_id: str, browser_key: str) -> XeroConnection:
     """The user's pick among several organisations of one consent (the state's pending token set)."""
     with transaction.atomic():
         oauth_state = XeroOAuthState.objects.select_for_update().select_related("portal").filter(nonce=state).first()
         if (
             oauth_state is None
+            or not _same_browser(oauth_state, browser_key)
             or oauth_state.used_at is None
             or oauth_state.chosen_at is not None
             or not oauth_state.pending_access_token
@@ -176,9 +200,33 @@ def xero_connection_of(*, portal: Portal) -> XeroConnection | None:
     return XeroConnection.objects.filter(portal=portal).first()
 
 
-def _claim_state(*, nonce: str) -> XeroOAuthState:
-    """Mark the state used, atomically: of two concurrent callbacks only one gets it."""
+def _hash(browser_key: str) -> str:
+    return hashlib.sha256(browser_key.encode()).hexdigest()
+
+
+def _same_browser(oauth_state: XeroOAuthState, browser_key: str) -> bool:
+    return bool(browser_key) and hmac.compare_digest(oauth_state.browser_key_hash, _hash(browser_key))
+
+
+def _claim_state(*, nonce: str, browser_key: str) -> XeroOAuthState:
+    """Mark the state used, atomically: of two concurrent callbacks only one gets it. Checked
+    first: the callback runs in the browser that started the flow, for a user still signed in."""
     now = timezone.now()
+    started = XeroOAuthState.objects.select_related("frame_session").filter(nonce=nonce or "").first()
+    if started is None or not _same_browser(started, browser_key):
+        logging.getLogger("accounts.security").warning(
+            "Xero callback refused: the state was not started in this browser (a forwarded consent link?)"
+        )
+        raise Refused(
+            "This Xero sign-in was not started in this browser. Open the app in Bitrix24 and use "
+            "Connect Xero there; never use a connection link someone sent you.",
+            status=400,
+        )
+    session = started.frame_session
+    if session is not None and (
+        session.portal_id != started.portal_id or session.bitrix_user_id != started.started_by_user_id
+    ):
+        raise Refused("This Xero sign-in does not belong to the user who started it.", status=400)
     claimed = XeroOAuthState.objects.filter(
         nonce=nonce or "", used_at__isnull=True, created_at__gte=now - XERO_STATE_MAX_AGE
     ).update(used_at=now)

@@ -34,6 +34,7 @@ def install(request: HttpRequest) -> HttpResponse:
     except MalformedPayloadError as exc:
         return refused_response(request, Refused(f"Bitrix24's installer request is malformed: {exc}", status=400))
     except Refused as refusal:
+        logging.getLogger("accounts.security").warning("installer request refused: %s", refusal.message)
         return refused_response(request, refusal)
     return render(request, "accounts/install.html", {"outcome": outcome})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -10,19 +11,38 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.auth import frame_login_required, refused_response
 from accounts.errors import Refused
 from accounts.services.xero import (
+    XERO_STATE_MAX_AGE,
     xero_connect_complete,
     xero_connect_start,
     xero_connection_choose,
     xero_connection_disconnect,
 )
 
+# The browser half of the state binding (accounts/services/xero.py). First-party: the connect view
+# runs in the top-level window that then goes to Xero and comes back to the callback. Lax, so the
+# top-level redirect back from Xero carries it; scoped to /xero/.
+CONSENT_COOKIE = "xero_consent"
+
 
 @require_GET
 @frame_login_required(admin=True)
 def connect(request: HttpRequest) -> HttpResponse:
-    return HttpResponseRedirect(
-        xero_connect_start(portal=request.portal, started_by_user_id=request.frame_user.bitrix_user_id)
+    start = xero_connect_start(
+        portal=request.portal,
+        started_by_user_id=request.frame_user.bitrix_user_id,
+        frame_session=request.frame_user,
     )
+    response = HttpResponseRedirect(start.url)
+    response.set_cookie(
+        CONSENT_COOKIE,
+        start.browser_key,
+        max_age=int(XERO_STATE_MAX_AGE.total_seconds()),
+        path="/xero/",
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 @require_GET
@@ -31,7 +51,11 @@ def callback(request: HttpRequest) -> HttpResponse:
         message = f"Xero did not connect: {request.GET.get('error_description') or request.GET['error']}."
         return refused_response(request, Refused(message, status=400))
     try:
-        outcome = xero_connect_complete(code=request.GET.get("code", ""), state=request.GET.get("state", ""))
+        outcome = xero_connect_complete(
+            code=request.GET.get("code", ""),
+            state=request.GET.get("state", ""),
+            browser_key=request.COOKIES.get(CONSENT_COOKIE, ""),
+        )
     except Refused as refusal:
         return refused_response(request, refusal)
     if outcome.connection is None:
@@ -43,7 +67,9 @@ def callback(request: HttpRequest) -> HttpResponse:
 def choose(request: HttpRequest) -> HttpResponse:
     try:
         connection = xero_connection_choose(
-            state=request.POST.get("state", ""), tenant_id=request.POST.get("tenant_id", "")
+            state=request.POST.get("state", ""),
+            tenant_id=request.POST.get("tenant_id", ""),
+            browser_key=request.COOKIES.get(CONSENT_COOKIE, ""),
         )
     except Refused as refusal:
         return refused_response(request, refusal)

@@ -38,9 +38,10 @@ from integrations.bitrix24.errors import (
     raise_for_response,
     transport_error,
 )
-from integrations.bitrix24.oauth import bitrix24_refresh
+from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
 from integrations.bitrix24.php_query import batch_command
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RateLimitedError
+from integrations.common.outbound import OutboundRefused, outbound_check
 from integrations.common.throttle import bitrix24_penalize, bitrix24_slot
 from integrations.common.tokens import token_ensure_fresh
 
@@ -179,6 +180,10 @@ class Bitrix24Client:
     # --- transport --------------------------------------------------------------------------
 
     def _post(self, url: str, method: str, body: dict) -> requests.Response:
+        try:
+            outbound_check(url)
+        except OutboundRefused as exc:
+            raise PermanentError(f"{method}: not calling {urlparse(url).netloc!r}: {exc}", system=SYSTEM) from None
         with bitrix24_slot(self.portal.member_id, interactive=self.interactive):
             try:
                 return self.http.post(url, json=body, timeout=self.timeout, allow_redirects=False)
@@ -187,20 +192,52 @@ class Bitrix24Client:
 
     def _follow_domain_change(self, response: requests.Response, method: str, body: dict) -> requests.Response:
         """Bitrix24 answers 302 to the new address after a domain change (§2.1); requests would
-        turn the POST into a GET, so re-POST by hand, once, and remember the new endpoint."""
+        turn the POST into a GET, so re-POST by hand, once — but only to the address Bitrix24's
+        OAuth server names for this portal. A redirect is just an answer from whatever host we
+        called; following it blindly would send our token (in the body) wherever it points, and
+        storing it would move the portal there for good."""
         location = response.headers.get("Location", "")
         parsed = urlparse(location)
         if parsed.scheme not in ("http", "https") or "/rest/" not in parsed.path:
             raise PermanentError(
-                f"{method}: unexpected redirect to {location!r}", system=SYSTEM, status=response.status_code
+                f"{method}: unexpected redirect to {parsed.netloc!r}", system=SYSTEM, status=response.status_code
             )
         client_endpoint = location[: location.index("/rest/") + len("/rest/")]
+        install = self._installation_confirmed(str(body.get("auth") or ""), client_endpoint)
+        if install is None:
+            logging.getLogger("integrations.security").warning(
+                "portal %s: redirect to %s refused: Bitrix24's OAuth server does not confirm it",
+                self.portal.member_id,
+                parsed.netloc,
+            )
+            raise PermanentError(
+                f"{method}: Bitrix24 redirected to {parsed.netloc!r}, which its OAuth server does not confirm "
+                "as this portal's address; not followed",
+                system=SYSTEM,
+                status=response.status_code,
+            )
+        domain = str(install.get("domain") or parsed.netloc)
         response = self._post(location, method, body)
         if response.status_code < 300:
-            Portal.objects.filter(pk=self.portal.pk).update(domain=parsed.netloc, client_endpoint=client_endpoint)
-            self.portal.domain, self.portal.client_endpoint = parsed.netloc, client_endpoint
-            logger.info("portal %s moved to %s", self.portal.member_id, parsed.netloc)
+            Portal.objects.filter(pk=self.portal.pk).update(domain=domain, client_endpoint=client_endpoint)
+            self.portal.domain, self.portal.client_endpoint = domain, client_endpoint
+            logger.info("portal %s moved to %s (confirmed by the OAuth server)", self.portal.member_id, domain)
         return response
+
+    def _installation_confirmed(self, token: str, client_endpoint: str) -> dict | None:
+        """app.info's install record when it names `client_endpoint` for this portal, else None."""
+        try:
+            info = bitrix24_app_info(token)
+        except ExternalAPIError as exc:
+            if exc.retryable:
+                raise
+            return None
+        raw_install = info.get("install")
+        install: dict = raw_install if isinstance(raw_install, dict) else {}
+        if not app_info_belongs_to(info, member_id=self.portal.member_id):
+            return None
+        confirmed = str(install.get("client_endpoint") or "").rstrip("/")
+        return install if confirmed and confirmed == client_endpoint.rstrip("/") else None
 
     def _send(self, method: str, params: Mapping[str, Any] | None, token: str) -> dict:
         try:

@@ -224,7 +224,7 @@ def _placement_options(raw: Any) -> dict[str, Any]:
         raise MalformedPayloadError("frame POST: PLACEMENT_OPTIONS must be a JSON string")
     try:
         options = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any real placement
         raise MalformedPayloadError("frame POST: PLACEMENT_OPTIONS is not valid JSON") from None
     if options == []:  # PHP encodes an empty array as []
         return {}

@@ -132,11 +132,12 @@ def bitrix24_app_info(access_token: str) -> dict:
 
 
 def app_info_belongs_to(info: dict, *, member_id: str) -> bool:
-    """True when app.info says the token was issued to this app (our client id, when configured)
-    on the portal `member_id`."""
-    install = info.get("install") if isinstance(info.get("install"), dict) else {}
+    """True when app.info says the token was issued to this app (our client id) on the portal
+    `member_id`. Without a configured client id nothing matches: "any app" is never good enough."""
+    raw_install = info.get("install")
+    install: dict = raw_install if isinstance(raw_install, dict) else {}
     info_member = str(install.get("member_id") or info.get("member_id") or "")
     if not member_id or info_member != member_id:
         return False
     client_id = settings.BITRIX24_CLIENT_ID
-    return not client_id or str(info.get("client_id") or "") == client_id
+    return bool(client_id) and str(info.get("client_id") or "") == client_id

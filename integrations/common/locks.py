@@ -27,8 +27,9 @@ _local_guard = threading.Lock()
 
 
 @contextmanager
-def redis_lock(name: str, *, ttl_s: float, wait_s: float) -> Iterator[None]:
-    """Hold the lock `name` for the block; wait up to `wait_s` for it, else raise LockTimeout."""
+def redis_lock(name: str, *, ttl_s: float, wait_s: float) -> Iterator[object]:
+    """Hold the lock `name` for the block; wait up to `wait_s` for it, else raise LockTimeout.
+    Yields redis-py's Lock (None in embedded mode), whose TTL a heartbeat may renew (reacquire)."""
     client = redis_client()
     if client is None:
         with _local_guard:
@@ -36,7 +37,7 @@ def redis_lock(name: str, *, ttl_s: float, wait_s: float) -> Iterator[None]:
         if not lock.acquire(timeout=wait_s):
             raise LockTimeout(name)
         try:
-            yield
+            yield None
         finally:
             lock.release()
         return
@@ -46,7 +47,7 @@ def redis_lock(name: str, *, ttl_s: float, wait_s: float) -> Iterator[None]:
     if not lock.acquire():
         raise LockTimeout(name)
     try:
-        yield
+        yield lock
     finally:
         # If the lease ran out (and maybe someone took the lock), it is not ours to release any more.
         with contextlib.suppress(LockError):

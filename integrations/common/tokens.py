@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from django.db import models
 from django.utils import timezone
@@ -33,6 +34,10 @@ from integrations.common.errors import AuthorizationLostError, RetryableError
 from integrations.common.locks import LockTimeout, redis_lock
 
 logger = logging.getLogger(__name__)
+
+# A Portal or a XeroConnection: the token columns (access_token, refresh_token, token_expires_at,
+# token_generation, status, status_reason) are the same on both; the row comes back as it went in.
+TokenRow = TypeVar("TokenRow", bound=models.Model)
 
 # The lock outlives a refresh: the token endpoint's timeout (5 s connect + 20 s read) plus saving.
 REFRESH_LOCK_TTL_S = 60.0
@@ -57,26 +62,26 @@ class InvalidGrantError(Exception):
     """The token endpoint answered invalid_grant: this refresh token is dead (or already rotated)."""
 
 
-def _system_of(model: type[models.Model]) -> str:
+def _system_of(model: Any) -> str:
     return "xero" if model._meta.model_name == "xeroconnection" else "bitrix24"
 
 
-def _lost_status(model: type[models.Model]) -> str:
+def _lost_status(model: Any) -> str:
     statuses = model.Status
     return statuses.NEEDS_RECONNECT if hasattr(statuses, "NEEDS_RECONNECT") else statuses.NEEDS_REAUTH
 
 
-def _active_status(model: type[models.Model]) -> str:
+def _active_status(model: Any) -> str:
     return model.Status.ACTIVE
 
 
-def _is_fresh(row: models.Model, min_validity_s: float) -> bool:
+def _is_fresh(row: Any, min_validity_s: float) -> bool:
     if not row.access_token or row.token_expires_at is None:
         return False
     return row.token_expires_at - timezone.now() > timedelta(seconds=min_validity_s)
 
 
-def _lost(row: models.Model, reason: str, code: str = "invalid_grant") -> AuthorizationLostError:
+def _lost(row: Any, reason: str, code: str = "invalid_grant") -> AuthorizationLostError:
     return AuthorizationLostError(
         f"The authorisation was lost and needs the user to reconnect: {reason}",
         system=_system_of(type(row)),
@@ -85,13 +90,13 @@ def _lost(row: models.Model, reason: str, code: str = "invalid_grant") -> Author
 
 
 def token_ensure_fresh(
-    instance: models.Model,
+    instance: TokenRow,
     refresh: Callable[[str], TokenSet],
     *,
     force: bool = False,
     min_validity_s: float = 120,
     seen_generation: int | None = None,
-) -> models.Model:
+) -> TokenRow:
     """Return the row with an access token valid for at least `min_validity_s` more seconds.
 
     `refresh(refresh_token) -> TokenSet` calls the provider; it raises InvalidGrantError for a dead
@@ -104,9 +109,10 @@ def token_ensure_fresh(
     the refresh lock for too long.
     """
     model = type(instance)
-    seen = instance.token_generation if seen_generation is None else seen_generation
-    if instance.status != _active_status(model):
-        raise _lost(instance, instance.status_reason or f"status is {instance.status}")
+    row: Any = instance  # the token columns are not on models.Model itself
+    seen = row.token_generation if seen_generation is None else seen_generation
+    if row.status != _active_status(model):
+        raise _lost(row, row.status_reason or f"status is {row.status}")
     if not force and _is_fresh(instance, min_validity_s):
         return instance
 
@@ -124,14 +130,14 @@ def token_ensure_fresh(
 
 
 def _refresh_locked(
-    model: type[models.Model],
+    model: Any,
     pk: int,
     refresh: Callable[[str], TokenSet],
     *,
     force: bool,
     seen: int,
     min_validity_s: float,
-) -> models.Model:
+) -> Any:
     row = model.objects.get(pk=pk)
     if row.status != _active_status(model):
         raise _lost(row, row.status_reason or f"status is {row.status}")
@@ -183,7 +189,7 @@ def _refresh_locked(
     return model.objects.get(pk=pk)
 
 
-def token_mark_lost(instance: models.Model, reason: str, *, code: str = "disconnected") -> AuthorizationLostError:
+def token_mark_lost(instance: Any, reason: str, *, code: str = "disconnected") -> AuthorizationLostError:
     """Mark the row as needing the user to reconnect (unless a newer grant was saved meanwhile).
 
     Returns the AuthorizationLostError to raise, so call sites read `raise token_mark_lost(...)`.
@@ -192,7 +198,7 @@ def token_mark_lost(instance: models.Model, reason: str, *, code: str = "disconn
     return _lost(instance, reason, code)
 
 
-def _mark_lost(row: models.Model, reason: str) -> None:
+def _mark_lost(row: Any, reason: str) -> None:
     model = type(row)
     logger.warning("%s %s lost its authorisation: %s", model.__name__, row.pk, reason)
     # Guarded by the generation: a reconnect that saved a new grant meanwhile must not be undone.

@@ -110,7 +110,7 @@ def parse_xero_webhook(body: bytes) -> XeroWebhookPayload:
     """The typed payload; MalformedPayloadError names what is wrong. Call after the signature check."""
     try:
         parsed = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedPayloadError("the body is not JSON") from None
     return xero_webhook_from_json(parsed)
 

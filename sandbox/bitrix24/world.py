@@ -156,6 +156,10 @@ class Bitrix24World:
             401: ("expired_token", "The access token provided has expired."),
             500: ("INTERNAL_SERVER_ERROR", "Internal server error"),
         }
+        if fault.location:
+            from flask import redirect
+
+            return redirect(fault.location, code=fault.status)
         code, text = codes.get(fault.status, ("ERROR_UNEXPECTED_ANSWER", "Injected failure"))
         body = fault.body or {"error": code, "error_description": text}
         return jsonify(body), fault.status

@@ -1,7 +1,8 @@
 """Invoices: the write rules (statuses, numbers, contacts, lines, totals) and rendering.
 
 Totals follow Xero: each line's amount and tax are rounded half-up to cents, then summed; a Total sent
-by the client is ignored. Line items are replaced on update; a LineItemID sent back keeps its line.
+by the client is ignored. A line's TaxAmount, when sent, overrides the computed tax (LineItem.TaxAmount:
+"can be overriden if the calculated TaxAmount is not correct"). Line items are replaced on update; a LineItemID sent back keeps its line.
 """
 
 from __future__ import annotations
@@ -343,6 +344,8 @@ def _build_line(draft: _Draft, raw: object, kept: dict) -> dict:
     line["GivenLineAmount"] = _number_field(draft, raw, "LineAmount", 2)
     line["DiscountRate"] = _number_field(draft, raw, "DiscountRate", 4)
     line["DiscountAmount"] = _number_field(draft, raw, "DiscountAmount", 2)
+    # "This value can be overriden if the calculated <TaxAmount> is not correct" (LineItem.TaxAmount).
+    line["TaxAmountOverride"] = _number_field(draft, raw, "TaxAmount", 2)
     account = None
     if raw.get("AccountCode") or raw.get("AccountID"):
         account = org.account(code=raw.get("AccountCode"), account_id=raw.get("AccountID"))
@@ -387,7 +390,9 @@ def _compute_line(draft: _Draft, line: dict) -> None:
     if modes == "NoTax":
         line["TaxType"] = "NONE"
     rate = draft.org.tax_rates.get(line.get("TaxType") or "NONE", {}).get("Rate", Decimal(0))
-    if modes == "Exclusive":
+    if modes != "NoTax" and line.get("TaxAmountOverride") is not None:
+        line["TaxAmount"] = line["TaxAmountOverride"]
+    elif modes == "Exclusive":
         line["TaxAmount"] = round_money(line["LineAmount"] * rate / 100)
     elif modes == "Inclusive":
         line["TaxAmount"] = round_money(line["LineAmount"] * rate / (100 + rate))

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from decimal import Decimal
 
-from sync.mappers.money import plain, to_decimal
+from sync.mappers.money import money, plain, to_decimal
 
 # The invoice fields invoice_to_xero produces. Anything else (IDs Xero assigns, computed totals,
 # the SDK's read-only defaults) is ignored by the fingerprint.
@@ -27,6 +27,7 @@ INVOICE_FIELDS = (
     "Date",
     "DueDate",
     "CurrencyCode",
+    "CurrencyRate",
     "LineAmountTypes",
     "Status",
     "Url",
@@ -41,6 +42,7 @@ LINE_ITEM_FIELDS = (
     "DiscountAmount",
     "AccountCode",
     "TaxType",
+    "TaxAmount",  # set where Xero's per-line rounding would miss Bitrix24's tax (sync.mappers.exactness)
     "ItemCode",
 )
 
@@ -72,13 +74,27 @@ def _pick(obj: Mapping, fields: tuple[str, ...]) -> dict:
     return {k: obj[k] for k in fields if obj.get(k) not in (None, "")}
 
 
-def invoice_push_fingerprint(xero_invoice: Mapping) -> str:
-    """Fingerprint of the invoice JSON we would send; equal fingerprints need no push."""
+def invoice_push_fingerprint(xero_invoice: Mapping, *, bitrix24_amounts: Mapping | None = None) -> str:
+    """Fingerprint of the invoice JSON we would send; equal fingerprints need no push.
+
+    `bitrix24_amounts` (bitrix24_amounts_of) joins Bitrix24's own amount and tax: a hand-entered
+    amount changes nothing in the lines, yet must be checked again (and held) before Xero is told."""
     projection = _pick(xero_invoice, INVOICE_FIELDS)
+    if bitrix24_amounts:
+        projection["Bitrix24Amounts"] = dict(bitrix24_amounts)
     if "Contact" in projection:
         projection["Contact"] = _pick(projection["Contact"], CONTACT_REF_FIELDS)
     projection["LineItems"] = [_pick(line, LINE_ITEM_FIELDS) for line in xero_invoice.get("LineItems") or []]
     return canonical_hash(projection)
+
+
+def bitrix24_amounts_of(invoice: Mapping) -> dict:
+    """What of a Bitrix24 invoice bears on its exactness but is not in the mapped lines."""
+    return {
+        "opportunity": str(money(invoice.get("opportunity"))),
+        "taxValue": str(money(invoice.get("taxValue"))),
+        "isManualOpportunity": str(invoice.get("isManualOpportunity") or "N"),
+    }
 
 
 def invoice_pull_fingerprint(xero_status: str, amount_paid: object, *, stage_id: str = "") -> str:

@@ -71,7 +71,7 @@ def _contact(name: str, entity: Mapping, requisite_address, contact_number: str)
     return out
 
 
-def _first_value(multifield: object) -> str:
+def _first_value(multifield: Iterable[Mapping] | None) -> str:
     for entry in multifield or []:
         value = str(entry.get("VALUE") or "").strip()
         if value:
@@ -79,7 +79,7 @@ def _first_value(multifield: object) -> str:
     return ""
 
 
-def _phones(multifield: object) -> list[dict]:
+def _phones(multifield: Iterable[Mapping] | None) -> list[dict]:
     by_type: dict[str, str] = {}
     spare: list[str] = []
     for entry in multifield or []:

@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sync.mappers.canonical import canonical_hash
 from sync.mappers.money import plain
@@ -87,8 +88,16 @@ def _number(value: object) -> Decimal | None:
         return None
 
 
-def _number_text(value: Decimal | None) -> str:
-    return "" if value is None else plain(value)
+# Amounts are shown with at least two decimals ("38.00"); quantities and rates as plain numbers.
+MONEY_FIELDS = {"UnitAmount", "DiscountAmount", "SubTotal", "TotalTax", "Total"}
+
+
+def _number_text(value: Decimal | None, field: str = "") -> str:
+    if value is None:
+        return ""
+    if field in MONEY_FIELDS and value == value.quantize(Decimal("0.01")):
+        return f"{value:.2f}"
+    return plain(value)
 
 
 def _same_number(field: str, ours: object, theirs: object) -> tuple[bool, str, str]:
@@ -97,8 +106,8 @@ def _same_number(field: str, ours: object, theirs: object) -> tuple[bool, str, s
         a = a if a else None
         b = b if b else None
     if a is None or b is None:
-        return a is None and b is None, _number_text(a), _number_text(b)
-    return a == b, _number_text(a), _number_text(b)
+        return a is None and b is None, _number_text(a, field), _number_text(b, field)
+    return a == b, _number_text(a, field), _number_text(b, field)
 
 
 def _contact_id(invoice: Mapping) -> str:
@@ -149,7 +158,7 @@ def invoice_differences(
 
 def _line_summary(line: Mapping) -> str:
     quantity = _number_text(_number(line.get("Quantity")))
-    unit = _number_text(_number(line.get("UnitAmount")))
+    unit = _number_text(_number(line.get("UnitAmount")), "UnitAmount")
     return f"{_text(line.get('Description'))} — {quantity} × {unit}"
 
 
@@ -187,7 +196,7 @@ def kinds_of(differences: list[Difference] | list[dict]) -> list[str]:
 def xero_content_fingerprint(actual: Mapping) -> str:
     """A fingerprint of Xero's version of the compared fields: what "accept Xero's version" remembers,
     so the same Xero content is not reported as drift again, while any later edit in Xero is."""
-    projection = {
+    projection: dict[str, Any] = {
         "Contact": _contact_id(actual),
         **{field: (_date_text if field.endswith("Date") else _text)(actual.get(field)) for field, _ in HEADER_FIELDS},
         "Url": _text(actual.get("Url")),

@@ -52,6 +52,7 @@ CAUSE_MANUAL = "manual_amount"
 CAUSE_TAX_RATE = "tax_rate"
 CAUSE_ROUNDING = "rounding"
 CAUSE_PRECISION = "precision"
+HELD_PREFIX = "Held: totals differ."
 CAUSE_LABELS = {
     CAUSE_MANUAL: "amount entered by hand",
     CAUSE_TAX_RATE: "tax type's rate differs",
@@ -106,6 +107,9 @@ def xero_totals(line_items: Sequence[Mapping], amount_type: str, rates: Mapping[
             discount_amount=optional_decimal(line.get("DiscountAmount")),
         )
         lines += amount
+        if amount_type != NO_TAX and line.get("TaxAmount") is not None:
+            tax += money(line["TaxAmount"])  # an override Xero keeps (LineItem.TaxAmount)
+            continue
         rate = ZERO if amount_type == NO_TAX else to_decimal(rates.get(line.get("TaxType") or "", ZERO))
         tax += line_tax(amount, rate, amount_type)
     if amount_type == INCLUSIVE:
@@ -272,6 +276,29 @@ def make_exact(
                 )
             if best is None or abs(figures.total - target.total) < abs(best[2].total - target.total):
                 best = (amount_type, lines, figures)
+        for amount_type, lines in _amount_candidates(parsed, base_lines, goal, options):
+            overridden = _override_taxes(lines, parsed, amount_type, goal.tax, rates)
+            if overridden is None:
+                continue
+            lines, changed = overridden
+            if adjustment:
+                lines = [*lines, _adjustment_line(adjustment, options)]
+            figures = xero_totals(lines, amount_type, rates)
+            if figures.same(target):
+                notes.append(
+                    f"Xero's tax on {_plural(len(changed), 'line')} ({', '.join(map(str, changed[:10]))}"
+                    f"{' ...' if len(changed) > 10 else ''}) is set a cent from its own per-line rounding, "
+                    "within a cent of the line's exact tax, so the invoice's tax equals Bitrix24's."
+                )
+                return Verdict(
+                    exact=True,
+                    bitrix24=_signed(target, sign),
+                    xero=_signed(figures, sign),
+                    amount_type=amount_type,
+                    line_items=lines,
+                    credit_note=credit,
+                    notes=notes,
+                )
     if best is None:
         amount_type = _natural_side(parsed, options)
         lines = [_line(base, r, amount_type) for base, r in zip(base_lines, parsed, strict=True)]
@@ -287,7 +314,7 @@ def make_exact(
     )
     verdict.cause, why = _cause(parsed, own, target, manual and not adjustment, mismatched, rates)
     verdict.message = (
-        f"Held: totals differ. Bitrix24 shows {_amount(verdict.bitrix24.total)} (tax {_amount(verdict.bitrix24.tax)}); "
+        f"{HELD_PREFIX} Bitrix24 shows {_amount(verdict.bitrix24.total)} (tax {_amount(verdict.bitrix24.tax)}); "
         f"Xero would compute {_amount(verdict.xero.total)} (tax {_amount(verdict.xero.tax)}), a difference of "
         f"{_amount(verdict.xero.total - verdict.bitrix24.total)}. {why}"
     )
@@ -341,6 +368,75 @@ def _candidates(rows: Sequence[Row], base_lines: Sequence[Mapping], goal: Figure
                     for base, r, (amount, unit) in zip(base_lines, rows, targets, strict=True)
                 ],
             )
+
+
+def _amount_candidates(rows: Sequence[Row], base_lines: Sequence[Mapping], goal: Figures, options: Options):
+    """Lines whose amounts add up to Bitrix24's (subtotal when Exclusive, total when Inclusive);
+    their tax is then set per line (_override_taxes)."""
+    first = _natural_side(rows, options)
+    if first == NO_TAX:
+        return
+    sides = [EXCLUSIVE] if options.force_exclusive else [first, INCLUSIVE if first == EXCLUSIVE else EXCLUSIVE]
+    for side in sides:
+        want = goal.subtotal if side == EXCLUSIVE else goal.total
+        plain = [_line(base, r, side) for base, r in zip(base_lines, rows, strict=True)]
+        amounts = sum((_amount_of(line) for line in plain), ZERO)
+        if amounts == want:
+            yield side, plain
+            continue
+        targets = _balanced_targets(rows, side, goal, with_tax=False)
+        if targets is not None:
+            yield (
+                side,
+                [
+                    _with_amounts(base, r, side, unit, amount)
+                    for base, r, (amount, unit) in zip(base_lines, rows, targets, strict=True)
+                ],
+            )
+
+
+def _amount_of(line: Mapping) -> Decimal:
+    return line_amount(
+        to_decimal(line.get("Quantity"), default=Decimal(1)),
+        to_decimal(line.get("UnitAmount")),
+        discount_rate=optional_decimal(line.get("DiscountRate")),
+        discount_amount=optional_decimal(line.get("DiscountAmount")),
+    )
+
+
+def _override_taxes(
+    lines: list[dict], rows: Sequence[Row], side: str, want: Decimal, rates: Mapping[str, Decimal]
+) -> tuple[list[dict], list[int]] | None:
+    """Set TaxAmount on as few lines as needed, each one cent from Xero's own rounding and within a
+    cent of the line's exact tax, so the lines' tax adds up to `want`; None when that cannot be."""
+    computed = []
+    for line, row in zip(lines, rows, strict=True):
+        amount = _amount_of(line)
+        rate = row.xero_rate
+        exact = amount * rate / ((HUNDRED + rate) if side == INCLUSIVE else HUNDRED) if rate else ZERO
+        computed.append((amount, rate, exact, line_tax(amount, rate, side)))
+    short = int((want - sum((c[3] for c in computed), ZERO)) / CENT)
+    if short == 0:
+        return lines, []
+    step = CENT if short > 0 else -CENT
+    eligible = []
+    for index, (_amount, rate, exact, tax) in enumerate(computed):
+        moved = tax + step
+        if rate and abs(moved - exact) < CENT:
+            eligible.append((abs(moved - exact), index, moved))
+    if len(eligible) < abs(short):
+        return None
+    eligible.sort()
+    out = [dict(line) for line in lines]
+    changed = []
+    for _distance, index, moved in eligible[: abs(short)]:
+        out[index]["TaxAmount"] = moved
+        changed.append(rows[index].number)
+    return out, sorted(changed)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _exact_amount(row: Row, side: str) -> Decimal:
@@ -399,15 +495,17 @@ def _reachable(row: Row, side: str) -> list[tuple[Decimal, Decimal]]:
     return sorted(((a, found[a]) for a in picked), key=lambda pair: abs(pair[0] - exact))
 
 
-def _balanced_targets(rows: Sequence[Row], side: str, goal: Figures) -> list[tuple[Decimal, Decimal]] | None:
+def _balanced_targets(
+    rows: Sequence[Row], side: str, goal: Figures, *, with_tax: bool = True
+) -> list[tuple[Decimal, Decimal]] | None:
     """(line amount, unit) per row, each line on one of the reachable cents around the row's exact
     amount, whose sum and per-line tax sum are Bitrix24's (subtotal and tax when Exclusive, total
     and tax otherwise). A small search over (cents off the sum, cents off the tax)."""
     options = [_reachable(r, side) for r in rows]
-    rate_of = [ZERO if side == NO_TAX else r.xero_rate for r in rows]
+    rate_of = [ZERO if side == NO_TAX or not with_tax else r.xero_rate for r in rows]
     near = [choices[0] for choices in options]
     want_sum = goal.subtotal if side == EXCLUSIVE else goal.total
-    want_tax = ZERO if side == NO_TAX else goal.tax
+    want_tax = ZERO if side == NO_TAX or not with_tax else goal.tax
     base_sum = sum((a for a, _u in near), ZERO)
     base_tax = sum((line_tax(a, rate, side) for (a, _u), rate in zip(near, rate_of, strict=True)), ZERO)
     need = (int((want_sum - base_sum) / CENT), int((want_tax - base_tax) / CENT))
@@ -436,9 +534,10 @@ def _balanced_targets(rows: Sequence[Row], side: str, goal: Figures) -> list[tup
                 states[key] = (*taken, (index, option))
         if need in states:
             break
-    taken = states.get(need)
-    if taken is None:
+    found = states.get(need)
+    if found is None:
         return None
+    taken = found
     out = list(near)
     for index, option in taken:
         out[index] = options[index][option]

@@ -9,7 +9,7 @@ without a tax rate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 
 NO_TAX_KEY = "none"
@@ -48,6 +48,7 @@ def matching(key: str, tax_rates: Iterable[Mapping]) -> list[Mapping]:
     no tax -> the no-tax type; 0% -> the zero-rated output type; else the same rate, output first."""
     wanted = rate_of_key(key)
     same = [r for r in sales_rates(tax_rates) if _rate(r) == wanted]
+    order: Callable[[Mapping], tuple]
     if key == NO_TAX_KEY:
         order = lambda r: (r.get("tax_type") != "NONE", not _no_tax(r), _zero_rated(r), r.get("name", ""))  # noqa: E731
     elif wanted == 0:

@@ -1,7 +1,7 @@
 """The inbox: every verified webhook/event, stored before anything else happens.
 
-The view verifies the signature/application_token, inserts with ON CONFLICT DO NOTHING on
-(source, dedupe_key) so a redelivery is a no-op, enqueues the processing task on commit and
+The view verifies the signature/application_token, inserts unless (source, dedupe_key) is there
+already (the unique constraint settles races) so a redelivery is a no-op, enqueues the processing task on commit and
 answers. The sweeper re-enqueues rows left `received`, or `processing` past `lease_until`.
 """
 

@@ -3,8 +3,8 @@
 A service writes the job in the same transaction as the change that calls for it and enqueues the
 task on commit; workers claim a job with a conditional UPDATE (status pending -> running, with a
 lease); the sweeper re-enqueues pending jobs past `not_before` and running ones past their lease.
-At most one pending job exists per (portal, kind, target): a burst of events for one invoice inserts
-with ON CONFLICT DO NOTHING and coalesces into that one job.
+At most one pending job exists per (portal, kind, target) (a partial unique constraint): a burst of
+events for one invoice coalesces into that one job (sync.services.jobs.job_enqueue).
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ class SyncJob(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     not_before = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # The pass that runs the job (sync.services.heartbeat): while its Redis heartbeat lives the job is
+    # in hand; once it is gone (kill -9) the sweeper releases the job without waiting for the lease.
+    holder = models.CharField(max_length=64, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

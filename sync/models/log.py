@@ -58,5 +58,9 @@ class SyncLogEntry(models.Model):
         # Whatever wrote the message (an API's error text, an exception), no secret is stored.
         from connector.redaction import redact
 
-        self.message = redact(self.message or "") if self.message else ""
+        if self.message:
+            portal = self.portal
+            self.message = redact(
+                self.message, also=(portal.access_token, portal.refresh_token, portal.application_token)
+            )
         super().save(*args, **kwargs)

@@ -149,6 +149,9 @@ class SyncSettings(models.Model):
     # Sweeps read changes since these marks (minus an overlap) and advance them when a pass completes.
     bitrix24_updated_since = models.DateTimeField(null=True, blank=True)
     xero_modified_since = models.DateTimeField(null=True, blank=True)
+    contacts_modified_since = models.DateTimeField(
+        null=True, blank=True, help_text="Linked companies/contacts changed in Bitrix24 after this are updated in Xero."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -27,9 +27,11 @@ from django.utils import timezone
 
 from accounts.models import Portal
 from integrations.common.errors import ExternalAPIError
+from integrations.common.locks import LockTimeout, redis_lock
 from sync.mappers.drift import CONTACT, CONTENT, TOTALS, Difference, invoice_differences, xero_content_fingerprint
 from sync.mappers.money import to_decimal
 from sync.models import ContactLink, Direction, InvoiceLink, SyncLogEntry, SyncSettings, Trigger
+from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
 
 logger = logging.getLogger(__name__)
@@ -133,11 +135,30 @@ def drift_observe(*, portal: Portal, link: InvoiceLink, actual: Mapping, trigger
     if link.xero_updated_at and seen and seen < link.xero_updated_at:
         return list(link.drift or [])  # an older version read late: what we know is newer
     values: dict = {**payment_values(actual)}
+    _note_partial_payment(portal, link, values, trigger)
     if not actual.get("HasLines", True) or not link.last_pushed_content or actual.get("Status") == "DELETED":
         # A summary without lines (or a link pushed before drift was tracked): payments only.
         InvoiceLink.objects.filter(pk=link.pk).update(**values)
         _set(link, values)
         return list(link.drift or [])
+    try:
+        # Under the invoice's lock (taken without waiting): a push holding it has written to Xero and
+        # not yet stored what it sent, so Xero's new version would look like drift against the old
+        # one. That push settles the link itself; a real edit in Xero at that moment is found by the
+        # next webhook, sweep or reconciliation.
+        with redis_lock(invoice_lock_name(portal.pk, link.bitrix24_id), ttl_s=60, wait_s=0):
+            link.refresh_from_db(fields=FRESH_FIELDS)
+            return _compare_and_store(portal, link, actual, values, trigger)
+    except LockTimeout:
+        InvoiceLink.objects.filter(pk=link.pk).update(**values)
+        _set(link, values)
+        return list(link.drift or [])
+
+
+FRESH_FIELDS = ["last_pushed_content", "xero_accepted_hash", "drift", "drift_xero_hash", "drift_detected_at"]
+
+
+def _compare_and_store(portal: Portal, link: InvoiceLink, actual: Mapping, values: dict, trigger: str) -> list[dict]:
     differences = [d.as_dict() for d in differences_for(link.last_pushed_content, actual)]
     fingerprint = xero_content_fingerprint(actual)
     if differences and link.xero_accepted_hash and fingerprint == link.xero_accepted_hash:
@@ -164,6 +185,26 @@ def drift_observe(*, portal: Portal, link: InvoiceLink, actual: Mapping, trigger
             details={"differences": differences},
         )
     return differences
+
+
+def _note_partial_payment(portal: Portal, link: InvoiceLink, values: Mapping, trigger: str) -> None:
+    """A payment in Xero that leaves something due: noted in the invoice's history (the stage map
+    acts only on PAID, so without this a part payment would go unseen in Bitrix24)."""
+    paid, due = values.get("xero_amount_paid"), values.get("xero_amount_due")
+    before = link.xero_amount_paid or Decimal(0)
+    if paid is None or due is None or paid <= before or due <= 0:
+        return
+    sync_log_write(
+        portal=portal,
+        direction=Direction.PULL,
+        trigger=trigger,
+        outcome=SyncLogEntry.Outcome.STATUS_CHANGED,
+        bitrix24_id=link.bitrix24_id,
+        xero_id=str(link.xero_invoice_id or ""),
+        invoice_number=link.xero_invoice_number,
+        message=f"Partly paid in Xero: {paid} paid, {due} due.",
+        details={"amount_paid": str(paid), "amount_due": str(due)},
+    )
 
 
 def _set(link: InvoiceLink, values: Mapping) -> None:
@@ -220,6 +261,7 @@ class Gate:
     differences: tuple = ()
     xero_status: str | None = None
     amount_paid: Decimal | None = None
+    current: Mapping | None = None
 
 
 HOLD_ACCEPTED = (
@@ -244,12 +286,15 @@ def push_gate(
     if user_asked:
         if current is None:
             return Gate()
-        differences = tuple(differences_for(content, current))
+        # Xero against what we sent last (the lines exactly as sent, whatever the push chose to make
+        # them exact); an invoice changed in Bitrix24 since is pushed anyway.
+        differences = tuple(differences_for(link.last_pushed_content or content, current))
         return Gate(
             force=bool(differences),
             differences=differences,
             xero_status=str(current.get("Status") or "") or None,
             amount_paid=to_decimal(current.get("AmountPaid") or 0),
+            current=current,
         )
     if link.xero_accepted_hash:
         return Gate(hold=True, message=HOLD_ACCEPTED)

@@ -24,6 +24,7 @@ from integrations.common.errors import ExternalAPIError, PermanentError, Retryab
 from sync.mappers.exactness import CAUSE_LABELS, Options, Verdict, make_exact
 from sync.mappers.limits import truncation_notes
 from sync.models import InvoiceLink, SyncLogEntry
+from sync.services.credit_notes import refuse_kind_change
 from sync.services.jobs import job_failed
 from sync.services.xero_reference import XeroNotConnected, xero_reference
 
@@ -45,6 +46,14 @@ def xero_rates(ctx) -> dict[str, Decimal]:
     return rates
 
 
+def known_tax_rates(portal) -> list[dict]:
+    """The organisation's tax rates for naming them in errors; [] when they cannot be read now."""
+    try:
+        return list(xero_reference(portal).tax_rates)
+    except (XeroNotConnected, ExternalAPIError):
+        return []
+
+
 def options_for(ctx) -> Options:
     settings = ctx.settings
     try:
@@ -58,23 +67,40 @@ def options_for(ctx) -> Options:
     )
 
 
-def exactness_check(ctx, item) -> None:
-    """A decide-stage check: make item.body exact, or hold the invoice (see the module docstring)."""
-    body = item.body
-    if body is None or body.get("Status") in NOT_CHECKED:
-        return
+def map_exact(ctx, item) -> bool:
+    """Map stage, right after the invoice is mapped: its content becomes the lines that reproduce
+    Bitrix24's figures (or, for an invoice that will be held, the closest ones), so what is
+    fingerprinted, compared for drift and sent is one thing. False = the item was failed."""
     try:
         rates = xero_rates(ctx)
     except XeroNotConnected as exc:
         _fail(ctx, item, RetryableError(exc.message, system="xero"))
-        return
+        return False
     except ExternalAPIError as exc:
         _fail(ctx, item, exc)
-        return
+        return False
     verdict = make_exact(item.invoice, item.rows, item.content["LineItems"], rates, options_for(ctx))
-    notes = list(verdict.notes) + truncation_notes(item.invoice, item.rows)
+    item.exactness = verdict
+    content = item.content
+    content["LineAmountTypes"] = verdict.amount_type
+    content["LineItems"] = verdict.line_items
     if verdict.credit_note:
-        body["Type"] = "ACCRECCREDIT"
+        content["Type"] = "ACCRECCREDIT"
+    rate = bitrix24_currency_rate(ctx, item.invoice)
+    if rate is not None:
+        content["CurrencyRate"] = rate
+    return True
+
+
+def exactness_check(ctx, item) -> None:
+    """A decide-stage check: send only an exact invoice; hold the others (see the module docstring)."""
+    verdict: Verdict | None = getattr(item, "exactness", None)
+    body = item.body
+    if verdict is None or body is None or body.get("Status") in NOT_CHECKED:
+        return
+    if refuse_kind_change(ctx, item):
+        return
+    notes = list(verdict.notes) + truncation_notes(item.invoice, item.rows)
     if not verdict.exact:
         tolerance = Decimal(ctx.settings.totals_tolerance_cents) / 100
         within = (
@@ -94,12 +120,11 @@ def exactness_check(ctx, item) -> None:
             f"difference of up to {ctx.settings.totals_tolerance_cents} cents for drafts; approve it in Xero "
             "once checked.",
         )
-    body["LineAmountTypes"] = verdict.amount_type
-    body["LineItems"] = verdict.line_items
-    rate = bitrix24_currency_rate(ctx, item.invoice)
-    if rate is not None:
-        body["CurrencyRate"] = rate
-        notes.append(f"Sent with Bitrix24's exchange rate: {rate} {item.invoice.get('currencyId')} per 1 base unit.")
+    if body.get("CurrencyRate") is not None:
+        notes.append(
+            f"Sent with Bitrix24's exchange rate: {body['CurrencyRate']} {item.invoice.get('currencyId')} per 1 "
+            "unit of the organisation's base currency."
+        )
     if notes:
         item.gap_message = " ".join(notes)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -24,20 +25,24 @@ from integrations.bitrix24.errors import MalformedPayloadError as Bitrix24Malfor
 from integrations.bitrix24.inbound import Bitrix24Event
 from integrations.xero.webhooks import XeroWebhookEvent, xero_webhook_from_json
 from sync.models import InboxEvent, Source, SyncJob, Trigger
-from sync.services.jobs import job_enqueue, portal_sync_blocker, task_send
+from sync.services.jobs import job_enqueue, portal_sync_blocker, task_send, task_send_coalesced
 
 logger = logging.getLogger(__name__)
 
 INBOX_TASK = "sync.tasks.inbox.inbox_process_task"
+INBOX_PORTAL_TASK = "sync.tasks.inbox.inbox_process_portal_task"
+# One portal task works through its waiting rows this long at most, then hands the rest on.
+INBOX_PORTAL_BUDGET_S = 20.0
+INBOX_PORTAL_BATCH = 200
 INBOX_LEASE_S = 60
 INBOX_MAX_ATTEMPTS = 5
 
 SMART_INVOICE_TYPE_ID = 31
 CLASSIC_INVOICE_TYPE_ID = 5
 SMART_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE")
-CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS")
+CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS", "ONCRMINVOICEDELETE")
 BITRIX24_INVOICE_EVENTS = SMART_INVOICE_EVENTS + CLASSIC_INVOICE_EVENTS
-DELETE_EVENTS = ("ONCRMDYNAMICITEMDELETE",)
+DELETE_EVENTS = ("ONCRMDYNAMICITEMDELETE", "ONCRMINVOICEDELETE")
 
 XERO_HANDLED = {("INVOICE", "CREATE"), ("INVOICE", "UPDATE"), ("CONTACT", "CREATE"), ("CONTACT", "UPDATE")}
 
@@ -83,12 +88,21 @@ def _insert(
             )
             if status == InboxEvent.Status.RECEIVED:
                 event_id = row.pk
-                transaction.on_commit(lambda: task_send(INBOX_TASK, [event_id]), robust=True)
+                transaction.on_commit(lambda: _dispatch(portal_id, event_id), robust=True)
     except IntegrityError:
         metrics.count(metrics.INBOX_EVENTS, source, "duplicate")
         return InboxEvent.objects.get(source=source, dedupe_key=dedupe_key), False
     metrics.count(metrics.INBOX_EVENTS, source, "new" if status == InboxEvent.Status.RECEIVED else "ignored")
     return row, True
+
+
+def _dispatch(portal_id: int | None, event_id: int) -> None:
+    """Processing of a new row: one task per portal takes every row waiting (coalesced, so a burst
+    of events costs a few broker messages, not one each); a row without a portal on its own."""
+    if portal_id is None:
+        task_send(INBOX_TASK, [event_id])
+    else:
+        task_send_coalesced(f"sync:inbox:{portal_id}", INBOX_PORTAL_TASK, [portal_id])
 
 
 def _plain(value: Any) -> Any:
@@ -278,6 +292,37 @@ def inbox_event_process(event_id: int) -> str:
         )
         raise
     return status
+
+
+def inbox_process_portal(portal_id: int) -> dict[str, int]:
+    """Every row of the portal waiting in `received`, oldest first, each as inbox_event_process
+    does it (claimed one by one, so a concurrent run or the sweeper never processes a row twice).
+    Hands what is left after INBOX_PORTAL_BUDGET_S to a fresh task, so a flood on one portal holds
+    a worker only that long. A row whose processing fails stays with its own retry path (the
+    sweeper); the others go on."""
+    started = time.monotonic()
+    counts: dict[str, int] = {}
+    last_id = 0
+    while time.monotonic() - started < INBOX_PORTAL_BUDGET_S:
+        ids = list(
+            InboxEvent.objects.filter(portal_id=portal_id, status=InboxEvent.Status.RECEIVED, pk__gt=last_id)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:INBOX_PORTAL_BATCH]
+        )
+        if not ids:
+            return counts
+        for event_id in ids:
+            last_id = event_id
+            try:
+                outcome = inbox_event_process(event_id)
+            except Exception as exc:  # the row went back to `received` (or failed for good); go on
+                logger.warning("inbox row %s: %s: %s", event_id, type(exc).__name__, exc)
+                outcome = "error"
+            counts[outcome] = counts.get(outcome, 0) + 1
+            if time.monotonic() - started >= INBOX_PORTAL_BUDGET_S:
+                break
+    task_send(INBOX_PORTAL_TASK, [portal_id])
+    return counts
 
 
 # --- safety net (called by sync.tasks.sweeps) -----------------------------------------------------

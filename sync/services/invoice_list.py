@@ -25,7 +25,9 @@ from django.db.models import Q
 from accounts.models import Portal
 from integrations.bitrix24.client import PAGE_SIZE as B24_PAGE
 from integrations.bitrix24.client import Bitrix24Client
-from sync.models import InvoiceLink, StageMapping, SyncJob, SyncLogEntry
+from sync.mappers.exactness import HELD_PREFIX
+from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncLogEntry
+from sync.services.outcomes import outcomes_for
 from sync.sources import SMART_INVOICE, invoice_source, portal_sources
 
 Source = Any  # sync.sources.SmartInvoices | OldInvoices
@@ -84,6 +86,7 @@ class InvoiceRow:
     updated_at: datetime | None
     link: InvoiceLink | None = None
     job_status: str = ""  # status of the newest push job that is not finished ("pending"/"running")
+    outcome: InvoiceOutcome | None = None  # where it stands after the last attempt (sync.services.outcomes)
     entity_type: int = SMART_INVOICE  # 31 new invoice, 5 old invoice (crm.invoice.*)
 
     @property
@@ -98,9 +101,21 @@ class InvoiceRow:
 
     @property
     def link_state(self) -> str:
-        """One word for the badge and for tests: queued, failed, changed, linked or unlinked."""
+        """One word for the badge and for tests: queued, failed, refused, held, changed, linked or
+        unlinked — the last outcome, whether or not the invoice ever reached Xero."""
         if self.job_status:
             return "queued"
+        state = self.outcome.state if self.outcome is not None else ""
+        if state in (InvoiceOutcome.State.FAILED, InvoiceOutcome.State.RETRYING):
+            return "failed"
+        if state == InvoiceOutcome.State.REFUSED:
+            return "refused"
+        if state == InvoiceOutcome.State.HELD:
+            return "held"
+        if state == InvoiceOutcome.State.CHANGED_IN_XERO:
+            return "changed"
+        if self.link is not None and self.link.last_error.startswith(HELD_PREFIX):
+            return "held"  # Xero would not total what Bitrix24 shows (sync.services.exactness)
         if self.link is not None and self.link.last_error:
             return "failed"
         if self.link is not None and self.link.xero_invoice_id and self.link.drift:
@@ -108,6 +123,21 @@ class InvoiceRow:
         if self.link is not None and self.link.xero_invoice_id:
             return "linked"
         return "unlinked"
+
+    @property
+    def reason(self) -> str:
+        """Why the invoice is failed/refused/held, or what a queued retry waits on, in the API's words."""
+        if self.outcome is not None and self.outcome.state != InvoiceOutcome.State.ON_XERO and self.outcome.reason:
+            return self.outcome.reason
+        return self.link.last_error if self.link is not None else ""
+
+    @property
+    def retrying(self) -> bool:
+        return (
+            self.job_status == SyncJob.Status.PENDING
+            and self.outcome is not None
+            and self.outcome.state == InvoiceOutcome.State.RETRYING
+        )
 
     @property
     def xero_status(self) -> str:
@@ -131,11 +161,47 @@ class InvoicePage:
         return (self.page - 1) * self.page_size + len(self.rows)
 
 
+@dataclass(frozen=True)
+class BaseAmounts:
+    """A foreign-currency invoice in the base currency, by Bitrix24's rate and by Xero's (issue 11)."""
+
+    currency: str
+    bitrix24: Decimal | None
+    xero: Decimal | None
+
+    @property
+    def differ(self) -> bool:
+        return self.bitrix24 is not None and self.xero is not None and self.bitrix24 != self.xero
+
+
 @dataclass
 class InvoiceDetail:
     row: InvoiceRow
     product_rows: list[dict]
     log: list[SyncLogEntry]
+    base_amounts: BaseAmounts | None = None
+
+
+def base_amounts_of(row: InvoiceRow, currencies: list) -> BaseAmounts | None:
+    """Bitrix24's amount at its rate (AMOUNT base units per AMOUNT_CNT) and Xero's total at the
+    CurrencyRate Xero used (units of the currency per 1 base unit), when the invoice is foreign."""
+    rates = {str(c.get("CURRENCY")): c for c in currencies or [] if isinstance(c, dict)}
+    base = next((code for code, c in rates.items() if c.get("BASE") == "Y"), "")
+    if not base or not row.currency or row.currency == base:
+        return None
+    bitrix24 = xero = None
+    mine = rates.get(row.currency)
+    try:
+        if mine is not None and row.amount is not None:
+            per_unit = Decimal(str(mine["AMOUNT"])) / Decimal(str(mine.get("AMOUNT_CNT") or 1))
+            bitrix24 = (row.amount * per_unit).quantize(Decimal("0.01"))
+        link = row.link
+        if link is not None and link.xero_total is not None and link.xero_currency_rate:
+            sign = -1 if link.xero_type == "ACCRECCREDIT" else 1
+            xero = (sign * link.xero_total / link.xero_currency_rate).quantize(Decimal("0.01"))
+    except (ArithmeticError, KeyError, ValueError):
+        return None
+    return BaseAmounts(currency=base, bitrix24=bitrix24, xero=xero)
 
 
 # --- Bitrix24 reads as the user -------------------------------------------------------------------
@@ -233,6 +299,7 @@ def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Sou
             portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id__in=ids
         )
     }
+    outcomes = outcomes_for(portal, [(source.entity_type, i) for i in ids])
     busy = dict(
         SyncJob.objects.filter(
             portal=portal,
@@ -262,6 +329,7 @@ def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Sou
                 updated_at=_datetime(item.get("updatedTime")),
                 link=links.get(invoice_id),
                 job_status=busy.get(source.target(invoice_id), ""),
+                outcome=outcomes.get((source.entity_type, invoice_id)),
                 entity_type=source.entity_type,
             )
         )
@@ -345,9 +413,12 @@ def invoice_for_user(
             # Chained on the item: no second round trip for the names (an id of 0 matches nothing).
             "co0": ("crm.company.list", {"filter": {"ID": company_ref}, "select": ["ID", "TITLE"]}),
             "ct0": ("crm.contact.list", {"filter": {"ID": contact_ref}, "select": ["ID", "NAME", "LAST_NAME"]}),
+            # The rates, for a foreign invoice's amount in the base currency (same call, no extra trip).
+            "cur": ("crm.currency.list", {}),
         }
     )
-    batch.value("item")  # raises Bitrix24's own error when the user may not see the invoice
+    if "item" in batch.errors:  # Bitrix24's own error when the user may not see the invoice
+        raise source.classify(batch.errors["item"])
     item, product_rows = source.detail(batch.results)
     companies = {int(r["ID"]): r.get("TITLE") or "" for r in batch.results.get("co0") or [] if isinstance(r, dict)}
     contacts = {
@@ -387,6 +458,9 @@ def invoice_for_user(
         updated_at=_datetime(item.get("updatedTime")),
         link=link,
         job_status=job or "",
+        outcome=outcomes_for(portal, [(source.entity_type, int(item["id"]))]).get(
+            (source.entity_type, int(item["id"]))
+        ),
         entity_type=source.entity_type,
     )
     log = list(
@@ -394,7 +468,9 @@ def invoice_for_user(
             portal=portal, object_kind=SyncLogEntry.ObjectKind.INVOICE, bitrix24_id=str(invoice_id)
         )[:log_limit]
     )
-    return InvoiceDetail(row=row, product_rows=product_rows, log=log)
+    return InvoiceDetail(
+        row=row, product_rows=product_rows, log=log, base_amounts=base_amounts_of(row, batch.results.get("cur"))
+    )
 
 
 # --- the sync log ---------------------------------------------------------------------------------
@@ -424,7 +500,14 @@ def _log_query(*, portal: Portal, is_admin: bool, failed_only: bool):
         # Only invoices have per-user permissions we can check; contacts and items are for admins.
         entries = entries.filter(object_kind=SyncLogEntry.ObjectKind.INVOICE)
     if failed_only:
-        entries = entries.filter(outcome__in=[SyncLogEntry.Outcome.FAILED, SyncLogEntry.Outcome.RETRYING])
+        entries = entries.filter(
+            outcome__in=[
+                SyncLogEntry.Outcome.FAILED,
+                SyncLogEntry.Outcome.RETRYING,
+                SyncLogEntry.Outcome.HELD,
+                SyncLogEntry.Outcome.REFUSED,
+            ]
+        )
     return entries.order_by("-created_at", "-id")
 
 

@@ -166,11 +166,30 @@ def job_dispatch(*, portal_id: int, kind: str, countdown: float | None = None) -
         if not _marker(f"{base}:at:{bucket}", int((bucket - time.time() + 5) * 1000)):
             return False
         return task_send(task, [portal_id], countdown=max(0.0, bucket - time.time()))
-    if _marker(base, DISPATCH_WINDOW_MS):
-        return task_send(task, [portal_id])
-    if _marker(f"{base}:trailing", DISPATCH_WINDOW_MS):
-        return task_send(task, [portal_id], countdown=DISPATCH_WINDOW_MS / 1000)
+    return task_send_coalesced(base, task, [portal_id])
+
+
+def task_send_coalesced(key: str, name: str, args: Sequence[Any]) -> bool:
+    """Send a processor task at most once at once and once more at the end of each
+    DISPATCH_WINDOW_MS per `key`: the first call sends (leading marker); later ones within the
+    window leave one trailing send, with a countdown of one window, which runs after every skipped
+    caller has committed (callers send after commit). The processor must take *all* due work of
+    its key, so a skipped send never skips work."""
+    if _marker(key, DISPATCH_WINDOW_MS):
+        return task_send(name, args)
+    if _marker(f"{key}:trailing", DISPATCH_WINDOW_MS):
+        return task_send(name, args, countdown=DISPATCH_WINDOW_MS / 1000)
     return False
+
+
+def job_dispatch_after_quiet(*, portal_id: int, countdown: float) -> bool:
+    """The push processor again after `countdown` s (sync/services/debounce.py), at most one such
+    message per portal in flight: finer than the retry buckets, which would add up to 5 s to a
+    single edit's latency."""
+    task = PROCESSOR_TASKS[SyncJob.Kind.PUSH_INVOICE]
+    if not _marker(f"sync:dispatch:{portal_id}:quiet", max(1, int(countdown * 1000))):
+        return False
+    return task_send(task, [portal_id], countdown=countdown)
 
 
 def _dispatch_on_commit(portal_id: int, kind: str, countdown: float | None = None) -> None:
@@ -256,11 +275,13 @@ def _hurry_pending(
     return None  # claimed meanwhile: a new pending job is needed
 
 
-def jobs_claim(*, portal_id: int, kind: SyncJob.Kind | str, limit: int = 50) -> list[SyncJob]:
+def jobs_claim(*, portal_id: int, kind: SyncJob.Kind | str, limit: int = 50, holder: str = "") -> list[SyncJob]:
     """Take up to `limit` due pending jobs, best priority first. Two workers never get the same job:
     on PostgreSQL the due rows are locked FOR UPDATE SKIP LOCKED (a concurrent claim passes over
     them); SQLite has no row locks but runs one write transaction at a time (IMMEDIATE mode, see
-    settings), which serialises claims. The UPDATE re-checks `pending` either way."""
+    settings), which serialises claims. The UPDATE re-checks `pending` either way. `holder` names
+    the claiming pass's heartbeat (sync.services.heartbeat): the sweeper releases its jobs as soon
+    as it stops beating."""
     now = timezone.now()
     lease = now + timedelta(seconds=JOB_LEASE_S)
     with transaction.atomic():
@@ -276,7 +297,11 @@ def jobs_claim(*, portal_id: int, kind: SyncJob.Kind | str, limit: int = 50) -> 
         ids = list(due)
         if ids:
             SyncJob.objects.filter(pk__in=ids, status=SyncJob.Status.PENDING).update(
-                status=SyncJob.Status.RUNNING, lease_until=lease, attempts=F("attempts") + 1, updated_at=now
+                status=SyncJob.Status.RUNNING,
+                lease_until=lease,
+                attempts=F("attempts") + 1,
+                holder=holder,
+                updated_at=now,
             )
     return list(
         SyncJob.objects.filter(pk__in=ids, status=SyncJob.Status.RUNNING, lease_until=lease).order_by(
@@ -292,6 +317,24 @@ def job_lease_renew(job: SyncJob, *, seconds: float = JOB_LEASE_S) -> bool:
     if renewed:
         job.lease_until = lease
     return bool(renewed)
+
+
+def job_leases_renew(jobs: list[SyncJob], *, seconds: float = JOB_LEASE_S) -> int:
+    """job_lease_renew for many jobs in one UPDATE per 500; only those still ours (same attempts)."""
+    if not jobs:
+        return 0
+    now = timezone.now()
+    lease = now + timedelta(seconds=seconds)
+    renewed = 0
+    for start in range(0, len(jobs), 500):
+        chunk = jobs[start : start + 500]
+        owned = Q()
+        for job in chunk:
+            owned |= Q(pk=job.pk, attempts=job.attempts)
+        renewed += SyncJob.objects.filter(owned, status=SyncJob.Status.RUNNING).update(
+            lease_until=lease, updated_at=now
+        )
+    return renewed
 
 
 def _owned(job: SyncJob):
@@ -425,18 +468,34 @@ def portal_sync_blocker(portal: Portal) -> str:
 
 
 def jobs_requeue_stuck(*, now=None) -> dict[str, int]:
-    """1. Jobs running past their lease (a worker died): back to pending, attempts kept; merged into
-       a newer pending job of the same target when there is one.
+    """1. Running jobs whose worker is gone — past their lease, or held by a pass whose heartbeat
+       stopped (kill -9: seconds, not the lease) — are released: back to pending now (the next
+       claim counts the attempt), merged into a newer pending job of the same target when there is
+       one, or, once they have used MAX_ATTEMPTS, failed as a dead letter (logged on the invoice;
+       a person retries it). A live pass renews its leases as it goes (job_leases_renew).
     2. Every (portal, kind) with due pending jobs not picked up within SWEEP_GRACE_S: dispatch its
        processor (a lost on_commit send, a broker outage, a delayed dispatch that vanished)."""
+    from sync.services.heartbeat import holders_alive
+
     now = now or timezone.now()
-    released = merged = 0
+    released = merged = dead = 0
     groups: set[tuple[int, str]] = set()
-    for job in SyncJob.objects.filter(status=SyncJob.Status.RUNNING, lease_until__lt=now).order_by("id")[:500]:
+    running = list(SyncJob.objects.filter(status=SyncJob.Status.RUNNING).order_by("id")[:2000])
+    alive = holders_alive({job.holder for job in running if job.holder})
+    for job in running:
+        expired = job.lease_until is not None and job.lease_until < now
+        holder_gone = bool(job.holder) and alive is not None and job.holder not in alive
+        if not expired and not holder_gone:
+            continue
+        if job.attempts >= MAX_ATTEMPTS:
+            dead += _dead_letter(job, now)
+            continue
         try:
             with transaction.atomic():
+                # Due at once (never later than the real clock, when the sweep is run "as of" later).
+                due = min(now, timezone.now())
                 moved = _owned(job).update(
-                    status=SyncJob.Status.PENDING, lease_until=None, not_before=now, updated_at=now
+                    status=SyncJob.Status.PENDING, lease_until=None, not_before=due, holder="", updated_at=now
                 )
         except IntegrityError:
             merged += _owned(job).update(
@@ -456,7 +515,37 @@ def jobs_requeue_stuck(*, now=None) -> dict[str, int]:
         .distinct()
     )
     dispatched = sum(job_dispatch(portal_id=portal_id, kind=kind) for portal_id, kind in sorted(groups))
-    return {"released": released, "merged": merged, "dispatched": dispatched}
+    return {"released": released, "merged": merged, "dead": dead, "dispatched": dispatched}
+
+
+def _dead_letter(job: SyncJob, now) -> int:
+    """A job whose worker died or hung on every one of its MAX_ATTEMPTS: failed for a person to
+    look at, with the last error seen, and logged on its invoice."""
+    from sync.models import Direction, SyncLogEntry
+    from sync.services.log import sync_log_write
+
+    last = f" Last error: {job.last_error}" if job.last_error else ""
+    message = (
+        f"Gave up after {job.attempts} attempts: the worker running it stopped before finishing (lease expired).{last}"
+    )[:4000]
+    failed = _owned(job).update(
+        status=SyncJob.Status.FAILED, lease_until=None, last_error=message, holder="", updated_at=now
+    )
+    entity, _, ident = job.target.partition(":")
+    if failed and job.kind == SyncJob.Kind.PUSH_INVOICE and ident.isdigit():
+        details = {"attempt": job.attempts, "max_attempts": MAX_ATTEMPTS, "dead_letter": True, "code": "lease_expired"}
+        if entity.isdigit() and int(entity) != 31:
+            details["entity_type"] = int(entity)
+        sync_log_write(
+            portal=job.portal,
+            direction=Direction.PUSH,
+            trigger=job.trigger,
+            outcome=SyncLogEntry.Outcome.FAILED,
+            bitrix24_id=ident,
+            message=message,
+            details=details,
+        )
+    return failed
 
 
 def _bitrix24_time(value: str) -> Any:

@@ -21,7 +21,7 @@ def sync_log_write(
     details: dict[str, Any] | None = None,
     object_kind: SyncLogEntry.ObjectKind | str = SyncLogEntry.ObjectKind.INVOICE,
 ) -> SyncLogEntry:
-    return SyncLogEntry.objects.create(
+    entry = SyncLogEntry.objects.create(
         portal=portal,
         direction=direction,
         trigger=trigger,
@@ -33,3 +33,8 @@ def sync_log_write(
         message=message or "",
         details=details or {},
     )
+    # Where the invoice stands now (the list's badge, "Needs attention").
+    from sync.services.outcomes import outcome_note
+
+    outcome_note(entry)
+    return entry

@@ -18,8 +18,11 @@ from decimal import Decimal
 
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.common.errors import ExternalAPIError
 from sync.mappers import MappingError
+from sync.mappers.canonical import bitrix24_amounts_of, invoice_push_fingerprint
 from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
+from sync.mappers.exactness import Options, make_exact
 from sync.mappers.invoice import (
     ItemRef,
     Totals,
@@ -34,10 +37,20 @@ from sync.mappers.money import optional_decimal, to_decimal
 from sync.mappers.stage import xero_status_for_push, xero_status_for_stage
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncSettings
 from sync.services.drift import push_gate
+from sync.services.xero_reference import XeroNotConnected, xero_reference
+from sync.sources import invoice_source
 from sync.stage_map import stage_map_load
 
 SMART_INVOICE = 31
 PLACEHOLDER_CONTACT = "00000000-0000-0000-0000-000000000000"
+HEADER_LABELS = (
+    ("InvoiceNumber", "Invoice number"),
+    ("Reference", "Reference"),
+    ("Date", "Date"),
+    ("DueDate", "Due date"),
+    ("CurrencyCode", "Currency"),
+    ("LineAmountTypes", "Amounts are"),
+)
 
 
 @dataclass
@@ -77,21 +90,25 @@ class Preview:
         )
 
 
-def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) -> Preview:
-    ref = "$result[item][item]"
+def invoice_preview(
+    *, portal: Portal, client: Bitrix24Client, invoice_id: int, entity_type: int = SMART_INVOICE
+) -> Preview:
+    """What "Create / Edit on Xero" would send for one invoice of either kind (sync.sources)."""
+    source = invoice_source(entity_type)
+    company_ref, contact_ref = source.client_refs()
+    commands = source.get_commands(invoice_id)
+    if "rows" in commands:
+        commands["rows"][1]["order"] = {"sort": "ASC", "id": "ASC"}
     batch = client.batch(
         {
-            "item": ("crm.item.get", {"entityTypeId": SMART_INVOICE, "id": invoice_id}),
-            "rows": (
-                "crm.item.productrow.list",
-                {"filter": {"=ownerType": "SI", "=ownerId": invoice_id}, "order": {"sort": "ASC", "id": "ASC"}},
-            ),
-            "co": ("crm.company.list", {"filter": {"ID": f"{ref}[companyId]"}}),
-            "ct": ("crm.contact.list", {"filter": {"ID": f"{ref}[contactId]"}}),
+            **commands,
+            "co": ("crm.company.list", {"filter": {"ID": company_ref}}),
+            "ct": ("crm.contact.list", {"filter": {"ID": contact_ref}}),
         }
     )
-    invoice = batch.value("item")["item"]
-    rows = _rows(batch.results.get("rows"))
+    if "item" in batch.errors:
+        raise source.classify(batch.errors["item"])
+    invoice, rows = source.detail(batch.results)
     preview = Preview(invoice_id=invoice_id, number=str(invoice.get("accountNumber") or invoice_id), action="create")
     settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     items = {
@@ -99,7 +116,9 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         for link in ItemLink.objects.filter(portal=portal)
     }
     mapping = settings.to_mapping_settings(items=items)
-    link = InvoiceLink.objects.filter(portal=portal, bitrix24_entity_type=SMART_INVOICE, bitrix24_id=invoice_id).first()
+    link = InvoiceLink.objects.filter(
+        portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id=invoice_id
+    ).first()
     known = link is not None and link.xero_invoice_id is not None
 
     contact_id = _contact(portal, invoice, batch.results, preview)
@@ -110,13 +129,25 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         preview.reasons.append(str(exc))
         preview.bitrix24 = bitrix24_totals(invoice)
         return preview
-    preview.header = {
-        key: content.get(key, "")
-        for key in ("InvoiceNumber", "Reference", "Date", "DueDate", "CurrencyCode", "LineAmountTypes")
-    }
+    preview.header = {label: content.get(key, "") for key, label in HEADER_LABELS}
     rates = mapping.rates_by_tax_type()
+    verdict = _exact(portal, settings, mapping, invoice, rows, content)
+    if verdict is not None:
+        # Money's exactness (sync.mappers.exactness): the lines the push will send, Xero's figures for
+        # them with the organisation's effective rates, or the reason it would be held.
+        rates = _rates(portal)  # the same rates make_exact used (cached)
+        content = {**content, "LineAmountTypes": verdict.amount_type, "LineItems": verdict.line_items}
+        if verdict.credit_note:
+            content["Type"] = "ACCRECCREDIT"
+            preview.notes.append("Below zero: it would be sent as a credit note (ACCRECCREDIT).")
+        preview.notes.extend(verdict.notes)
+        if not verdict.exact:
+            preview.action = "held"
+            preview.reasons.append(verdict.message)
+    # The push fingerprints the exact content with Bitrix24's amounts (sync.services.push.map).
+    mapped_hash = invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice))
     amount_type = content["LineAmountTypes"]
-    for line, row in zip(content["LineItems"], rows, strict=True):
+    for line, row in zip(content["LineItems"], rows, strict=False):
         amount = xero_line_amount(
             to_decimal(line.get("Quantity"), default=Decimal(1)),
             to_decimal(line.get("UnitAmount")),
@@ -138,15 +169,23 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
                 tax_type=line.get("TaxType", ""),
                 item_code=line.get("ItemCode", ""),
                 line_amount=amount,
-                tax_amount=xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
+                tax_amount=to_decimal(line["TaxAmount"])
+                if line.get("TaxAmount") is not None and amount_type != "NoTax"
+                else xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
                 bitrix24_amount=_row_sum(row),
             )
         )
-    preview.xero = expected_totals(content["LineItems"], amount_type, rates)
-    preview.bitrix24 = bitrix24_totals(invoice)
-    gap = totals_gap(invoice, content, mapping)
-    if gap is not None:
-        preview.notes.append(gap.message)
+    if verdict is not None:
+        preview.xero = Totals(subtotal=verdict.xero.subtotal, tax=verdict.xero.tax, total=verdict.xero.total)
+        preview.bitrix24 = Totals(
+            subtotal=verdict.bitrix24.subtotal, tax=verdict.bitrix24.tax, total=verdict.bitrix24.total
+        )
+    else:
+        preview.xero = expected_totals(content["LineItems"], amount_type, rates)
+        preview.bitrix24 = bitrix24_totals(invoice)
+        gap = totals_gap(invoice, content, mapping)
+        if gap is not None:
+            preview.notes.append(gap.message)
 
     if preview.contact_state == "" and not contact_id:
         preview.action = "refused"
@@ -162,6 +201,17 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
         if gate.hold:
             preview.action = "held"
             preview.reasons.append(gate.message)
+    stage = str(invoice.get("stageId") or "")
+    unchanged = (
+        known and stage == link.last_bitrix24_stage_id and mapped_hash == link.last_pushed_hash and not link.drift
+    )
+    if unchanged and preview.action != "held":
+        preview.action = "nothing"
+        preview.reasons.append(
+            "Unchanged since the last push. Create / Edit on Xero first reads Xero's version and "
+            "sends Bitrix24's only where Xero differs."
+        )
+        return preview
     decision = xero_status_for_push(
         link.last_xero_status if known else None,
         wanted,
@@ -184,12 +234,31 @@ def invoice_preview(*, portal: Portal, client: Bitrix24Client, invoice_id: int) 
     return preview
 
 
-def _rows(result) -> list[dict]:
-    if isinstance(result, dict):
-        result = result.get("productRows", result)
-    if isinstance(result, dict):
-        return list(result.values())
-    return list(result or [])
+def _rates(portal: Portal) -> dict[str, Decimal]:
+    """The organisation's effective tax rates by TaxType (the cached reference data; a read)."""
+    rates: dict[str, Decimal] = {}
+    for rate in xero_reference(portal).tax_rates:
+        if rate.get("rate") is not None:
+            rates[str(rate["tax_type"])] = Decimal(str(rate["rate"]))
+    return rates
+
+
+def _exact(portal: Portal, settings: SyncSettings, mapping, invoice: dict, rows: list[dict], content: dict):
+    """make_exact's verdict, or None when Xero's rates cannot be read (then the portal's tax map)."""
+    try:
+        rates = _rates(portal)
+    except (XeroNotConnected, ExternalAPIError):
+        return None
+    try:
+        no_tax = mapping.tax_type_for(None)
+    except MappingError:
+        no_tax = "NONE"
+    options = Options(
+        adjustment_account=settings.manual_amount_account_code,
+        adjustment_tax_type=no_tax,
+        force_exclusive=mapping.force_exclusive,
+    )
+    return make_exact(invoice, rows, content["LineItems"], rates, options)
 
 
 def _row_sum(row: dict) -> Decimal | None:

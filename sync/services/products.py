@@ -2,6 +2,10 @@
 
 Order (so Xero refusing leaves nothing half-made in Bitrix24):
 
+0. Rights first, before any write: Bitrix24 lets only administrators call catalog.product.add
+   (catalog/product/catalog-product-add.md, "Who can execute the method: administrator"), so
+   user.admin with the USER's token decides. A user who may not create the product must not get a
+   Xero item either (not created and deleted again: never created).
 1. Xero item first (PUT /Items, summarizeErrors=false). Xero is the side that refuses for data
    reasons (duplicate code, unknown account, tax type), and its refusal costs nothing to undo.
 2. Bitrix24 product (catalog.product.add in the catalog iblock + section, then catalog.price.add for
@@ -216,6 +220,7 @@ def _create(
     description = str(form_data.get("description") or "").strip()
     code = str(form_data["code"]).strip()
 
+    _require_catalog_rights(client)
     xero = XeroClient(connection, interactive=True)
     item = product_to_xero_item(
         {"name": name, "detailText": description},
@@ -267,6 +272,25 @@ def _create(
         details={"code": code, "price": str(price), "currency": currency, "section_id": section_id},
     )
     return _created(portal, link, name, iblock_id=iblock_id)
+
+
+def _require_catalog_rights(client: Bitrix24Client) -> None:
+    """ProductNotCreated unless Bitrix24 says this user may create catalog products."""
+    try:
+        allowed = client.result("user.admin", {}) in (True, "Y", "y", 1, "1", "true")
+    except ExternalAPIError as exc:
+        raise ProductNotCreated(
+            f"Bitrix24 did not say whether you may create products ({exc.message}). Nothing was created.",
+            system="bitrix24",
+            retry_same_form=exc.retryable,
+        ) from exc
+    if not allowed:
+        raise ProductNotCreated(
+            "Bitrix24 lets only administrators create catalog products, so nothing was created in Bitrix24 "
+            "or Xero. Ask a Bitrix24 administrator to add it.",
+            system="bitrix24",
+            retry_same_form=True,
+        )
 
 
 def _xero_item_create(*, portal: Portal, xero: XeroClient, item: dict, nonce: str, code: str, name: str):

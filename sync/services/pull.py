@@ -45,6 +45,7 @@ from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID, stage_for_xero_status
 from sync.models import Direction, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.bitrix24_payments import PaidInvoice, bitrix24_payments_record
+from sync.services.credit_notes import credit_notes_pull_recent
 from sync.services.drift import drift_observe, xero_invoice_dict
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
@@ -259,6 +260,29 @@ def statuses_pull_recent(*, portal: Portal, trigger: Trigger | str) -> PullRepor
             if len(invoices) < PAGE_SIZE:
                 break
             page += 1
+        # Credit notes (invoices below zero, issue 11): Xero sends no webhooks for them, so the
+        # sweep and the button read them too — only for portals that have any.
+        notes = credit_notes_pull_recent(
+            portal=portal, client=client, modified_since=modified_since, page_size=PAGE_SIZE
+        )
+        if notes:
+            report.xero_calls += 1 + len(notes) // PAGE_SIZE
+            report.fetched += len(notes)
+            links = {
+                link.xero_invoice_id: link
+                for link in InvoiceLink.objects.filter(portal=portal, xero_invoice_id__in=[n.invoice_id for n in notes])
+            }
+            ours = [n for n in notes if n.invoice_id in links]
+            stamps = [n.updated_at for n in ours if n.updated_at is not None]
+            if stamps:
+                high = max([high, *stamps]) if high else max(stamps)
+            outcomes = _apply(
+                portal=portal, invoices=ours, links=links, triggers=dict.fromkeys(links, str(trigger)), report=report
+            )
+            for note in ours:
+                error = outcomes.get(note.invoice_id)
+                if error is not None and error.retryable and note.updated_at is not None:
+                    hold = min(hold, note.updated_at) if hold else note.updated_at
         mark = min(high, hold) if high and hold else (hold or high)
         if mark is not None:
             _advance_watermark(portal, mark)

@@ -62,8 +62,12 @@ class _Calls:
     bitrix24: int = 0
 
 
-def reconcile_portal(*, portal: Portal, trigger: str = Trigger.SWEEP) -> ReconciliationRun:
-    run = ReconciliationRun.objects.create(portal=portal, trigger=str(trigger))
+def reconcile_portal(
+    *, portal: Portal, trigger: str = Trigger.SWEEP, run: ReconciliationRun | None = None
+) -> ReconciliationRun:
+    """Compare and store the result on `run` (a new one when not given; the page makes one first so
+    it can show "running" at once)."""
+    run = run or ReconciliationRun.objects.create(portal=portal, trigger=str(trigger))
     connection = XeroConnection.objects.filter(portal=portal).first()
     if connection is None or not connection.is_active:
         return _finish(run, error="Xero is not connected.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.mappers.old_invoice import (
     LIST_SELECT,
     old_filter,
@@ -110,6 +111,10 @@ class SmartInvoices:
             rows = rows.get("productRows")
         return item, [r for r in rows or [] if isinstance(r, dict)]
 
+    def classify(self, error: ExternalAPIError) -> ExternalAPIError:
+        """The error with ACCESS_DENIED / NOT_FOUND as its code when it means that (crm.item's do)."""
+        return error
+
     def move_command(self, invoice_id: int, stage_id: str) -> Command:
         return "crm.item.update", {"entityTypeId": SMART_INVOICE, "id": invoice_id, "fields": {"stageId": stage_id}}
 
@@ -162,6 +167,15 @@ class OldInvoices:
     def detail(self, results: Mapping[str, Any]) -> tuple[dict, list[dict]]:
         invoice = results.get("item") or {}
         return old_invoice_as_item(invoice), old_rows_as_product_rows(invoice)
+
+    def classify(self, error: ExternalAPIError) -> ExternalAPIError:
+        """The classic API answers `"error": ""` with "Access denied." or "Not found": give the error
+        the code crm.item would have, so callers tell "may not see" from "gone" one way."""
+        text = (error.message or "").strip().rstrip(".").lower()
+        code = {"access denied": "ACCESS_DENIED", "not found": "NOT_FOUND"}.get(text)
+        if error.retryable or error.code or code is None:
+            return error
+        return PermanentError(error.message, system=error.system, status=error.status, code=code, payload=error.payload)
 
     def move_command(self, invoice_id: int, stage_id: str) -> Command:
         return "crm.invoice.update", {"id": invoice_id, "fields": status_fields(stage_id)}

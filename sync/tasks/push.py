@@ -16,7 +16,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from sync.models import SyncJob
-from sync.services.jobs import job_dispatch
+from sync.services.debounce import push_quiet_wait
+from sync.services.jobs import job_dispatch, job_dispatch_after_quiet
 from sync.services.push import invoices_push_pending
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,11 @@ SOON_S = 30.0
 
 @shared_task(name="sync.tasks.push.push_invoices_task")
 def push_invoices_task(portal_id: int) -> dict:
+    plan = push_quiet_wait(portal_id=portal_id)
+    if plan.wait_s > 0:
+        # A burst is still arriving: come back when it may be over (sync/services/debounce.py).
+        job_dispatch_after_quiet(portal_id=portal_id, countdown=plan.wait_s)
+        return {"waiting_s": round(plan.wait_s, 3)}
     started = time.monotonic()
     totals: dict = {}
     while True:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
 from accounts.models import Portal
-from sync.models import Trigger
+from sync.models import ReconciliationRun, Trigger
 from sync.services.jobs import portal_sync_blocker
 from sync.services.reconcile import reconcile_portal
 
@@ -15,11 +16,16 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="sync.tasks.reconcile.reconcile_task")
-def reconcile_task(portal_id: int, trigger: str = Trigger.BUTTON) -> dict:
+def reconcile_task(portal_id: int, trigger: str = Trigger.BUTTON, run_id: int | None = None) -> dict:
     portal = Portal.objects.filter(pk=portal_id).first()
+    run = ReconciliationRun.objects.filter(pk=run_id, portal_id=portal_id).first() if run_id else None
     if portal is None or not portal.is_active:
+        if run is not None:
+            ReconciliationRun.objects.filter(pk=run.pk).update(
+                status=ReconciliationRun.Status.FAILED, error="The portal is not active.", finished_at=timezone.now()
+            )
         return {"skipped": "portal not active"}
-    run = reconcile_portal(portal=portal, trigger=trigger)
+    run = reconcile_portal(portal=portal, trigger=trigger, run=run)
     return {"run": run.pk, "status": run.status, "checked": run.checked, "xero_calls": run.xero_calls}
 
 

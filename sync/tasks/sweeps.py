@@ -23,6 +23,7 @@ from integrations.common.errors import ExternalAPIError
 from integrations.common.tokens import token_ensure_fresh
 from integrations.xero.oauth import xero_refresh
 from sync.models import Trigger
+from sync.services.contacts_follow import contacts_follow
 from sync.services.inbox import inbox_requeue_stuck
 from sync.services.jobs import jobs_enqueue_bitrix24_changes, jobs_requeue_stuck, portal_sync_blocker, task_send
 from sync.services.offline_events import offline_events_drain
@@ -73,11 +74,17 @@ def sweep_bitrix24_changes_task(portal_id: int | None = None) -> int:
     if portal_sync_blocker(portal):
         return 0
     try:
-        return jobs_enqueue_bitrix24_changes(portal=portal)
+        enqueued = jobs_enqueue_bitrix24_changes(portal=portal)
     except ExternalAPIError as exc:
         # The next pass (5 minutes) re-reads the same window: the watermark did not move.
         logger.warning("Bitrix24 sweep of %s failed: %s", portal.domain, exc)
         return 0
+    try:
+        # Linked companies/contacts edited in Bitrix24: their Xero contacts follow.
+        contacts_follow(portal=portal)
+    except ExternalAPIError as exc:
+        logger.warning("contact update of %s failed: %s", portal.domain, exc)
+    return enqueued
 
 
 @shared_task(name="sync.tasks.sweeps.offline_events_drain_task")

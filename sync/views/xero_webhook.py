@@ -35,7 +35,7 @@ def xero_webhook(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=401)
     try:
         inbox_record_xero_events(payload=json.loads(body), raw_body=body)
-    except (ValueError, MalformedPayloadError) as exc:
+    except (ValueError, RecursionError, MalformedPayloadError) as exc:
         # Signed by Xero yet unreadable: a bug on one side. 400 keeps Xero retrying while we look.
         logger.error("signed Xero webhook is malformed: %s; body starts %r", exc, body[:200])
         return HttpResponse(status=400)

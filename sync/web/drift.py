@@ -9,31 +9,38 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required
 from integrations.common.errors import ExternalAPIError
-from sync.models import InvoiceLink
+from sync.models import InvoiceLink, ReconciliationRun, Trigger
 from sync.services.drift import drift_accept
 from sync.services.invoice_list import visible_invoice_ids
 from sync.services.preview import invoice_preview
 from sync.services.reconcile import KIND_LABELS, latest_run, repairable_ids
-from sync.web.invoices import bitrix24_errors, user_client, xero_ready
+from sync.web.invoices import _kind, bitrix24_errors, user_client, xero_ready
 
 SMART_INVOICE = 31
+# A run still "running" after this long was lost (a worker killed mid-run); a click starts a new one.
+STALE_RUN = dt.timedelta(minutes=30)
 
 
 @require_POST
 @frame_login_required
 @bitrix24_errors
 def invoice_accept_xero(request: HttpRequest, invoice_id: int) -> JsonResponse:
-    if not visible_invoice_ids(client=user_client(request), ids=[invoice_id]):
+    entity_type = _kind(request, request.GET.get("kind")) or SMART_INVOICE
+    if not visible_invoice_ids(client=user_client(request), ids=[invoice_id], entity_type=entity_type):
         return JsonResponse({"error": "You cannot see this invoice in Bitrix24.", "kind": "forbidden"}, status=403)
     link = InvoiceLink.objects.filter(
-        portal=request.portal, bitrix24_entity_type=SMART_INVOICE, bitrix24_id=invoice_id
+        portal=request.portal, bitrix24_entity_type=entity_type, bitrix24_id=invoice_id
     ).first()
     if link is None or not link.drift:
         return JsonResponse(
@@ -55,7 +62,12 @@ def invoice_accept_xero(request: HttpRequest, invoice_id: int) -> JsonResponse:
 @bitrix24_errors
 def invoice_preview_page(request: HttpRequest, invoice_id: int) -> HttpResponse:
     try:
-        preview = invoice_preview(portal=request.portal, client=user_client(request), invoice_id=invoice_id)
+        preview = invoice_preview(
+            portal=request.portal,
+            client=user_client(request),
+            invoice_id=invoice_id,
+            entity_type=_kind(request, request.GET.get("kind")) or SMART_INVOICE,
+        )
     except ExternalAPIError as exc:
         if exc.retryable or (exc.code or "").upper() not in ("ACCESS_DENIED", "NOT_FOUND"):
             raise
@@ -104,11 +116,19 @@ def reconcile_run(request: HttpRequest) -> JsonResponse:
 
     if not xero_ready(request.portal):
         return JsonResponse({"error": "Xero is not connected.", "kind": "xero"}, status=409)
-    reconcile_task.delay(request.portal.pk, "button")
+    running = ReconciliationRun.objects.filter(
+        portal=request.portal, status=ReconciliationRun.Status.RUNNING, started_at__gte=timezone.now() - STALE_RUN
+    ).first()
+    if running is None:
+        # The run row first, so the page shows "running" (and refreshes itself) until it is done.
+        running = ReconciliationRun.objects.create(portal=request.portal, trigger=Trigger.BUTTON)
+        portal_id, run_id = request.portal.pk, running.pk
+        transaction.on_commit(lambda: reconcile_task.delay(portal_id, Trigger.BUTTON, run_id))
     return JsonResponse(
         {
             "jobs": [],
             "count": 0,
+            "reload": True,
             "message": "Comparing every linked invoice with Xero; the page refreshes with the result.",
         }
     )

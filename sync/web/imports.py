@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.auth import frame_login_required
 from accounts.models import XeroConnection
 from accounts.services.frame import frame_session_bitrix24_client
+from connector.input_guard import positive_id
 from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob, SyncSettings
 from sync.services.imports import ImportRefused, import_job_start, import_progress
@@ -121,12 +122,10 @@ def imports(request: HttpRequest) -> HttpResponse:
 @require_GET
 @frame_login_required(admin=True)
 def import_progress_view(request: HttpRequest) -> JsonResponse:
-    job_id = request.GET.get("job", "")
-    job = (
-        SyncJob.objects.filter(portal=request.portal, pk=int(job_id), kind__in=list(KINDS.values())).first()
-        if job_id.isdigit()
-        else None
-    )
+    job_id = positive_id(request.GET.get("job", ""))
+    if job_id is None:
+        return JsonResponse({"error": "job must be an import's number.", "kind": "input"}, status=400)
+    job = SyncJob.objects.filter(portal=request.portal, pk=job_id, kind__in=list(KINDS.values())).first()
     if job is None:
         return JsonResponse({"error": "No such import on this portal."}, status=404)
     # A fresh sign-in token with each answer keeps a long import's page signed in.

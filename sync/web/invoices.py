@@ -22,6 +22,7 @@ from accounts.auth import frame_login_required
 from accounts.models import Portal
 from accounts.services.frame import frame_session_bitrix24_client
 from accounts.services.xero import xero_connection_of
+from connector.input_guard import positive_id
 from integrations.bitrix24.errors import UserTokenError
 from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob
@@ -30,6 +31,7 @@ from sync.services.buttons_pull import statuses_pull_request
 from sync.services.drift import online_url_ensure
 from sync.services.invoice_list import (
     DEFAULT_PAGE_SIZE,
+    MAX_PROGRESS_JOBS,
     PAGE_SIZES,
     invoice_for_user,
     invoice_ids_for_user,
@@ -37,6 +39,7 @@ from sync.services.invoice_list import (
     jobs_progress,
     visible_invoice_ids,
 )
+from sync.services.job_visibility import jobs_visible_to
 from sync.sources import SOURCES, portal_sources
 
 REOPEN = "Your Bitrix24 session expired — reopen the app from Bitrix24."
@@ -82,7 +85,7 @@ def json_body(request: HttpRequest) -> dict:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than any real body
             return {}
         return body if isinstance(body, dict) else {}
     return {
@@ -99,11 +102,10 @@ def parse_ids(raw) -> list[int] | None:
         raw = [part for part in raw.split(",") if part.strip()]
     if not isinstance(raw, list):
         return None
-    try:
-        ids = [int(str(value).strip()) for value in raw]
-    except ValueError:
+    ids = [positive_id(value) for value in raw]
+    if any(i is None for i in ids):
         return None
-    return list(dict.fromkeys(ids)) if all(i > 0 for i in ids) else None
+    return list(dict.fromkeys(ids))
 
 
 # --- the list --------------------------------------------------------------------------------------
@@ -318,10 +320,13 @@ def invoice_pull(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @frame_login_required
+@bitrix24_errors
 def jobs_progress_view(request: HttpRequest) -> JsonResponse:
     ids = parse_ids(request.GET.get("ids", ""))
     if ids is None:
         return JsonResponse({"error": "ids must be job numbers separated by commas.", "kind": "input"}, status=400)
+    # Only jobs of invoices Bitrix24 lets this user see (sync/services/job_visibility.py).
+    ids = jobs_visible_to(session=request.frame_user, client=user_client(request), job_ids=ids[:MAX_PROGRESS_JOBS])
     return JsonResponse(jobs_progress(portal=request.portal, job_ids=ids))
 
 

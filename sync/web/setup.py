@@ -30,6 +30,7 @@ from sync.mappers import tax_map
 from sync.mappers.stage import XERO_STATUSES
 from sync.models import StageMapping, SyncSettings, XeroStatus, XeroStatusMapping
 from sync.services.stages import stage_map_refresh
+from sync.services.xero_budget import xero_budget_today
 from sync.services.xero_reference import (
     REVENUE_TYPES,
     XeroNotConnected,
@@ -189,6 +190,7 @@ def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> Ht
             "saved": request.GET.get("saved") == "1",
             "currency_rate_sources": SyncSettings.CurrencyRateSource.choices,
             "xero_ready": not ctx.xero_error,
+            "xero_budget": xero_budget_today(request.portal),
         },
         status=status,
     )

@@ -14,6 +14,9 @@ import requests
 
 from accounts.models import Portal
 
+BITRIX24_CLIENT_ID = "local.accounts-tests"
+BITRIX24_CLIENT_SECRET = "accounts-tests-secret"
+
 
 @pytest.fixture
 def app_url(live_server, settings, sandbox) -> str:
@@ -22,6 +25,10 @@ def app_url(live_server, settings, sandbox) -> str:
     settings.SANDBOX_URL = sandbox.base_url
     settings.XERO_CLIENT_ID = "sandbox-client"
     settings.XERO_CLIENT_SECRET = "sandbox-secret"
+    # Installs are verified against our client id (app.info); the marketplace knows it from the start.
+    settings.BITRIX24_CLIENT_ID = BITRIX24_CLIENT_ID
+    settings.BITRIX24_CLIENT_SECRET = BITRIX24_CLIENT_SECRET
+    sandbox.bitrix24_settings(client_id=BITRIX24_CLIENT_ID, client_secret=BITRIX24_CLIENT_SECRET)
     return live_server.url
 
 

@@ -9,7 +9,7 @@ from django.core import signing
 
 from accounts.models import FrameSession, Portal, XeroConnection
 from accounts.services.frame import FRAME_TOKEN_SALT
-from tests.accounts.conftest import open_frame
+from tests.accounts.conftest import install, open_frame
 
 
 class _SignedTwoHoursAgo(signing.TimestampSigner):
@@ -129,3 +129,20 @@ def test_after_uninstall_an_open_frame_is_signed_out(sandbox, admin_frame, app_u
     requests.post(f"{sandbox.base_url}/_sandbox/bitrix24/uninstall", json={}, timeout=30)
     response = admin_frame.get(f"{app_url}/app/")
     assert response.status_code == 403
+
+
+def test_a_portal_that_needs_reauthorisation_says_what_happened_and_what_an_admin_must_do(
+    sandbox, acme, app_url, clerk
+):
+    Portal.objects.filter(pk=acme.pk).update(
+        status=Portal.Status.NEEDS_REAUTH, status_reason="Bitrix24 refused a freshly refreshed token"
+    )
+    frame = open_frame(sandbox, clerk["id"])
+    assert frame.response.status_code == 403
+    text = frame.response.text
+    assert "not installed any more" not in text
+    assert "Sync with Xero is paused" in text and "refused a freshly refreshed token" in text
+    assert "administrator must reinstall" in text
+    # Doing what it says restores the portal.
+    assert install(sandbox, app_url)["install_status"] == 200
+    assert Portal.objects.get(pk=acme.pk).is_active

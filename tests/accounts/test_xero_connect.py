@@ -24,7 +24,7 @@ def consent(frame: Frame, app_url: str) -> str:
 
 
 def test_connecting_xero_saves_the_organisation_and_says_so(sandbox, admin_frame, app_url, acme):
-    page = requests.get(consent(admin_frame, app_url), timeout=30)
+    page = admin_frame.http.get(consent(admin_frame, app_url), timeout=30)
     organisation = sandbox.state()["xero"]["organisations"][0]
     assert page.status_code == 200
     assert f"Connected to {organisation['name']}" in page.text and "window.opener.postMessage" in page.text
@@ -36,8 +36,8 @@ def test_connecting_xero_saves_the_organisation_and_says_so(sandbox, admin_frame
 
 def test_the_state_is_single_use(admin_frame, app_url):
     callback = consent(admin_frame, app_url)
-    assert requests.get(callback, timeout=30).status_code == 200
-    replay = requests.get(callback, timeout=30)
+    assert admin_frame.http.get(callback, timeout=30).status_code == 200
+    replay = admin_frame.http.get(callback, timeout=30)
     assert replay.status_code == 400 and "already used" in replay.text
     assert XeroOAuthState.objects.get().used_at is not None
 
@@ -48,7 +48,7 @@ def test_an_unknown_or_expired_state_is_refused(admin_frame, app_url, acme):
     unknown = requests.get(f"{app_url}/xero/callback/", params={"code": code, "state": "guessed"}, timeout=30)
     assert unknown.status_code == 400
     XeroOAuthState.objects.update(created_at="2000-01-01T00:00:00Z")
-    assert requests.get(callback, timeout=30).status_code == 400
+    assert admin_frame.http.get(callback, timeout=30).status_code == 400
     assert not XeroConnection.objects.filter(portal=acme).exists()
 
 
@@ -61,7 +61,7 @@ def test_only_an_admin_can_connect_xero(sandbox, acme, app_url, clerk):
 
 def test_with_two_organisations_the_user_chooses_one(sandbox, admin_frame, app_url, acme):
     requests.post(f"{sandbox.base_url}/_sandbox/xero/organisations", json={"name": "Kea Holdings Ltd"}, timeout=30)
-    http = requests.Session()  # the new window, a first-party context with its own cookies
+    http = admin_frame.http  # the new window that started the flow: it holds the consent cookie
     page = http.get(consent(admin_frame, app_url), timeout=30)
     assert page.status_code == 200 and "Which Xero organisation" in page.text and "Kea Holdings Ltd" in page.text
     assert not XeroConnection.objects.filter(portal=acme).exists()
@@ -81,7 +81,7 @@ def test_with_two_organisations_the_user_chooses_one(sandbox, admin_frame, app_u
 
 
 def test_disconnect_removes_the_connection_at_xero_and_wipes_the_tokens(sandbox, admin_frame, app_url, acme):
-    requests.get(consent(admin_frame, app_url), timeout=30)
+    admin_frame.http.get(consent(admin_frame, app_url), timeout=30)
     page = admin_frame.post(f"{app_url}/xero/disconnect/")
     assert page.status_code == 200 and "Not connected" in page.text
     connection = XeroConnection.objects.get(portal=acme)
@@ -91,29 +91,50 @@ def test_disconnect_removes_the_connection_at_xero_and_wipes_the_tokens(sandbox,
 
 
 def test_a_clerk_cannot_disconnect(sandbox, admin_frame, app_url, acme, clerk):
-    requests.get(consent(admin_frame, app_url), timeout=30)
+    admin_frame.http.get(consent(admin_frame, app_url), timeout=30)
     frame = open_frame(sandbox, clerk["id"])
     assert frame.post(f"{app_url}/xero/disconnect/").status_code == 403
     assert XeroConnection.objects.get(portal=acme).is_active
 
 
 def test_a_dead_grant_shows_needs_reconnection_and_reconnecting_makes_it_active(admin_frame, app_url, acme):
-    requests.get(consent(admin_frame, app_url), timeout=30)
+    admin_frame.http.get(consent(admin_frame, app_url), timeout=30)
     XeroConnection.objects.filter(portal=acme).update(
         status=XeroConnection.Status.NEEDS_RECONNECT, status_reason="invalid_grant"
     )
     page = admin_frame.get(f"{app_url}/app/")
     assert "Xero needs reconnection" in page.text and "Reconnect Xero" in page.text
     connection_id = XeroConnection.objects.get(portal=acme).pk
-    requests.get(consent(admin_frame, app_url), timeout=30)
+    admin_frame.http.get(consent(admin_frame, app_url), timeout=30)
     connection = XeroConnection.objects.get(portal=acme)
     assert connection.pk == connection_id and connection.is_active
 
 
 def test_xero_tokens_are_not_readable_in_the_database(admin_frame, app_url, acme):
-    requests.get(consent(admin_frame, app_url), timeout=30)
+    admin_frame.http.get(consent(admin_frame, app_url), timeout=30)
     connection = XeroConnection.objects.get(portal=acme)
     with db.cursor() as cursor:
         cursor.execute("SELECT access_token, refresh_token FROM accounts_xeroconnection WHERE id = %s", [connection.pk])
         raw = cursor.fetchone()
     assert connection.access_token not in raw[0] and connection.refresh_token not in raw[1]
+
+
+def test_a_consent_link_sent_to_someone_else_cannot_connect_their_organisation(sandbox, admin_frame, app_url, acme):
+    """The consent-link attack: portal A's admin starts the flow, does not follow the link, and sends
+    it to a victim. The victim consents in their own browser; the callback must refuse it."""
+    start = admin_frame.get(f"{app_url}/xero/connect/", allow_redirects=False)
+    victim = requests.Session()
+    callback = victim.get(start.headers["Location"], allow_redirects=False, timeout=30).headers["Location"]
+    page = victim.get(callback, timeout=30)
+    assert page.status_code == 400 and "not started in this browser" in page.text
+    assert not XeroConnection.objects.filter(portal=acme).exists()
+    # The attacker cannot finish it either: the code was issued to the victim's consent, and the
+    # state is bound to the attacker's sign-in, which is what a legitimate flow needs.
+    assert XeroOAuthState.objects.get().used_at is None
+
+
+def test_the_consent_cookie_is_http_only_lax_and_short_lived(admin_frame, app_url):
+    start = admin_frame.get(f"{app_url}/xero/connect/", allow_redirects=False)
+    cookie = start.headers["Set-Cookie"]
+    assert "xero_consent=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Max-Age=600" in cookie and "Path=/xero/" in cookie

@@ -127,6 +127,10 @@ def app_url(live_server, settings, sandbox) -> str:
     settings.SANDBOX_URL = sandbox.base_url
     settings.XERO_CLIENT_ID = "sandbox-client"
     settings.XERO_CLIENT_SECRET = "sandbox-secret"
+    # Installs are verified against our Bitrix24 client id (app.info names it).
+    settings.BITRIX24_CLIENT_ID = "local.browser-tests"
+    settings.BITRIX24_CLIENT_SECRET = "browser-tests-secret"
+    sandbox.bitrix24_settings(client_id="local.browser-tests", client_secret="browser-tests-secret")
     return live_server.url
 
 
@@ -196,6 +200,9 @@ def bravo(other_sandbox, acme, app_url, settings) -> Portal:
     """
     previous = settings.SANDBOX_URL
     settings.SANDBOX_URL = other_sandbox.base_url
+    other_sandbox.bitrix24_settings(
+        client_id=settings.BITRIX24_CLIENT_ID, client_secret=settings.BITRIX24_CLIENT_SECRET
+    )
     try:
         return install(other_sandbox, app_url)
     finally:

@@ -38,10 +38,12 @@ def portal_from_token_data(data: dict) -> Portal:
 
 
 @pytest.fixture
-def b24_app(settings):
-    """Our app's OAuth credentials; the sandbox's OAuth server pins the first pair it sees."""
+def b24_app(settings, sandbox):
+    """Our app's OAuth credentials, known to the portal's OAuth server from the start (as the
+    marketplace knows an app's), so app.info names our client id."""
     settings.BITRIX24_CLIENT_ID = CLIENT_ID
     settings.BITRIX24_CLIENT_SECRET = CLIENT_SECRET
+    sandbox.bitrix24_settings(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
 
 
 @pytest.fixture

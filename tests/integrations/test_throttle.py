@@ -218,3 +218,18 @@ def test_without_redis_the_same_limits_hold_within_one_process(fast):
         with xero_slot("tenant-local-2"):
             stamps.append(time.monotonic())
     assert stamps[-1] - stamps[0] >= 0.9
+
+
+@pytest.mark.parametrize("backend", ["redis", "in-process"])
+def test_the_daily_budget_used_is_readable_for_metrics(settings, backend):
+    from integrations.common.throttle import xero_daily_usage
+
+    if backend == "in-process":
+        settings.REDIS_URL = ""
+    tenant = f"tenant-budget-{backend}"
+    assert xero_daily_usage(tenant) == (0, None)
+    for _ in range(3):
+        with xero_slot(tenant):
+            pass
+    xero_observe(tenant, {"X-DayLimit-Remaining": "4990"})
+    assert xero_daily_usage(tenant) == (3, 4990)

@@ -90,3 +90,23 @@ def test_credit_is_used_by_an_allocation_and_a_refund_and_then_the_note_is_paid(
     assert refund.json()["credit_note"]["Status"] == "PAID" and refund.json()["credit_note"]["RemainingCredit"] == 0
     after = xero.accounting.get_credit_notes(xero.tenant_id, _request_timeout=TIMEOUT).credit_notes[0]
     assert str(after.status).endswith("PAID") and after.remaining_credit == 0
+
+
+def test_a_tax_amount_sent_on_a_line_overrides_the_computed_tax(xero, customer):  # noqa: F811
+    line = LineItem(
+        description="Part",
+        quantity=Decimal(1),
+        unit_amount=Decimal("10.00"),
+        account_code="200",
+        tax_type="OUTPUT2",
+        tax_amount=Decimal("1.31"),
+    )
+    [invoice] = create_invoices(
+        xero, [sales_invoice(customer.contact_id, [line], line_amount_types=LineAmountTypes.INCLUSIVE)]
+    )
+    # Computed would be 10.00 x 15/115 = 1.30; the override is kept, the total is the line's.
+    assert (invoice.line_items[0].tax_amount, invoice.total_tax, invoice.total) == (
+        Decimal("1.31"),
+        Decimal("1.31"),
+        Decimal("10.0"),
+    )

@@ -314,19 +314,23 @@ def test_failed_compensation_is_said_clearly_and_logged_with_both_sides(client, 
     assert entry.details["bitrix24_error"] == "Internal server error"
 
 
-def test_user_without_catalog_rights_sees_bitrix24s_access_denied(client, sandbox, acme, acme_xero):
+def test_user_without_catalog_rights_never_gets_a_xero_item(client, sandbox, acme, acme_xero):
     clerk = sandbox.bitrix24_user("Sam Clerk", admin=False, invoices="own")
     token = frame_sign_in(sandbox, clerk["id"])
     response, initial = open_form(client, token)
     assert "modify settings" in text(response)  # the page warns a non-admin up front
+    since = sandbox.calls()[-1]["id"] if sandbox.calls() else 0
 
     response = submit(client, token, initial["nonce"])
 
     html = text(response)
     assert response.status_code == 422
     assert 'data-system="bitrix24"' in html
-    assert "Access denied" in html
-    assert xero_items(sandbox) == []  # the item Xero made for it was deleted again
+    assert "only administrators create catalog products" in html
+    # Rights are checked before the first write: Xero never saw the item (not created, then deleted).
+    writes = [c for c in sandbox.calls(since=since, system="xero") if c["method"] in ("PUT", "POST", "DELETE")]
+    assert writes == []
+    assert xero_items(sandbox) == []
     assert bitrix24_catalog(sandbox) == ([], [])
 
 

@@ -70,8 +70,8 @@ def test_inv_13_edited_to_999_shows_the_line_and_the_total_both_ways():
         EXPECTED, xero(LineItems=[line], SubTotal=999.0, Total=999.0), expected_totals=TOTALS_38
     )
     by_field = {d.field: (d.label, d.bitrix24, d.xero, d.kind) for d in found}
-    assert by_field["LineItems[0].UnitAmount"] == ("Line 1 unit price", "38", "999", CONTENT)
-    assert by_field["Total"] == ("Total", "38", "999", TOTALS)
+    assert by_field["LineItems[0].UnitAmount"] == ("Line 1 unit price", "38.00", "999.00", CONTENT)
+    assert by_field["Total"] == ("Total", "38.00", "999.00", TOTALS)
     assert kinds_of(found) == [CONTENT, TOTALS]
 
 
@@ -90,7 +90,7 @@ def test_header_contact_and_extra_lines_are_named():
     assert labels["Reference"] == ("Spring order", "Changed")
     assert labels["Due date"] == ("2026-03-24", "2026-04-01")
     assert labels["Contact"] == ("Kauri Coast", "Someone else")
-    assert labels["Line 2 (only in Xero)"] == ("", "Gift wrap — 1 × 5")
+    assert labels["Line 2 (only in Xero)"] == ("", "Gift wrap — 1 × 5.00")
     assert CONTACT in kinds_of(found)
 
 

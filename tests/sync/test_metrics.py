@@ -45,7 +45,10 @@ def test_after_a_sync_the_web_and_worker_counters_moved(
 
         def worker_metrics() -> str:
             text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            return text if sample(text, "connector_sync_outcomes_total", direction="push") >= 1 else ""
+            # The outcome is logged just before the job is marked done: wait for both.
+            pushed = sample(text, "connector_sync_outcomes_total", direction="push") >= 1
+            done = sample(text, "connector_job_results_total", kind="push_invoice", result="done") >= 1
+            return text if pushed and done else ""
 
         scraped = wait_for(worker_metrics, timeout=15, what="the worker's counters")
     finally:
@@ -81,3 +84,17 @@ def test_a_sync_outcome_is_also_one_log_line_with_the_invoice_ids(lone_portal, c
     assert record.levelno == logging.WARNING
     assert (record.portal, record.invoice) == (str(lone_portal.pk), "42")
     assert record.getMessage() == "push invoice 42 failed: no contact"
+
+
+def test_held_and_failed_invoices_are_counted_per_portal(lone_portal, client, settings):
+    from sync.services.log import sync_log_write
+
+    settings.METRICS_TOKEN = "t0ken"
+    for invoice_id, outcome in ((7, "held"), (8, "failed"), (9, "created")):
+        sync_log_write(portal=lone_portal, direction="push", trigger="event", outcome=outcome, bitrix24_id=invoice_id)
+    text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t0ken").content.decode()
+    portal = str(lone_portal.pk)
+    assert sample(text, "connector_invoices", portal=portal, state="held") == 1
+    assert sample(text, "connector_invoices", portal=portal, state="failed") == 1
+    assert sample(text, "connector_invoices", portal=portal, state="refused") == 0
+    assert 'state="on_xero"' not in text

@@ -418,3 +418,23 @@ def other_portal_frame(acme) -> str:
         portal=globex, bitrix_user_id=1, name="Globex Admin", is_admin=True, access_token="globex-token"
     )
     return frame_token_issue(session=session)
+
+
+def test_job_progress_shows_a_user_only_the_jobs_of_invoices_bitrix24_lets_them_see(
+    sandbox, acme, acme_xero, app_url, rita, owen
+):
+    """Job numbers are sequential: without a check, anyone could read every job's invoice and error."""
+    ritas = add_invoices(sandbox, rita, 2, assigned_to=rita["id"])
+    owens = add_invoices(sandbox, rita, 1, assigned_to=owen["id"])
+    lead = signed_in(sandbox, rita)
+    jobs = post_json(lead, app_url, "/app/invoices/push/", {"ids": ritas + owens}).json()["jobs"]
+    ids_param = ",".join(str(j) for j in jobs)
+
+    def progress(frame) -> dict:
+        return frame.http.get(
+            f"{app_url}/app/jobs/progress/", params={"ids": ids_param}, headers={"X-Frame-Token": frame.token}
+        ).json()
+
+    assert progress(lead)["total"] == 3  # Rita sees every invoice
+    assert progress(signed_in(sandbox, owen))["total"] == 1  # Owen only the one assigned to him
+    assert progress(signed_in(sandbox, {"id": 1}))["total"] == 3  # the admin sees all

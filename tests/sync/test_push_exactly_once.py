@@ -83,6 +83,12 @@ def test_a_worker_killed_mid_push_leaves_exactly_one_xero_invoice_per_bitrix24_i
             timeout=25,
             what="every invoice linked",
         )
+        # The queue drains too (a pass may still be finishing its jobs, or an event's re-run).
+        wait_for(
+            lambda: not SyncJob.objects.exclude(status=SyncJob.Status.DONE).exists(),
+            timeout=25,
+            what="every job done",
+        )
     finally:
         second.stop()
     pushed = xero_invoices(sandbox, acme)

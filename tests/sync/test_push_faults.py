@@ -13,7 +13,10 @@ import pytest
 from django.utils import timezone
 
 from integrations.bitrix24.client import Bitrix24Client
-from sync.models import ContactLink, SyncJob, SyncLogEntry, SyncSettings
+from sync.models import ContactLink, InvoiceOutcome, SyncJob, SyncLogEntry, SyncSettings
+from sync.services.buttons import invoices_push_request
+from sync.services.heartbeat import Heartbeat
+from sync.services.jobs import MAX_ATTEMPTS, job_retry, jobs_requeue_stuck
 from sync.services.push import invoices_push_pending
 from sync.services.stages import stage_map_refresh
 from tests.sync.test_push_service import push, xero_contacts, xero_invoices
@@ -97,6 +100,10 @@ def test_a_400_on_one_contacts_lookup_among_50_fails_that_invoice_alone_with_xer
     assert job.status == SyncJob.Status.FAILED and "Syntax error" in job.last_error
     entry = SyncLogEntry.objects.get(portal=portal, bitrix24_id=str(bad))
     assert entry.outcome == SyncLogEntry.Outcome.FAILED and "Syntax error" in entry.message
+    # Never linked, yet it has an outcome the list shows: Failed, in Xero's words.
+    outcome = InvoiceOutcome.objects.get(portal=portal, bitrix24_id=bad)
+    assert outcome.state == InvoiceOutcome.State.FAILED and "Syntax error" in outcome.reason
+    assert InvoiceOutcome.objects.filter(portal=portal, state=InvoiceOutcome.State.ON_XERO).count() == 49
     assert "Client 017" not in {c["Name"] for c in xero_contacts(sandbox, portal)}
 
 
@@ -150,3 +157,61 @@ def test_a_bitrix24_batch_transport_error_retries_the_invoices_instead_of_stalli
     report = invoices_push_pending(portal_id=portal.pk)
     assert report.created == 2
     assert len(xero_invoices(sandbox, portal)) == 2
+
+
+def test_the_attempt_cap_makes_a_dead_letter_with_xeros_words_that_a_person_can_retry(portal, b24_admin, sandbox):
+    (invoice_id,) = many_invoices(b24_admin, ["Capped Ltd"])
+    invoices_push_request(portal=portal, invoice_ids=[invoice_id], requested_by=1)
+    SyncJob.objects.filter(portal=portal).update(attempts=MAX_ATTEMPTS - 1)
+    sandbox.fault("xero", "GET /Contacts", 503, times=5)
+    invoices_push_pending(portal_id=portal.pk)
+
+    job = SyncJob.objects.get(portal=portal, target=f"31:{invoice_id}")
+    assert job.status == SyncJob.Status.FAILED and job.attempts == MAX_ATTEMPTS
+    assert "503" in job.last_error
+    entry = SyncLogEntry.objects.filter(portal=portal, bitrix24_id=str(invoice_id)).first()
+    assert entry.outcome == SyncLogEntry.Outcome.FAILED and entry.details["dead_letter"]
+    assert entry.message.startswith(f"Gave up after {MAX_ATTEMPTS} attempts: Xero answered 503")
+    outcome = InvoiceOutcome.objects.get(portal=portal, bitrix24_id=invoice_id)
+    assert outcome.state == InvoiceOutcome.State.FAILED and outcome.attempts == MAX_ATTEMPTS
+
+    sandbox.clear_faults()
+    job_retry(job.pk, portal=portal)
+    assert invoices_push_pending(portal_id=portal.pk).created == 1
+    assert InvoiceOutcome.objects.get(portal=portal, bitrix24_id=invoice_id).state == InvoiceOutcome.State.ON_XERO
+
+
+def test_a_job_whose_worker_died_on_every_attempt_becomes_a_dead_letter_not_a_loop(portal, b24_admin, sandbox):
+    (invoice_id,) = many_invoices(b24_admin, ["Poison Ltd"])
+    invoices_push_request(portal=portal, invoice_ids=[invoice_id], requested_by=1)
+    # As a worker killed mid-pass leaves it: running, claimed by a pass whose heartbeat is gone.
+    SyncJob.objects.filter(portal=portal).update(
+        status=SyncJob.Status.RUNNING,
+        attempts=MAX_ATTEMPTS,
+        holder="dead-pass",
+        lease_until=timezone.now() + dt.timedelta(minutes=3),
+        last_error="Xero answered 503",
+    )
+    assert jobs_requeue_stuck()["dead"] == 1
+    job = SyncJob.objects.get(portal=portal)
+    assert job.status == SyncJob.Status.FAILED and "lease expired" in job.last_error
+    outcome = InvoiceOutcome.objects.get(portal=portal, bitrix24_id=invoice_id)
+    assert outcome.state == InvoiceOutcome.State.FAILED and "Xero answered 503" in outcome.reason
+
+
+def test_a_killed_passs_jobs_are_released_as_soon_as_its_heartbeat_stops(portal, b24_admin, sandbox):
+    ids = many_invoices(b24_admin, ["Alive Ltd", "Dead Ltd"])
+
+    invoices_push_request(portal=portal, invoice_ids=ids, requested_by=1)
+    lease = timezone.now() + dt.timedelta(minutes=3)
+    with Heartbeat() as alive:
+        SyncJob.objects.filter(portal=portal, target=f"31:{ids[0]}").update(
+            status=SyncJob.Status.RUNNING, attempts=1, holder=alive.holder, lease_until=lease
+        )
+        SyncJob.objects.filter(portal=portal, target=f"31:{ids[1]}").update(
+            status=SyncJob.Status.RUNNING, attempts=1, holder="killed-pass", lease_until=lease
+        )
+        outcome = jobs_requeue_stuck()
+    assert outcome["released"] == 1
+    assert SyncJob.objects.get(target=f"31:{ids[0]}").status == SyncJob.Status.RUNNING
+    assert SyncJob.objects.get(target=f"31:{ids[1]}").status == SyncJob.Status.PENDING

@@ -174,3 +174,14 @@ def test_a_user_who_is_not_an_admin_is_refused(client, sandbox, acme, clerk):
     assert response.status_code == 403
     assert "Only a Bitrix24 administrator" in response.content.decode()
     assert client.post(URL, {"ft": frame.token, "stage:x": "PAID"}).status_code == 403
+
+
+def test_admins_see_the_xero_calls_used_today(client, sandbox, acme, connected, admin_frame, settings):
+    from integrations.common.throttle import xero_daily_usage
+
+    settings.XERO_DAILY_LIMIT = 1000  # a Starter-tier organisation
+    html = client.get(URL, {"ft": admin_frame.token}).content.decode()
+    used, _ = xero_daily_usage(connected.tenant_id)
+    assert used > 0  # the page itself read the chart of accounts, tax rates...
+    assert 'data-test="xero-budget"' in html
+    assert f'<strong data-test="xero-budget-used">{used}</strong> of 1000' in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -14,9 +15,12 @@ from sync.mappers.stage import Decision
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSettings
 from sync.services.contacts import ClientKey, CountingXero
 from sync.services.drift import Gate
+from sync.services.exactness import known_tax_rates
+from sync.services.jobs import JOB_LEASE_S, job_leases_renew
 from sync.stage_map import stage_map_load
 
 SMART_INVOICE = 31
+LEASE_RENEW_S = JOB_LEASE_S / 6
 
 
 @dataclass
@@ -93,13 +97,26 @@ class PassContext:
             link.bitrix24_product_id: ItemRef(code=link.xero_item_code, account_code=link.xero_sales_account_code)
             for link in ItemLink.objects.filter(portal=portal)
         }
-        self.mapping = self.settings.to_mapping_settings(items=items)
+        self.mapping = self.settings.to_mapping_settings(items=items, xero_tax_rates=known_tax_rates(portal))
+        self.items: list[Work] = []  # the pass's invoices (for lease renewal)
+        self._renewed_at = time.monotonic()
+
+    def keep_leases(self) -> None:
+        """Renew the leases of the pass's running jobs, at most every LEASE_RENEW_S: a pass that waits
+        long on throttles never sees its jobs taken back while it lives."""
+        now = time.monotonic()
+        if now - self._renewed_at < LEASE_RENEW_S:
+            return
+        self._renewed_at = now
+        job_leases_renew([item.job for item in self.items if item.job is not None and not item.finished])
 
     def batch_all(self, commands: dict) -> Any:
+        self.keep_leases()
         self.report.bitrix24_calls += -(-len(commands) // 50)
         return self.b24.batch_all(commands)
 
     def xero_call(self, operation: str, **kwargs):
+        self.keep_leases()
         try:
             return self.xero.call(operation, **kwargs)
         finally:

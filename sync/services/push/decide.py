@@ -19,19 +19,14 @@ from collections.abc import Callable
 
 from sync.mappers.stage import xero_status_for_push, xero_status_for_stage
 from sync.models import SyncLogEntry
+from sync.services.drift import differences_for
+from sync.services.exactness import exactness_check
 from sync.services.push.context import PassContext, Work
 from sync.services.push.outcomes import finish, refuse
 from sync.services.push.sources import source_for
 
-
-def note_totals_gap(ctx: PassContext, item: Work) -> None:
-    """Xero computes totals itself; a gap with Bitrix24's is noted on the outcome (pushed anyway)."""
-    gap = source_for(item.entity_type).totals_gap(item.invoice, item.content, ctx.mapping)
-    if gap is not None:
-        item.gap_message = gap.message
-
-
-CHECKS: list[Callable[[PassContext, Work], None]] = [note_totals_gap]
+# Issue 11: exact or held (sync.services.exactness) replaces the old after-the-fact gap note.
+CHECKS: list[Callable[[PassContext, Work], None]] = [exactness_check]
 
 
 def decide_stage(ctx: PassContext, items: list[Work]) -> None:
@@ -84,9 +79,11 @@ def _decide_status(ctx: PassContext, item: Work, wanted: str | None) -> None:
     )
     item.decision = decision
     if decision.refused:
-        if gate.differences:
+        # What Xero has against what Bitrix24 says now (not only what we sent last), for the user.
+        shown_differences = differences_for(item.content, gate.current) if gate.current else []
+        if shown_differences:
             shown = "; ".join(
-                f"{d.label}: {d.bitrix24 or '—'} in Bitrix24, {d.xero or '—'} in Xero" for d in gate.differences[:5]
+                f"{d.label}: {d.bitrix24 or '—'} in Bitrix24, {d.xero or '—'} in Xero" for d in shown_differences[:5]
             )
             decision = dataclasses.replace(
                 decision,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from integrations.common.errors import PermanentError
 from sync.mappers import MappingError
-from sync.mappers.canonical import invoice_push_fingerprint
+from sync.mappers.canonical import bitrix24_amounts_of, invoice_push_fingerprint
+from sync.services.exactness import map_exact
 from sync.services.push.context import PassContext, Work
 from sync.services.push.outcomes import fail
 from sync.services.push.sources import source_for
@@ -22,4 +23,8 @@ def map_stage(ctx: PassContext, items: list[Work]) -> None:
         except MappingError as exc:
             fail(ctx, item, PermanentError(str(exc), system="bitrix24", code="mapping"))
             continue
-        item.content_hash = invoice_push_fingerprint(item.content)
+        # Issue 11: the lines that make Xero's totals Bitrix24's (or the closest, for a hold), so
+        # what is fingerprinted, compared for drift and sent is one thing.
+        if not map_exact(ctx, item):
+            continue
+        item.content_hash = invoice_push_fingerprint(item.content, bitrix24_amounts=bitrix24_amounts_of(item.invoice))

@@ -20,9 +20,9 @@ from accounts.models import Portal, XeroConnection
 from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.mappers.stage import Decision
 from sync.models import Direction, InvoiceLink, SyncJob, SyncLogEntry, Trigger
-from sync.services.jobs import job_done, job_failed
+from sync.services.jobs import MAX_ATTEMPTS, job_done, job_failed
 from sync.services.log import sync_log_write
-from sync.services.push.context import PassContext, Work
+from sync.services.push.context import SMART_INVOICE, PassContext, Work
 
 DEFER_S = 1.0
 RECONNECT_MESSAGE = "Xero needs reconnection: invoices wait and are sent once Xero is connected again."
@@ -30,6 +30,10 @@ RECONNECT_MESSAGE = "Xero needs reconnection: invoices wait and are sent once Xe
 
 def log(ctx: PassContext, item: Work, outcome: str, message: str = "", details: dict | None = None) -> None:
     link = item.link
+    if item.entity_type != SMART_INVOICE:
+        # The log's bitrix24_id is the invoice's id; an old invoice's entry says which kind it is
+        # (sync.services.invoice_list.entry_entity_type) so the pages find its job and permissions.
+        details = {**(details or {}), "entity_type": item.entity_type}
     sync_log_write(
         portal=ctx.portal,
         direction=Direction.PUSH,
@@ -64,23 +68,34 @@ def finish(
 
 
 def fail(ctx: PassContext, item: Work, error: ExternalAPIError) -> None:
+    """The job first (back to pending with backoff, or a dead letter at the attempt cap), then one
+    log entry that says which, with the attempt and when the next one is due."""
     if item.finished:
         return
     item.finished = True
+    details = {"system": error.system, "status": error.status, "code": error.code, "details": error.details}
+    if error.retry_after:
+        details["retry_after"] = error.retry_after
+    message = error.message
     permanent = not error.retryable
+    if item.job is not None:
+        job = job_failed(item.job, error)
+        details["attempt"] = job.attempts
+        details["max_attempts"] = MAX_ATTEMPTS
+        if job.status == SyncJob.Status.PENDING and job.pk == item.job.pk:
+            details["next_attempt_at"] = job.not_before.isoformat()
+        elif not permanent and job.status == SyncJob.Status.FAILED:
+            permanent = True  # the attempt cap: a dead letter, retried only by a person
+            details["dead_letter"] = True
+            message = f"Gave up after {job.attempts} attempts: {error.message}"
     if permanent:
         ctx.report.failed += 1
     else:
         ctx.report.retrying += 1
     InvoiceLink.objects.filter(
         portal=ctx.portal, bitrix24_entity_type=item.entity_type, bitrix24_id=item.invoice_id
-    ).update(last_error=error.message[:4000], last_error_permanent=permanent)
-    details = {"system": error.system, "status": error.status, "code": error.code, "details": error.details}
-    if error.retry_after:
-        details["retry_after"] = error.retry_after
-    log(ctx, item, SyncLogEntry.Outcome.FAILED if permanent else SyncLogEntry.Outcome.RETRYING, error.message, details)
-    if item.job is not None:
-        job_failed(item.job, error)
+    ).update(last_error=message[:4000], last_error_permanent=permanent)
+    log(ctx, item, SyncLogEntry.Outcome.FAILED if permanent else SyncLogEntry.Outcome.RETRYING, message, details)
 
 
 def fail_all(ctx: PassContext, items: list[Work], error: ExternalAPIError) -> None:

@@ -11,6 +11,8 @@ from accounts.models import Portal, XeroConnection
 from integrations.common.errors import AuthorizationLostError, PermanentError, RetryableError
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.models import Direction, SyncJob, SyncLogEntry, Trigger
+from sync.services.heartbeat import LOCK_TTL_S as HEARTBEAT_LOCK_TTL_S
+from sync.services.heartbeat import Heartbeat
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
@@ -34,8 +36,8 @@ logger = logging.getLogger(__name__)
 # The pass still ends in seconds, far inside JOB_LEASE_S and the task's time limit, and a worker
 # process peaks ~25 MB above idle doing it (bench/backfill.py).
 CLAIM_LIMIT = 1000
-# Longer than a task may run (the hard time limit kills it), so a live holder never loses its lock;
-# a killed one holds it only this long.
+# Without a heartbeat (embedded mode, no Redis): longer than a task may run (the hard time limit kills
+# it), so a live holder never loses its lock; a killed one holds it only this long.
 LOCK_TTL_S = getattr(settings, "PUSH_LOCK_TTL_S", settings.TASK_HARD_TIME_LIMIT_S + 60)
 AUTH_LOST_DELAY_S = 60
 
@@ -52,20 +54,33 @@ def invoices_push_pending(*, portal_id: int) -> PushReport:
         note_reconnect_needed(portal)
         report.paused = "xero not connected"
         return report
-    jobs = jobs_claim(portal_id=portal.pk, kind=SyncJob.Kind.PUSH_INVOICE, limit=CLAIM_LIMIT)
-    if not jobs:
-        return report
-    report.claimed = len(jobs)
+    with Heartbeat() as heartbeat:
+        jobs = jobs_claim(
+            portal_id=portal.pk, kind=SyncJob.Kind.PUSH_INVOICE, limit=CLAIM_LIMIT, holder=heartbeat.holder
+        )
+        if jobs:
+            report.claimed = len(jobs)
+            _run_pass(portal, connection, report, jobs, heartbeat)
+    return report
+
+
+def _run_pass(
+    portal: Portal, connection: XeroConnection, report: PushReport, jobs: list[SyncJob], heartbeat: Heartbeat
+) -> None:
     interactive = any(job.priority == SyncJob.Priority.USER for job in jobs)
     ctx = PassContext(portal, connection, report, interactive)
     work = _work_of(ctx, jobs)
+    ctx.items = work
+    # Under a heartbeat the locks are short and renewed while this pass lives (a killed worker's
+    # expire in seconds); without Redis there is nothing to renew and the long TTL stays.
+    ttl_s = HEARTBEAT_LOCK_TTL_S if heartbeat.holder else LOCK_TTL_S
 
     with contextlib.ExitStack() as locks:
         held = []
         for item in work:
             name = invoice_lock_name(portal.pk, item.invoice_id)
             try:
-                locks.enter_context(redis_lock(name, ttl_s=LOCK_TTL_S, wait_s=0))
+                heartbeat.keep(locks.enter_context(redis_lock(name, ttl_s=ttl_s, wait_s=0)))
             except LockTimeout:
                 defer(item)
                 report.deferred += 1
@@ -89,7 +104,6 @@ def invoices_push_pending(*, portal_id: int) -> PushReport:
                 outcome=SyncLogEntry.Outcome.RETRYING,
                 message=exc.message,
             )
-    return report
 
 
 def _work_of(ctx: PassContext, jobs: list[SyncJob]) -> list[Work]:

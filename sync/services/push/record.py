@@ -51,9 +51,11 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
             last_error="",
             last_error_permanent=False,
             last_pushed_at=timezone.now(),
+            # The rate Xero used: the invoice page shows both base-currency amounts (issue 11).
+            xero_currency_rate=to_decimal(element.currency_rate) if element.currency_rate else None,
             # Xero now holds Bitrix24's version: no drift, nothing accepted; the JSON and the totals
             # Xero computed are what later versions are compared with (sync.services.drift).
-            last_pushed_content=pushed_content(item.content, element),
+            last_pushed_content=pushed_content(_sent_content(item), element),
             drift=[],
             drift_detected_at=None,
             drift_xero_hash="",
@@ -82,13 +84,11 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
         message = (message + " " if message else "") + f"Xero differed from Bitrix24; restored ({shown})."
     elif item.gate.force:
         message = (message + " " if message else "") + "Changed in Xero; restored Bitrix24's version."
-    if item.gap_message:
-        message = (
-            (message + " " if message else "") + "Pushed anyway; Xero's totals are authoritative. " + item.gap_message
-        )
+    if item.gap_message:  # what the exactness check says (adjustment, tax set per line, cuts, rate)
+        message = (message + " " if message else "") + item.gap_message
     details = {"rule": item.decision.rule if item.decision else "", "status": status}
     if item.gap_message:
-        details["totals_gap"] = item.gap_message
+        details["notes"] = item.gap_message
     if item.decision and item.decision.record_payment:
         item.pushed_log = (created, message, details)  # logged after the payment
         return
@@ -100,3 +100,9 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
         details=details,
         counted=True,
     )
+
+
+def _sent_content(item) -> dict:
+    """What was sent, as drift compares it later: the body (lines exactly as sent, whatever a check
+    chose to make them exact) without the write-only parts."""
+    return {k: v for k, v in (item.body or item.content or {}).items() if k not in ("Status", "InvoiceID")}

@@ -36,6 +36,7 @@ INVOICE_SELECT = [
     "stageId",
     "categoryId",
     "opportunity",
+    "isManualOpportunity",
     "taxValue",
     "currencyId",
     "companyId",

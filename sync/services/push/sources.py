@@ -4,11 +4,13 @@ whose type has no source fails at once with a message that says why."""
 
 from __future__ import annotations
 
+from sync.services.push.old_invoice import OldInvoiceSource
 from sync.services.push.smart_invoice import SmartInvoiceSource
 
-SOURCES: dict[int, type] = {SmartInvoiceSource.entity_type: SmartInvoiceSource}
-
-OLD_INVOICE = 5
+SOURCES: dict[int, type] = {
+    SmartInvoiceSource.entity_type: SmartInvoiceSource,  # new invoices, crm.item.* (31)
+    OldInvoiceSource.entity_type: OldInvoiceSource,  # old invoices, crm.invoice.* (5)
+}
 
 
 def source_for(entity_type: int) -> type:
@@ -24,11 +26,4 @@ def parse_target(target: str) -> tuple[int, int] | None:
 
 
 def unsupported_target_message(target: str) -> str:
-    if (target or "").startswith(f"{OLD_INVOICE}:"):
-        # The portal still uses old invoices (crm.invoice.*): their events are received and kept,
-        # but only new invoices (entity type 31) are pushed so far.
-        return (
-            "This portal uses Bitrix24's old invoices, which are not synced yet: only new invoices are. "
-            "Bitrix24 can switch to new invoices in CRM settings."
-        )
     return f"Not a Bitrix24 invoice: {target!r}"

@@ -13,6 +13,7 @@ from integrations.common.errors import AuthorizationLostError, ExternalAPIError,
 from integrations.xero.client import element_errors
 from sync.mappers.canonical import idempotency_key, invoice_push_fingerprint
 from sync.models import InvoiceLink
+from sync.services.credit_notes import is_credit_note, write_credit_notes
 from sync.services.push.context import PassContext, Work
 from sync.services.push.outcomes import fail, fail_all
 
@@ -26,6 +27,11 @@ def write_stage(ctx: PassContext, items: list[Work], then: Callable[[PassContext
     before the next batch goes, so a crash loses at most one batch's answers (which the lost-create
     guard and the Idempotency-Key recover)."""
     to_send = [item for item in items if item.body is not None]
+    # Below zero: Xero credit notes, their own endpoint (sync.services.credit_notes, issue 11).
+    credit_notes = [item for item in to_send if is_credit_note(item)]
+    to_send = [item for item in to_send if not is_credit_note(item)]
+    if credit_notes:
+        write_credit_notes(ctx, credit_notes)
     guard_lost_creates(ctx, to_send)
     to_send = [item for item in to_send if not item.finished]
     for start in range(0, len(to_send), XERO_BATCH):

@@ -144,6 +144,7 @@
       .then(function (answer) {
         if (!answer.jobs || !answer.jobs.length) {
           say(answer.message || "Done.");
+          if (answer.reload) { window.location.reload(); return; }
           setBusy(false);
           refresh();
           return;

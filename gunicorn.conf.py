@@ -1,0 +1,58 @@
+"""gunicorn's settings for the web process: `gunicorn --config gunicorn.conf.py connector.wsgi:application`.
+
+Environment: WEB_CONCURRENCY (worker processes, default 3), GUNICORN_THREADS (threads per worker,
+default 1), PORT (default 8000), FORWARDED_ALLOW_IPS (proxies trusted for X-Forwarded-*, default the
+loopback only), PROMETHEUS_MULTIPROC_DIR (metrics of all workers; emptied here at start).
+https://docs.gunicorn.org/en/stable/settings.html
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Webhook views answer in milliseconds; pages call Bitrix24 for the user, within a few seconds.
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then (memory growth in long-lived processes), not all at once.
+max_requests = 2000
+max_requests_jitter = 200
+# Heartbeat files in memory, not on the container's overlay filesystem.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's runtime control socket (in $HOME/.gunicorn) is not used; the image's home is read-only.
+control_socket_disable = True
+# Both logs to stdout/stderr for the container runtime. The access line is JSON with the request id
+# that RequestContextMiddleware answers with, so it joins the application's lines.
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+if os.environ.get("LOG_FORMAT", "json") == "json":
+    access_log_format = (
+        '{"logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
+        '"status": %(s)s, "bytes": "%(B)s", "duration_ms": %(M)s, "request_id": "%({x-request-id}o)s", '
+        '"user_agent": "%(a)s"}'
+    )
+
+
+def on_starting(server) -> None:
+    """prometheus-client's multiprocess mode wants an empty folder when the service starts."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        path = Path(folder)
+        if path.exists():
+            for child in path.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
