@@ -47,11 +47,13 @@ test: install
 	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
-# What a reviewer checks: ruff (lint + format) and mypy with django-stubs on the typed seams
+# What a reviewer checks: ruff (lint + format), the import-layer contract ([tool.importlinter] in
+# pyproject.toml: sync -> accounts -> integrations -> connector) and mypy with django-stubs on the typed seams
 # ([tool.mypy] in pyproject.toml: integrations/ and sync/mappers/). CI runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	DEBUG=1 $(BIN)/mypy
 
 bench: $(STAMP)

@@ -24,6 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.errors import Refused
 from accounts.services.frame import frame_session_resolve, frame_token_issue
+from connector.i18n import frame_locale
 
 FRAME_TOKEN_PARAM = "ft"
 FRAME_TOKEN_HEADER = "HTTP_X_FRAME_TOKEN"
@@ -57,7 +58,8 @@ def frame_login_required(view: Callable | None = None, *, admin: bool = False) -
             # A fresh token on every page keeps an active user signed in (it carries a new timestamp).
             request.frame_token = frame_token_issue(session=session)
             session.save(update_fields=["last_used_at"])
-            return func(request, *args, **kwargs)
+            with frame_locale(session):  # the portal's language and time zone (connector.i18n)
+                return func(request, *args, **kwargs)
 
         return csrf_exempt(xframe_options_exempt(wrapper))
 

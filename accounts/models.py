@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import models
 
 from connector.crypto import EncryptedTextField
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 
 
 class Portal(models.Model):
@@ -56,7 +57,9 @@ class Portal(models.Model):
     @property
     def invoice_entity_types(self) -> tuple[int, ...]:
         """The Bitrix24 entity types of the portal's invoices: 31 (new, smart) and/or 5 (old)."""
-        return {self.InvoiceMode.SMART: (31,), self.InvoiceMode.CLASSIC: (5,)}.get(self.invoice_mode, (31, 5))
+        return {self.InvoiceMode.SMART: (SMART_INVOICE,), self.InvoiceMode.CLASSIC: (OLD_INVOICE,)}.get(
+            self.invoice_mode, (SMART_INVOICE, OLD_INVOICE)
+        )
 
     @property
     def is_active(self) -> bool:
@@ -116,6 +119,13 @@ class FrameSession(models.Model):
     access_token = EncryptedTextField(blank=True)
     refresh_token = EncryptedTextField(blank=True)
     token_expires_at = models.DateTimeField(null=True, blank=True)
+    # What Bitrix24 said when the frame opened: LANG of the frame POST, the user's TIME_ZONE
+    # (user.current; "" when the user has none). The pages speak and show times accordingly.
+    lang = models.CharField(max_length=10, blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
+    # The invoice list's page, size, dates and sort as last shown, restored when the list is opened
+    # again without any (from the menu, or back from another page).
+    list_state = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(auto_now=True)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import pkgutil
+import platform
 import secrets
 import sys
 import time
@@ -61,12 +63,42 @@ def main(argv: list[str] | None = None) -> int:
             # A bench that reports {"ok": False} missed a target: the run fails (CI, scripts).
             if isinstance(result, dict) and result.get("ok") is False:
                 missed.append(name)
+            if isinstance(result, dict):
+                _record(name, result, time.monotonic() - started)
     finally:
         connection.creation.destroy_test_db(configured, verbosity=0)
     if missed:
         print(f"missed a target: {', '.join(missed)}", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _record(name: str, result: dict, seconds: float) -> None:
+    """Keep the bench's figures (bench/results/<name>.json) and rewrite bench/RESULTS.md from every
+    kept result, so the figures the README points to are the ones a bench printed, not typed in."""
+    RESULTS.mkdir(exist_ok=True)
+    entry = {
+        "bench": name,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "seconds": round(seconds, 1),
+        "figures": {k: v for k, v in result.items() if k != "ok"},
+        "ok": result.get("ok"),
+    }
+    (RESULTS / f"{name}.json").write_text(json.dumps(entry, indent=2, sort_keys=True, default=str) + "\n")
+    rows = []
+    for path in sorted(RESULTS.glob("*.json")):
+        kept = json.loads(path.read_text())
+        figures = ", ".join(f"{k} {v}" for k, v in kept["figures"].items())
+        verdict = {True: "within target", False: "MISSES target"}.get(kept.get("ok"), "-")
+        rows.append(f"| `{kept['bench']}` | {figures} | {verdict} | {kept['when']} ({kept['machine']}) |")
+    (RESULTS.parent / "RESULTS.md").write_text(
+        "# Benchmark figures\n\nWritten by `python -m bench` (bench/__main__.py) from each bench's last run; "
+        "do not edit by hand.\n\n| bench | figures | verdict | run |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The production shape on this machine: gunicorn (`gunicorn.conf.py` when present, else gthread
 workers), PostgreSQL, Redis and a Celery worker (bench/_harness.py Stack); the sandbox is
-installed and connected as the demo does it, and BENCH_INGEST_INVOICES (50) invoices are made and
+installed and connected as the demo does it, and BENCH_INGEST_INVOICES (20) invoices are made and
 pushed first, so the events below name real invoices and their processing is real work.
 
 Load: an open-loop asyncio client (no third-party load tool: a few dozen lines of asyncio streams
@@ -41,7 +41,7 @@ CONNECTIONS = 64
 
 
 def run() -> dict:
-    invoices = env_int("BENCH_INGEST_INVOICES", 50)
+    invoices = env_int("BENCH_INGEST_INVOICES", 20)
     rate = env_int("BENCH_INGEST_RATE", 600)
     seconds = env_int("BENCH_INGEST_SECONDS", 10)
 
@@ -96,7 +96,7 @@ def run() -> dict:
 # --- set-up --------------------------------------------------------------------------------------
 
 
-def _wait_linked(portal, invoice_ids: list[int], timeout: float = 180) -> list[str]:
+def _wait_linked(portal, invoice_ids: list[int], timeout: float = 600) -> list[str]:
     from sync.models import InvoiceLink
 
     deadline = time.monotonic() + timeout

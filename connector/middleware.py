@@ -46,3 +46,18 @@ class FrameAncestorsMiddleware:
             if "X-Frame-Options" in response:
                 del response["X-Frame-Options"]
         return response
+
+
+def opener_kept(view):
+    """For the pages of the Xero window (opened from the app's frame inside the portal, another
+    origin): `Cross-Origin-Opener-Policy: unsafe-none`, so the window keeps `window.opener` and the
+    last page can tell the frame it connected. SecurityMiddleware only sets COOP when absent."""
+    import functools
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response["Cross-Origin-Opener-Policy"] = "unsafe-none"
+        return response
+
+    return wrapper

@@ -150,6 +150,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "connector.context_processors.bitrix24",
+                "sync.web.context.sync_state",
             ],
         },
     },
@@ -187,10 +188,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The app's pages speak the portal's language (LANG of Bitrix24's frame POST, connector.i18n):
+# English, and Bitrix24's largest markets translated; others fall back to English.
+LANGUAGES = [("en", "English"), ("ru", "Русский"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -213,6 +218,10 @@ SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics/?$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+# Django's default COOP, same-origin, cuts window.opener between the app's pages and the Xero window
+# they open; same-origin-allow-popups keeps it, and the Xero window's own pages send unsafe-none
+# (connector.middleware.opener_kept) so the "connected" page can tell the app frame.
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin-allow-popups"
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
@@ -332,7 +341,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # (workers down), so a backlog of identical sweeps never piles up.
 # https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#beat-entries
 CELERY_BEAT_SCHEDULE: dict = {
-    "sweep-stuck": {"task": "sync.tasks.sweeps.sweep_stuck_task", "schedule": 30.0, "options": {"expires": 25}},
+    # Every 15 s: with the push heartbeat (ALIVE_TTL_S 15 s) a killed worker's jobs are back in ~30 s.
+    "sweep-stuck": {"task": "sync.tasks.sweeps.sweep_stuck_task", "schedule": 15.0, "options": {"expires": 12}},
     "sweep-bitrix24-changes": {
         "task": "sync.tasks.sweeps.sweep_bitrix24_changes_task",
         "schedule": 300.0,

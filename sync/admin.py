@@ -3,6 +3,7 @@ inbox, jobs and the log are for looking, with the API's own error text in view."
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 
 from sync.models import (
@@ -29,9 +30,49 @@ class StageMappingAdmin(admin.ModelAdmin):
     readonly_fields = ("stage_id", "category_id", "name", "semantics", "sort", "updated_at")
 
 
+def portal_stage_choices(portal_id: int | None) -> list:
+    """The portal's real invoice stages (Setup's copy of crm.status.list) as select choices; all
+    portals' stages grouped by portal when the row has no portal yet (the add form)."""
+    rows = StageMapping.objects.select_related("portal").order_by("portal__domain", "category_id", "sort")
+    if portal_id:
+        rows = rows.filter(portal_id=portal_id)
+    empty = [("", "— leave the stage alone —")]
+    if portal_id:
+        return empty + [(r.stage_id, f"{r.name} ({r.stage_id})") for r in rows]
+    grouped: dict[str, list] = {}
+    for r in rows:
+        grouped.setdefault(r.portal.domain, []).append((r.stage_id, f"{r.name} ({r.stage_id})"))
+    return empty + list(grouped.items())
+
+
+class XeroStatusMappingForm(forms.ModelForm):
+    class Meta:
+        model = XeroStatusMapping
+        fields = ("portal", "xero_status", "stage_id")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "stage_id" in self.fields:
+            current = self.instance.stage_id if self.instance else ""
+            choices = portal_stage_choices(self.instance.portal_id if self.instance else None)
+            flat = set()
+            for value, label in choices:
+                flat |= {v for v, _ in label} if isinstance(label, list) else {value}
+            if current and current not in flat:
+                choices.append((current, f"{current} (not a stage of this portal: choose another)"))
+            self.fields["stage_id"] = forms.ChoiceField(
+                choices=choices, required=False, label="Bitrix24 stage", help_text=self.fields["stage_id"].help_text
+            )
+
+
 @admin.register(XeroStatusMapping)
 class XeroStatusMappingAdmin(admin.ModelAdmin):
+    form = XeroStatusMappingForm
     list_display = ("portal", "xero_status", "stage_id")
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=XeroStatusMappingForm, **kwargs)
+
     list_editable = ("stage_id",)
     list_filter = ("portal", "xero_status")
     search_fields = ("portal__domain", "stage_id")

@@ -14,6 +14,19 @@ class SyncConfig(AppConfig):
         for name in BITRIX24_INVOICE_EVENTS:
             EVENT_HANDLERS[name] = inbox_record_bitrix24_event
 
+        # ... and answers the few questions an account flow asks of the engine (accounts/hooks.py).
+        from accounts import hooks
+        from sync.models import InvoiceLink
+        from sync.services.gate import setup_completed
+        from sync.services.stages import stage_map_refresh
+        from sync.web.placements import placement_invoice_ids, placement_landing
+
+        hooks.sync.setup_needed = lambda portal: not setup_completed(portal)
+        hooks.sync.placement_invoice_ids = placement_invoice_ids
+        hooks.sync.placement_landing = placement_landing
+        hooks.sync.stage_map_refresh = stage_map_refresh
+        hooks.sync.linked_invoices = lambda portal: InvoiceLink.objects.filter(portal=portal).count()
+
         # Every sync outcome written to the log is counted for operators (connector/metrics.py).
         from django.db.models.signals import post_save
 

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import Portal
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from sync.mappers.stage import (
     AUTHORISED,
     DELETED,
@@ -36,8 +37,6 @@ from sync.mappers.stage import (
 from sync.models import StageMapping, XeroStatusMapping
 
 StageMap = tuple[dict[str, str], dict[str, str]]
-SMART_INVOICE = 31
-OLD_INVOICE = 5
 OLD_STATUS_CATEGORY = 0  # the "pipeline" of old-invoice statuses in StageMapping.category_id
 
 
@@ -59,13 +58,19 @@ def _by_category(stages: Iterable[Mapping]) -> dict[int, list[Mapping]]:
 
 
 def stage_map_defaults(
-    stages: list[Mapping], *, xero_statuses: Iterable[str] = XERO_STATUSES, category_id: int | None = None
+    stages: list[Mapping],
+    *,
+    xero_statuses: Iterable[str] = XERO_STATUSES,
+    category_id: int | None = None,
+    paid_allowed: bool = False,
 ) -> StageMap:
     """The map a new portal starts with, decided by each stage's SEMANTICS (never by its code).
 
     Bitrix24 -> Xero, per pipeline in SORT order: the first in-progress stage (the new invoice) ->
     DRAFT, later in-progress stages ("Sent to client", custom ones) -> AUTHORISED, the success stage ->
-    PAID, every failure stage -> VOIDED.
+    PAID only when `paid_allowed` (payments are recorded to a chosen bank account: Xero sets PAID
+    through a payment and refuses it otherwise), else "" (leave Xero as it is). Failure stages -> ""
+    too: VOIDED and DELETED cannot be undone in Xero, so only an admin chooses them.
     Xero -> Bitrix24, in one pipeline (`category_id`, else the first stage's): DRAFT and SUBMITTED ->
     the first in-progress stage, AUTHORISED -> the last in-progress stage, PAID -> the success stage,
     VOIDED and DELETED -> the first failure stage. A status with no such stage maps to "" (leave alone).
@@ -83,9 +88,9 @@ def stage_map_defaults(
         for stage in members:
             semantics = stage_semantics(stage)
             if semantics == SUCCESS:
-                status = PAID
+                status = PAID if paid_allowed else ""
             elif semantics == FAILURE:
-                status = VOIDED
+                status = ""  # never VOIDED/DELETED by default: Xero cannot undo them
             else:
                 status = DRAFT if stage is in_progress[0] else AUTHORISED
             b24_to_xero[str(stage["STATUS_ID"])] = only_allowed(status)
@@ -108,6 +113,17 @@ def stage_map_defaults(
     return b24_to_xero, xero_to_b24
 
 
+def paid_status_allowed(portal: Portal) -> bool:
+    """A stage may map to PAID only while payments are recorded to a chosen bank account."""
+    from sync.models import SyncSettings
+
+    return (
+        SyncSettings.objects.filter(portal=portal, record_payment_on_paid=True)
+        .exclude(payment_account_code="")
+        .exists()
+    )
+
+
 def stage_map_load(portal: Portal, entity_type: int | None = None) -> StageMap:
     """(every stage/status -> Xero status, Xero status -> stage of `entity_type`'s invoices; by
     default the portal's first kind: new invoices, or old ones on a portal with only those)."""
@@ -120,7 +136,9 @@ def stage_map_load(portal: Portal, entity_type: int | None = None) -> StageMap:
 
 
 @transaction.atomic
-def stage_map_apply_defaults(portal: Portal, stages: list[Mapping], *, category_id: int | None = None) -> StageMap:
+def stage_map_apply_defaults(
+    portal: Portal, stages: list[Mapping], *, category_id: int | None = None, paid_allowed: bool | None = None
+) -> StageMap:
     """Bring the stored map in line with the portal's current stages, keeping the user's choices.
 
     New stages get their default status; known stages keep theirs but take the current name, sort
@@ -129,11 +147,13 @@ def stage_map_apply_defaults(portal: Portal, stages: list[Mapping], *, category_
     """
     # Serialise per portal: two setup pages submitting at once would race on the unique rows.
     Portal.objects.select_for_update().filter(pk=portal.pk).first()
+    if paid_allowed is None:
+        paid_allowed = paid_status_allowed(portal)
     smart_stages = [s for s in stages if entity_type_of_category(_category_of(s)) == SMART_INVOICE]
     default_xero = stage_map_defaults(smart_stages, category_id=category_id)[1] if smart_stages else {}
     default_b24 = {}
     for category, members in _by_category(stages).items():
-        default_b24.update(stage_map_defaults(members, category_id=category)[0])
+        default_b24.update(stage_map_defaults(members, category_id=category, paid_allowed=paid_allowed)[0])
     existing = {row.stage_id: row for row in StageMapping.objects.filter(portal=portal)}
 
     fetched_categories = {_category_of(s) for s in stages}

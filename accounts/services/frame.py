@@ -67,6 +67,8 @@ def frame_session_start(*, frame: FramePost) -> FrameSession:
         access_token=frame.auth_id,
         refresh_token=frame.refresh_id or "",
         token_expires_at=expiry_from_seconds(frame.auth_expires),
+        lang=(frame.lang or "")[:10],
+        time_zone=str(user.get("TIME_ZONE") or "")[:64],
     )
 
 

@@ -27,9 +27,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import hooks
 from accounts.errors import Refused, Unverified, UpstreamFailed
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
+from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
 from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError
@@ -43,10 +46,9 @@ CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICE
 SMART_INVOICE_PLACEMENTS = ("CRM_SMART_INVOICE_DETAIL_TOOLBAR", "CRM_SMART_INVOICE_LIST_MENU")
 # Old invoices have no per-row menu placement (widgets/placement-list.md lists the toolbars only).
 CLASSIC_INVOICE_PLACEMENTS = ("CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_TOOLBAR")
-EVENTS_BY_TYPE = {31: SMART_INVOICE_EVENTS, 5: CLASSIC_INVOICE_EVENTS}
-PLACEMENTS_BY_TYPE = {31: SMART_INVOICE_PLACEMENTS, 5: CLASSIC_INVOICE_PLACEMENTS}
+EVENTS_BY_TYPE = {SMART_INVOICE: SMART_INVOICE_EVENTS, OLD_INVOICE: CLASSIC_INVOICE_EVENTS}
+PLACEMENTS_BY_TYPE = {SMART_INVOICE: SMART_INVOICE_PLACEMENTS, OLD_INVOICE: CLASSIC_INVOICE_PLACEMENTS}
 ALREADY_BOUND_CODES = {"ERROR_HANDLER_ALREADY_EXIST", "ERROR_PLACEMENT_HANDLER_ALREADY_EXIST"}
-SMART_INVOICE_TYPE_ID = 31
 # Offline (pull) events: the queue the sync engine drains with reservation, which needs this plan
 # feature (docs/bitrix24-api.md §5.4). Deletes are not bound: they never change Xero.
 OFFLINE_FEATURE = "rest_offline_extended"
@@ -140,10 +142,8 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
 def _stage_map_defaults(*, portal: Portal, client: Bitrix24Client) -> None:
     """Map every invoice stage to a Xero status by its semantics, so invoices flow from the first
     change; the admin reviews the map in the app's setup page. Not fatal: setup can redo it."""
-    from sync.services.stages import stage_map_refresh
-
     try:
-        stage_map_refresh(portal=portal, client=client)
+        hooks.sync.stage_map_refresh(portal=portal, client=client)
     except ExternalAPIError as exc:
         logger.warning("portal %s: default stage map not applied yet: %s", portal.member_id, exc)
 

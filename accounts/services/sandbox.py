@@ -12,13 +12,13 @@ from urllib.parse import parse_qs, urlparse
 import requests
 from django.conf import settings
 
+from accounts import hooks
 from accounts.errors import Refused
 from accounts.models import Portal, XeroConnection
 from accounts.services.xero import xero_connect_complete, xero_connect_start, xero_connection_choose
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from sandbox.client import SandboxClient
-
-SMART_INVOICE_TYPE_ID = 31
 
 # Demo customers: (company, city, phone, contact first name, last name, invoices: [(title, rows)]),
 # rows: (product, price NZD, quantity).
@@ -107,9 +107,7 @@ def sandbox_setup_run(*, seed: bool) -> SetupReport:
 
 def sandbox_stage_map(*, portal: Portal) -> str:
     """Default stage map from the portal's stages (kept as the user edits it later)."""
-    from sync.services.stages import stage_map_refresh
-
-    refresh = stage_map_refresh(portal=portal)
+    refresh = hooks.sync.stage_map_refresh(portal=portal)
     return f"{len(refresh.stages)} stages mapped by their semantics (pipeline {refresh.default_category_id})"
 
 

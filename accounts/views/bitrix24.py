@@ -12,6 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import hooks
 from accounts.auth import frame_login_required, refused_response
 from accounts.errors import Refused
 from accounts.services.events import bitrix24_event_receive
@@ -19,8 +20,6 @@ from accounts.services.frame import frame_session_start, frame_token_issue
 from accounts.services.portal import portal_install
 from accounts.services.xero import xero_connection_of
 from integrations.bitrix24.inbound import MalformedPayloadError, parse_event, parse_frame_post
-from sync.models import SyncSettings
-from sync.web.placements import placement_invoice_ids, placement_landing
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +69,14 @@ def frame_entry(request: HttpRequest) -> HttpResponse:
     token = frame_token_issue(session=session)
     if (frame.placement or "DEFAULT").upper() == "DEFAULT":
         return HttpResponseRedirect(_landing(session, token), status=303)
-    ids = placement_invoice_ids(frame.placement_options)
-    return HttpResponseRedirect(placement_landing(frame.placement, ids, token=token), status=303)
+    ids = hooks.sync.placement_invoice_ids(frame.placement_options)
+    return HttpResponseRedirect(hooks.sync.placement_landing(frame.placement, ids, token=token), status=303)
 
 
 def _landing(session, token: str) -> str:
     """Invoices, or Setup first for an admin whose portal has not finished it (the app cannot sync
     before the stage map and defaults are chosen; a sales user cannot choose them)."""
-    if session.is_admin and not SyncSettings.objects.filter(portal=session.portal, setup_completed=True).exists():
+    if session.is_admin and hooks.sync.setup_needed(session.portal):
         setup_url = _reverse_or_none("web:setup")
         if setup_url:
             return f"{setup_url}?{urlencode({'ft': token})}"
@@ -94,14 +93,22 @@ def _reverse_or_none(name: str) -> str | None:
 @require_GET
 @frame_login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/home.html", {"connection": xero_connection_of(portal=request.portal)})
+    return render(
+        request,
+        "accounts/home.html",
+        {
+            "connection": xero_connection_of(portal=request.portal),
+            # A switch to another organisation leaves these pointing at the old one's invoices.
+            "linked_invoices": hooks.sync.linked_invoices(request.portal),
+        },
+    )
 
 
 @require_GET
 @frame_login_required
 def placement_page(request: HttpRequest) -> HttpResponse:
     """Old links to /app/invoice/?invoice=…&placement=…: the invoice's page or the selection."""
-    ids = placement_invoice_ids({"ID": request.GET.get("invoice", "")})
+    ids = hooks.sync.placement_invoice_ids({"ID": request.GET.get("invoice", "")})
     return HttpResponseRedirect(
-        placement_landing(request.GET.get("placement", ""), ids, token=request.frame_token), status=303
+        hooks.sync.placement_landing(request.GET.get("placement", ""), ids, token=request.frame_token), status=303
     )

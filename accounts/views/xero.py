@@ -17,6 +17,7 @@ from accounts.services.xero import (
     xero_connection_choose,
     xero_connection_disconnect,
 )
+from connector.middleware import opener_kept
 
 # The browser half of the state binding (accounts/services/xero.py). First-party: the connect view
 # runs in the top-level window that then goes to Xero and comes back to the callback. Lax, so the
@@ -24,6 +25,7 @@ from accounts.services.xero import (
 CONSENT_COOKIE = "xero_consent"
 
 
+@opener_kept
 @require_GET
 @frame_login_required(admin=True)
 def connect(request: HttpRequest) -> HttpResponse:
@@ -45,6 +47,7 @@ def connect(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@opener_kept
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     if request.GET.get("error"):
@@ -63,6 +66,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/xero_connected.html", {"connection": outcome.connection})
 
 
+@opener_kept
 @require_POST
 def choose(request: HttpRequest) -> HttpResponse:
     try:

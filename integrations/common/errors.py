@@ -39,6 +39,19 @@ class ExternalAPIError(Exception):
         where = f"{self.system} {self.status or ''} {self.code or ''}".split()
         return f"[{' '.join(where)}] {self.message}"
 
+    def __reduce__(self):
+        # Celery pickles an exception that escapes a task (result, logs, retries). The default
+        # pickling calls cls(*args) and our keyword-only `system` breaks it, so the error arrived
+        # as UnpickleableExceptionWrapper and the API's words were lost. Rebuild from the fields.
+        return _rebuild, (type(self), self.message, dict(self.__dict__))
+
+
+def _rebuild(cls: type[ExternalAPIError], message: str, state: dict) -> ExternalAPIError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class RetryableError(ExternalAPIError):
     """Network failure, timeout, 5xx, 429/503 rate limits: try again later (after retry_after)."""

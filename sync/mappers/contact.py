@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from sync.mappers import MappingError
+from sync.mappers.limits import NAME, xero_cut
 from sync.mappers.money import optional_decimal, unit_amount
 
 # Bitrix24 PHONE VALUE_TYPE -> Xero PhoneType. Xero keeps one number per type; HOME/OTHER/... fill
@@ -37,7 +38,15 @@ def company_to_xero_contact(
     name = str(company.get("TITLE") or "").strip()
     if not name:
         raise MappingError(f"Company {company.get('ID')} has no name; Xero needs one. Give it a name in Bitrix24.")
-    return _contact(name[:255], company, requisite_address, contact_number)
+    return _contact(xero_cut(name, NAME), company, requisite_address, contact_number)
+
+
+def client_name_of(kind: str, entity: Mapping) -> str:
+    """The name a Xero contact gets from this Bitrix24 company or contact, before Xero's limit."""
+    if kind == "company":
+        return str(entity.get("TITLE") or "").strip()
+    parts = (str(entity.get("NAME") or "").strip(), str(entity.get("LAST_NAME") or "").strip())
+    return " ".join(part for part in parts if part)
 
 
 def person_to_xero_contact(
@@ -49,11 +58,11 @@ def person_to_xero_contact(
     name = " ".join(part for part in (first, last) if part)
     if not name:
         raise MappingError(f"Contact {contact.get('ID')} has no name; Xero needs one. Give it a name in Bitrix24.")
-    out = _contact(name[:255], contact, requisite_address, contact_number)
+    out = _contact(xero_cut(name, NAME), contact, requisite_address, contact_number)
     if first:
-        out["FirstName"] = first[:255]
+        out["FirstName"] = xero_cut(first, NAME)
     if last:
-        out["LastName"] = last[:255]
+        out["LastName"] = xero_cut(last, NAME)
     return out
 
 
@@ -146,13 +155,28 @@ def _address(xero_type: str, *, lines, city, region, postal_code, country) -> di
 # --- Xero -> Bitrix24 (import) ----------------------------------------------------------------------
 
 
+def xero_contact_company_type(contact: Mapping) -> str:
+    """Bitrix24's COMPANY_TYPE for what the Xero contact is: a customer (it has sales invoices;
+    customers who also supply stay customers, the CRM's side of them), a supplier only, or other."""
+    if contact.get("IsCustomer"):
+        return "CUSTOMER"
+    if contact.get("IsSupplier"):
+        return "SUPPLIER"
+    return "OTHER"
+
+
 def xero_contact_to_company(contact: Mapping) -> dict:
     """crm.company.add `fields` for a Xero contact. ORIGINATOR_ID/ORIGIN_ID tie the company to the
     ContactID so a second import finds it instead of creating a duplicate."""
     name = str(contact.get("Name") or "").strip()
     if not name:
         raise MappingError(f"Xero contact {contact.get('ContactID')} has no name.")
-    out: dict = {"TITLE": name, "ORIGINATOR_ID": XERO_ORIGINATOR, "ORIGIN_ID": str(contact.get("ContactID") or "")}
+    out: dict = {
+        "TITLE": name,
+        "ORIGINATOR_ID": XERO_ORIGINATOR,
+        "ORIGIN_ID": str(contact.get("ContactID") or ""),
+        "COMPANY_TYPE": xero_contact_company_type(contact),
+    }
     email = str(contact.get("EmailAddress") or "").strip()
     if email:
         out["EMAIL"] = [{"VALUE": email, "VALUE_TYPE": "WORK"}]

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from integrations.bitrix24.entity_types import OLD_INVOICE as CLASSIC_INVOICE
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from sync.mappers import MappingError, limits
 from sync.mappers.limits import xero_cut
 from sync.mappers.money import (
@@ -54,9 +56,6 @@ NO_TAX = "NoTax"
 
 DISCOUNT_ABSOLUTE = 1  # discountTypeId: absolute amount per unit
 DISCOUNT_PERCENT = 2  # discountTypeId: percent (Bitrix24's default)
-
-SMART_INVOICE = 31
-CLASSIC_INVOICE = 5
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-OLD_INVOICE = 5
+from integrations.bitrix24.entity_types import OLD_INVOICE
+
 OLD_STATUS_CATEGORY = 0
 DISCOUNT_ABSOLUTE = 1
 FOUR_PLACES = Decimal("0.0001")

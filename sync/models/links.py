@@ -7,6 +7,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from accounts.models import Portal
+from integrations.bitrix24 import entity_types
 from sync.models.choices import XeroStatus
 
 
@@ -23,8 +24,8 @@ class InvoiceLink(models.Model):
     """
 
     class EntityType(models.IntegerChoices):
-        SMART_INVOICE = 31, "Invoice (new)"
-        CLASSIC_INVOICE = 5, "Invoice (old)"
+        SMART_INVOICE = entity_types.SMART_INVOICE, "Invoice (new)"
+        CLASSIC_INVOICE = entity_types.OLD_INVOICE, "Invoice (old)"
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="invoice_links")
     bitrix24_entity_type = models.PositiveSmallIntegerField(
@@ -96,6 +97,13 @@ class InvoiceLink(models.Model):
 
     def __str__(self) -> str:
         return f"B24 {self.bitrix24_entity_type}/{self.bitrix24_id} ↔ Xero {self.xero_invoice_number or self.xero_invoice_id or '—'}"
+
+    @classmethod
+    def save_if_version(cls, pk: int, version: int, **values) -> bool:
+        """The compare-and-set of a sync result (B.3): write `values` and bump `version` only if the
+        row is still at the `version` the caller read. False: another worker saved first (or the
+        link is gone); the caller re-reads and decides again."""
+        return bool(cls.objects.filter(pk=pk, version=version).update(version=models.F("version") + 1, **values))
 
     @property
     def changed_in_xero(self) -> bool:

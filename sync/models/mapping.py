@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from accounts.models import Portal
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from sync.mappers.invoice import ItemRef, MappingSettings
 from sync.mappers.money import optional_decimal
 from sync.models.choices import XeroStatus
@@ -51,6 +52,21 @@ class StageMapping(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.stage_id}) → {self.xero_status or 'leave as is'}"
 
+    def clean(self) -> None:
+        """What Django admin (any ModelForm) refuses: a status Xero does not have, and Paid while
+        payments are not recorded (Xero sets PAID only through a payment)."""
+        if self.xero_status and self.xero_status not in XeroStatus.values:
+            raise ValidationError({"xero_status": f'"{self.xero_status}" is not a Xero invoice status.'})
+        if self.xero_status == XeroStatus.PAID and self.portal_id:
+            settings = SyncSettings.objects.filter(portal_id=self.portal_id).first()
+            if settings is None or not (settings.record_payment_on_paid and settings.payment_account_code):
+                raise ValidationError(
+                    {
+                        "xero_status": "Xero marks an invoice Paid only through a payment: switch on "
+                        "“record payment on paid” with a bank account in the portal's sync settings first."
+                    }
+                )
+
 
 class XeroStatusMapping(models.Model):
     """One Xero status and the Bitrix24 stage an invoice moves to when Xero reports it
@@ -59,7 +75,7 @@ class XeroStatusMapping(models.Model):
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="xero_status_mappings")
     entity_type = models.PositiveSmallIntegerField(
-        default=31, help_text="Bitrix24 entity type of the invoices this row moves: 31 new, 5 old."
+        default=SMART_INVOICE, help_text="Bitrix24 entity type of the invoices this row moves: 31 new, 5 old."
     )
     xero_status = models.CharField(max_length=12, choices=XeroStatus.choices)
     stage_id = models.CharField(max_length=100, blank=True, help_text="Empty = leave the Bitrix24 stage alone.")
@@ -78,6 +94,21 @@ class XeroStatusMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.xero_status} → {self.stage_id or 'leave as is'}"
+
+    def clean(self) -> None:
+        """The stage must be one of the portal's real invoice stages (the copy of Bitrix24's
+        crm.status.list that Setup refreshes), or empty; anything else would break the pull."""
+        if self.xero_status and self.xero_status not in XeroStatus.values:
+            raise ValidationError({"xero_status": f'"{self.xero_status}" is not a Xero invoice status.'})
+        if self.stage_id and self.portal_id:
+            known = StageMapping.objects.filter(portal_id=self.portal_id, stage_id=self.stage_id).exists()
+            if not known:
+                raise ValidationError(
+                    {
+                        "stage_id": f'"{self.stage_id}" is not an invoice stage of this portal. Choose one of its '
+                        "stages (open Setup in the app to re-read them from Bitrix24), or leave it empty."
+                    }
+                )
 
 
 def default_tax_types() -> dict[str, str]:
@@ -146,6 +177,11 @@ class SyncSettings(models.Model):
         help_text="When an invoice was changed in Xero, which side automatic sync keeps. Drift is always shown.",
     )
     setup_completed = models.BooleanField(default=False)
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text='The portal\'s time zone for the pages ("+03:00" as Bitrix24 writes its dates, or an IANA name).',
+    )
     # Sweeps read changes since these marks (minus an overlap) and advance them when a pass completes.
     bitrix24_updated_since = models.DateTimeField(null=True, blank=True)
     xero_modified_since = models.DateTimeField(null=True, blank=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import models
 
 from accounts.models import Portal
+from integrations.bitrix24.entity_types import SMART_INVOICE
 
 
 class InvoiceOutcome(models.Model):
@@ -27,7 +28,7 @@ class InvoiceOutcome(models.Model):
     ATTENTION = (State.FAILED, State.REFUSED, State.HELD)
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="invoice_outcomes")
-    bitrix24_entity_type = models.PositiveSmallIntegerField(default=31)
+    bitrix24_entity_type = models.PositiveSmallIntegerField(default=SMART_INVOICE)
     bitrix24_id = models.PositiveBigIntegerField()
     state = models.CharField(max_length=20, choices=State.choices)
     reason = models.TextField(blank=True, help_text="The API's own words, or the rule's explanation.")

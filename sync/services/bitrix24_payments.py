@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 from accounts.models import Portal
 from integrations.bitrix24.client import BatchResult, Bitrix24Client
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError, RetryableError
 from sync.models import Direction, SyncLogEntry
 from sync.services.log import sync_log_write
-
-SMART_INVOICE = 31
 
 
 @dataclass(frozen=True)

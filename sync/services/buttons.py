@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from django.db import transaction
 
 from accounts.models import Portal
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from sync.models import SyncJob, Trigger
 from sync.services.jobs import job_enqueue
 from sync.sources import invoice_source
 
-SMART_INVOICE = 31
 MAX_INVOICES_PER_CLICK = 1000
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal, InvalidOperation
 
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError, PermanentError, RetryableError
 from sync.mappers.exactness import CAUSE_LABELS, Options, Verdict, make_exact
 from sync.mappers.limits import truncation_notes
@@ -100,7 +101,11 @@ def exactness_check(ctx, item) -> None:
         return
     if refuse_kind_change(ctx, item):
         return
-    notes = list(verdict.notes) + truncation_notes(item.invoice, item.rows)
+    notes = [
+        *verdict.notes,
+        *truncation_notes(item.invoice, item.rows),
+        *getattr(item, "truncation_notes", []),  # the client's name (push contacts stage)
+    ]
     if not verdict.exact:
         tolerance = Decimal(ctx.settings.totals_tolerance_cents) / 100
         within = (
@@ -133,7 +138,7 @@ def hold(ctx, item, verdict: Verdict) -> None:
     """Not sent; shown on the invoice, in the list and in "Needs attention"; not retried."""
     if item.finished:
         return
-    entity_type = getattr(item, "entity_type", 31)
+    entity_type = getattr(item, "entity_type", SMART_INVOICE)
     if item.link is None:
         item.link, _ = InvoiceLink.objects.get_or_create(
             portal=ctx.portal, bitrix24_entity_type=entity_type, bitrix24_id=item.invoice_id

@@ -21,11 +21,14 @@ from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
 from connector import logcontext, metrics
+from integrations.bitrix24.entity_types import OLD_INVOICE as CLASSIC_INVOICE_TYPE_ID
+from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from integrations.bitrix24.errors import MalformedPayloadError as Bitrix24MalformedPayloadError
 from integrations.bitrix24.inbound import Bitrix24Event
 from integrations.xero.webhooks import XeroWebhookEvent, xero_webhook_from_json
 from sync.models import InboxEvent, Source, SyncJob, Trigger
-from sync.services.jobs import job_enqueue, portal_sync_blocker, task_send, task_send_coalesced
+from sync.services.gate import jobs_enqueue_for_event, sync_gate
+from sync.services.jobs import task_send, task_send_coalesced
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +40,6 @@ INBOX_PORTAL_BATCH = 200
 INBOX_LEASE_S = 60
 INBOX_MAX_ATTEMPTS = 5
 
-SMART_INVOICE_TYPE_ID = 31
-CLASSIC_INVOICE_TYPE_ID = 5
 SMART_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE")
 CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS", "ONCRMINVOICEDELETE")
 BITRIX24_INVOICE_EVENTS = SMART_INVOICE_EVENTS + CLASSIC_INVOICE_EVENTS
@@ -141,9 +142,15 @@ def inbox_record_bitrix24_event(*, portal: Portal, event: Bitrix24Event) -> Inbo
         "user_id": event.auth.user_id,  # who changed it; no tokens are ever stored here
         "data": event.data,
     }
-    row, _ = _insert(
+    row, created = _insert(
         portal_id=portal.pk, source=Source.BITRIX24, dedupe_key=dedupe_key, event_type=name, payload=payload
     )
+    if not created and row.status == InboxEvent.Status.DONE and name not in DELETE_EVENTS:
+        # Same key, but the first delivery's job may already have read the invoice: a second edit
+        # within the same second (`ts` has whole seconds) looks exactly like a redelivery. Never
+        # drop it: queue the invoice again (merged into a pending job if there is one; the push
+        # engine skips content that did not change, so a true redelivery costs a read).
+        _process_bitrix24(row)
     return row
 
 
@@ -210,20 +217,6 @@ def _finish(event: InboxEvent, status: str, error: str = "") -> None:
     )
 
 
-def _push_refused(portal: Portal) -> str:
-    """Why a change in this portal is not to be pushed at all ("" = queue it).
-
-    A dead grant on either side only pauses the work: the job is queued and waits (the push engine
-    claims nothing while the connection needs reconnection) until the user reconnects. Only an
-    uninstalled portal, or one whose admin disconnected Xero or never connected it, drops events."""
-    if portal.status == Portal.Status.UNINSTALLED:
-        return f"portal {portal.domain} is uninstalled"
-    connection = XeroConnection.objects.filter(portal=portal).first()
-    if connection is None or connection.status == XeroConnection.Status.DISCONNECTED:
-        return f"portal {portal.domain} has no Xero connection"
-    return ""
-
-
 def _process_bitrix24(event: InboxEvent) -> tuple[str, str]:
     payload = event.payload
     name, entity_type, entity_id = payload["event"], payload["entity_type_id"], payload["id"]
@@ -231,16 +224,20 @@ def _process_bitrix24(event: InboxEvent) -> tuple[str, str]:
         # Deleting a Bitrix24 invoice never deletes or voids the Xero one: accounting keeps it.
         logger.info("Bitrix24 invoice %s:%s deleted on %s; Xero is left as it is", entity_type, entity_id, event.portal)
         return InboxEvent.Status.DONE, "deleted in Bitrix24; Xero left unchanged"
-    why_not = _push_refused(event.portal) if event.portal else "no portal"
-    if why_not:
-        return InboxEvent.Status.IGNORED, why_not
-    job_enqueue(
+    # A dead grant on either side only pauses the work (the job waits until the user reconnects);
+    # before Setup the job is held until an admin saves it. Only an uninstalled portal, or one
+    # whose admin disconnected Xero or never connected it, drops events (sync.services.gate).
+    gate = sync_gate(event.portal) if event.portal else None
+    if gate is None or not gate.keeps_events:
+        return InboxEvent.Status.IGNORED, gate.reason if gate else "no portal"
+    jobs_enqueue_for_event(
         portal=event.portal,
+        gate=gate,
         kind=SyncJob.Kind.PUSH_INVOICE,
         target=f"{entity_type}:{entity_id}",
         trigger=Trigger.EVENT,
     )
-    return InboxEvent.Status.DONE, ""
+    return InboxEvent.Status.DONE, "held until Setup is saved" if gate.holds_events else ""
 
 
 def _process_xero(event: InboxEvent) -> tuple[str, str]:
@@ -255,10 +252,15 @@ def _process_xero(event: InboxEvent) -> tuple[str, str]:
     )
     enqueued = 0
     for portal in portals:
-        if portal_sync_blocker(portal):
+        gate = sync_gate(portal)
+        if not gate.jobs_may_run:
             continue
-        job_enqueue(
-            portal=portal, kind=SyncJob.Kind.PULL_STATUS, target=str(payload["resourceId"]), trigger=Trigger.WEBHOOK
+        jobs_enqueue_for_event(
+            portal=portal,
+            gate=gate,
+            kind=SyncJob.Kind.PULL_STATUS,
+            target=str(payload["resourceId"]),
+            trigger=Trigger.WEBHOOK,
         )
         enqueued += 1
     if not enqueued:

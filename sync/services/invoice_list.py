@@ -26,7 +26,7 @@ from accounts.models import Portal
 from integrations.bitrix24.client import PAGE_SIZE as B24_PAGE
 from integrations.bitrix24.client import Bitrix24Client
 from sync.mappers.exactness import HELD_PREFIX
-from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncLogEntry
+from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncLogEntry, SyncSettings, XeroStatus
 from sync.services.outcomes import outcomes_for
 from sync.sources import SMART_INVOICE, invoice_source, portal_sources
 
@@ -290,7 +290,20 @@ def _datetime(value: Any) -> datetime | None:
         return None
 
 
+def _learn_portal_zone(portal: Portal, items: list[dict]) -> None:
+    """Bitrix24 writes its dates in the portal's zone ("…+03:00"): keep that offset, so pages show
+    times in the portal's zone when the user has none of their own (connector.i18n)."""
+    from connector.i18n import offset_name
+
+    for item in items:
+        zone = offset_name(_datetime(item.get("updatedTime")))
+        if zone:
+            SyncSettings.objects.filter(portal=portal).exclude(time_zone=zone).update(time_zone=zone)
+            return
+
+
 def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Source) -> list[InvoiceRow]:
+    _learn_portal_zone(portal, items)
     companies, contacts, stages = _names_and_stages(client, portal, items, source)
     ids = [int(i["id"]) for i in items]
     links = {
@@ -482,6 +495,12 @@ class LogRow:
     job_id: int | None = None  # the job a Retry acts on (failed, or already pending again)
     job_status: str = ""
 
+    @property
+    def kind_query(self) -> str:
+        """ "kind=5" for an old invoice's entry (its page link names the kind), else ""."""
+        entity_type = entry_entity_type(self.entry)
+        return "" if entity_type == SMART_INVOICE else f"kind={entity_type}"
+
 
 @dataclass
 class LogPage:
@@ -594,14 +613,17 @@ def log_entry_job(*, portal: Portal, entry_id: int) -> tuple[SyncLogEntry, SyncJ
 
 
 def jobs_progress(*, portal: Portal, job_ids: list[int]) -> dict[str, Any]:
-    """How far the jobs of one click are; jobs of another portal are not counted (nor revealed)."""
+    """How far the jobs of one click are; jobs of another portal are not counted (nor revealed).
+    A retrying job says when it tries again; an "Update from Xero" job that finished says what
+    changed ("INV-4 → Paid")."""
     jobs = list(
         SyncJob.objects.filter(portal=portal, pk__in=job_ids[:MAX_PROGRESS_JOBS]).values(
-            "id", "kind", "target", "status", "last_error"
+            "id", "kind", "target", "status", "last_error", "not_before", "attempts", "created_at"
         )
     )
     done = sum(j["status"] == SyncJob.Status.DONE for j in jobs)
     failed = [j for j in jobs if j["status"] == SyncJob.Status.FAILED]
+    pulls = [j for j in jobs if j["kind"] == SyncJob.Kind.SWEEP_XERO and j["status"] == SyncJob.Status.DONE]
     return {
         "total": len(jobs),
         "done": done,
@@ -613,11 +635,35 @@ def jobs_progress(*, portal: Portal, job_ids: list[int]) -> dict[str, Any]:
         ],
         # A retryable failure keeps the job pending with the API's message; show it while waiting.
         "retrying": [
-            {"job": j["id"], "invoice": j["target"].partition(":")[2], "message": j["last_error"]}
+            {
+                "job": j["id"],
+                "invoice": j["target"].partition(":")[2],
+                "message": j["last_error"],
+                "next_attempt_at": j["not_before"].isoformat(),
+                "attempts": j["attempts"],
+            }
             for j in jobs
             if j["status"] == SyncJob.Status.PENDING and j["last_error"]
         ],
+        "changes": _pulled_changes(portal, min(j["created_at"] for j in pulls)) if pulls else [],
     }
+
+
+def _pulled_changes(portal: Portal, since) -> list[str]:
+    """What a button's pull changed, as "INV-4 → Paid", newest first."""
+    entries = SyncLogEntry.objects.filter(
+        portal=portal,
+        direction="pull",
+        trigger="button",
+        created_at__gte=since,
+        outcome__in=[SyncLogEntry.Outcome.STATUS_CHANGED, SyncLogEntry.Outcome.UPDATED],
+    ).order_by("-created_at")[:20]
+    out = []
+    for entry in entries:
+        status = str((entry.details or {}).get("xero_status") or "")
+        label = dict(XeroStatus.choices).get(status, status.title())
+        out.append(f"{entry.invoice_number or entry.bitrix24_id} → {label}")
+    return out
 
 
 def invoices_by_ids_for_user(

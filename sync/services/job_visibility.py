@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from accounts.models import FrameSession
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from sync.models import SyncJob
 from sync.services.invoice_list import visible_invoice_ids
-
-SMART_INVOICE = 31
 
 
 def jobs_visible_to(*, session: FrameSession, client: Bitrix24Client, job_ids: list[int]) -> list[int]:

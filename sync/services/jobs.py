@@ -26,9 +26,10 @@ from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Least
 from django.utils import timezone
 
-from accounts.models import Portal, XeroConnection
+from accounts.models import Portal
 from connector import metrics
 from connector.coordination import redis_client
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob, Trigger
 
@@ -456,15 +457,11 @@ BITRIX24_SWEEP_OVERLAP = timedelta(minutes=2)
 
 
 def portal_sync_blocker(portal: Portal) -> str:
-    """Why background sync cannot run for this portal now, or "" when it can."""
-    if not portal.is_active:
-        return f"portal {portal.domain} is {portal.get_status_display().lower()}"
-    connection_ = XeroConnection.objects.filter(portal=portal).first()
-    if connection_ is None:
-        return f"portal {portal.domain} has no Xero connection"
-    if not connection_.is_active:
-        return f"the Xero connection of {portal.domain} is {connection_.get_status_display().lower()}"
-    return ""
+    """Why background sync cannot run for this portal now, or "" when it can (sync.services.gate)."""
+    from sync.services.gate import sync_gate
+
+    gate = sync_gate(portal)
+    return "" if gate.automatic else gate.reason
 
 
 def jobs_requeue_stuck(*, now=None) -> dict[str, int]:
@@ -534,7 +531,7 @@ def _dead_letter(job: SyncJob, now) -> int:
     entity, _, ident = job.target.partition(":")
     if failed and job.kind == SyncJob.Kind.PUSH_INVOICE and ident.isdigit():
         details = {"attempt": job.attempts, "max_attempts": MAX_ATTEMPTS, "dead_letter": True, "code": "lease_expired"}
-        if entity.isdigit() and int(entity) != 31:
+        if entity.isdigit() and int(entity) != SMART_INVOICE:
             details["entity_type"] = int(entity)
         sync_log_write(
             portal=job.portal,

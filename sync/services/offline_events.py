@@ -27,8 +27,8 @@ from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.models import SyncJob, Trigger
-from sync.services.inbox import SMART_INVOICE_EVENTS, SMART_INVOICE_TYPE_ID, _push_refused
-from sync.services.jobs import job_enqueue
+from sync.services.gate import jobs_enqueue_for_event, sync_gate
+from sync.services.inbox import SMART_INVOICE_EVENTS, SMART_INVOICE_TYPE_ID
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +103,16 @@ def _handle(portal: Portal, client: Bitrix24Client, process_id: str, events: lis
         if invoice_id is not None:
             invoices.add(invoice_id)
         done.append(message_id)
-    why_not = _push_refused(portal)
+    gate = sync_gate(portal)
+    why_not = "" if gate.keeps_events else gate.reason
     if why_not:
         logger.info("offline events of %s dropped: %s", portal.domain, why_not)
         invoices.clear()
     with transaction.atomic():
         for invoice_id in sorted(invoices):
-            job_enqueue(
+            jobs_enqueue_for_event(
                 portal=portal,
+                gate=gate,
                 kind=SyncJob.Kind.PUSH_INVOICE,
                 target=f"{SMART_INVOICE_TYPE_ID}:{invoice_id}",
                 trigger=Trigger.EVENT,

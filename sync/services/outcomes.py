@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Portal
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from sync.models import InvoiceOutcome, SyncLogEntry
 
 State = InvoiceOutcome.State
@@ -44,9 +45,9 @@ def outcome_note(entry: SyncLogEntry) -> InvoiceOutcome | None:
         return None
     details = entry.details or {}
     try:
-        entity_type = int(details.get("entity_type") or 31)
+        entity_type = int(details.get("entity_type") or SMART_INVOICE)
     except (TypeError, ValueError):
-        entity_type = 31
+        entity_type = SMART_INVOICE
     key = {"portal": entry.portal, "bitrix24_entity_type": entity_type, "bitrix24_id": int(entry.bitrix24_id)}
     if entry.outcome in _QUIET:
         if entry.direction != "push":

@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.mappers import MappingError
 from sync.mappers.canonical import bitrix24_amounts_of, invoice_push_fingerprint
@@ -41,7 +42,6 @@ from sync.services.xero_reference import XeroNotConnected, xero_reference
 from sync.sources import invoice_source
 from sync.stage_map import stage_map_load
 
-SMART_INVOICE = 31
 PLACEHOLDER_CONTACT = "00000000-0000-0000-0000-000000000000"
 HEADER_LABELS = (
     ("InvoiceNumber", "Invoice number"),

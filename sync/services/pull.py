@@ -32,7 +32,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
@@ -47,6 +47,7 @@ from sync.models import Direction, InvoiceLink, StageMapping, SyncJob, SyncLogEn
 from sync.services.bitrix24_payments import PaidInvoice, bitrix24_payments_record
 from sync.services.credit_notes import credit_notes_pull_recent
 from sync.services.drift import drift_observe, xero_invoice_dict
+from sync.services.gate import sync_gate
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from sync.services.locks import invoice_lock_name
 from sync.services.log import sync_log_write
@@ -595,7 +596,7 @@ def _record(link: InvoiceLink, invoice: XeroInvoiceState, *, stage_id: str, clea
         }
         if clear_error:
             values.update(last_error="", last_error_permanent=False)
-        if InvoiceLink.objects.filter(pk=link.pk, version=version).update(version=F("version") + 1, **values):
+        if InvoiceLink.save_if_version(link.pk, version, **values):
             link.version = version + 1
             for name, value in values.items():
                 setattr(link, name, value)
@@ -614,13 +615,11 @@ def _record(link: InvoiceLink, invoice: XeroInvoiceState, *, stage_id: str, clea
 
 def _active(portal_id: int, report: PullReport) -> tuple[Portal | None, XeroConnection | None]:
     portal = Portal.objects.filter(pk=portal_id).first()
-    if portal is None or not portal.is_active:
-        report.skipped = "portal is not active"
-        return None, None
-    connection = XeroConnection.objects.filter(portal=portal).first()
-    if connection is None or not connection.is_active:
-        report.skipped = "Xero is not connected"
-        return portal, None
+    connection = XeroConnection.objects.filter(portal=portal).first() if portal is not None else None
+    gate = sync_gate(portal, connection=connection)
+    if not gate.jobs_may_run:
+        report.skipped = gate.reason
+        return (portal if portal is not None and portal.is_active else None), None
     return portal, connection
 
 

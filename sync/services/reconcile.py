@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from integrations.xero.client import XeroClient
 from sync.mappers.drift import kinds_of
@@ -38,7 +39,6 @@ from sync.services.drift import IDS_PER_CALL, drift_observe, xero_current
 
 logger = logging.getLogger(__name__)
 
-SMART_INVOICE = 31
 STATUS = "status"
 MISSING_IN_XERO = "missing_in_xero"
 NOT_IN_XERO = "not_in_xero"

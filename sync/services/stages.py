@@ -12,11 +12,10 @@ from django.db import transaction
 
 from accounts.models import Portal
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from sync.models import SyncSettings
 from sync.stage_map import stage_map_apply_defaults
 
-SMART_INVOICE = 31
-OLD_INVOICE = 5
 OLD_STATUS_ENTITY = "INVOICE_STATUS"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.mappers.old_invoice import (
     LIST_SELECT,
@@ -27,8 +28,6 @@ from sync.mappers.old_invoice import (
     status_fields,
 )
 
-SMART_INVOICE = 31
-OLD_INVOICE = 5
 Command = tuple[str, dict]
 
 SMART_SELECT = [

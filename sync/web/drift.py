@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.models import InvoiceLink, ReconciliationRun, Trigger
 from sync.services.drift import drift_accept
@@ -27,7 +28,6 @@ from sync.services.preview import invoice_preview
 from sync.services.reconcile import KIND_LABELS, latest_run, repairable_ids
 from sync.web.invoices import _kind, bitrix24_errors, user_client, xero_ready
 
-SMART_INVOICE = 31
 # A run still "running" after this long was lost (a worker killed mid-run); a click starts a new one.
 STALE_RUN = dt.timedelta(minutes=30)
 

@@ -24,7 +24,7 @@ from accounts.services.frame import frame_session_bitrix24_client
 from connector.input_guard import positive_id
 from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob, SyncSettings
-from sync.services.imports import ImportRefused, import_job_start, import_progress
+from sync.services.imports import CONTACTS_ALL, CONTACTS_CUSTOMERS, ImportRefused, import_job_start, import_progress
 
 KINDS = {"contacts": SyncJob.Kind.IMPORT_CONTACTS, "items": SyncJob.Kind.IMPORT_ITEMS}
 RECENT_RUNS = 5
@@ -105,6 +105,7 @@ def imports(request: HttpRequest) -> HttpResponse:
                 kind=kind,
                 requested_by=request.frame_user.bitrix_user_id,
                 currency=currency if kind == SyncJob.Kind.IMPORT_ITEMS else "",
+                contacts=CONTACTS_ALL if request.POST.get("contacts") == CONTACTS_ALL else CONTACTS_CUSTOMERS,
             )
         except ImportRefused as refused:
             error = str(refused)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from urllib.parse import urlencode
 
 from django import forms
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required
@@ -29,6 +32,7 @@ from sync.models import SyncJob
 from sync.services.buttons import MAX_INVOICES_PER_CLICK, invoices_push_request
 from sync.services.buttons_pull import statuses_pull_request
 from sync.services.drift import online_url_ensure
+from sync.services.gate import GateState, sync_gate
 from sync.services.invoice_list import (
     DEFAULT_PAGE_SIZE,
     MAX_PROGRESS_JOBS,
@@ -111,16 +115,40 @@ def parse_ids(raw) -> list[int] | None:
 # --- the list --------------------------------------------------------------------------------------
 
 
+_DATE_WORDS = _("Write the day as the date picker does, e.g. 2026-03-31.")
+
+
 class InvoiceFilterForm(forms.Form):
-    date_from = forms.DateField(required=False)
-    date_to = forms.DateField(required=False)
+    # Labels and messages in the page's own words (the filter shows them beside the form).
+    date_from = forms.DateField(required=False, label=_("Changed from"), error_messages={"invalid": _DATE_WORDS})
+    date_to = forms.DateField(required=False, label=_("Changed to"), error_messages={"invalid": _DATE_WORDS})
     size = forms.TypedChoiceField(
-        choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False, empty_value=DEFAULT_PAGE_SIZE
+        choices=[(n, n) for n in PAGE_SIZES],
+        coerce=int,
+        required=False,
+        empty_value=DEFAULT_PAGE_SIZE,
+        label=_("Rows per page"),
+        error_messages={"invalid_choice": _("Choose one of the listed sizes; the list shows the usual size.")},
     )
-    order = forms.ChoiceField(choices=[("desc", "Newest first"), ("asc", "Oldest first")], required=False)
-    page = forms.IntegerField(min_value=1, required=False)
+    order = forms.ChoiceField(
+        choices=[("desc", _("Newest first")), ("asc", _("Oldest first"))],
+        required=False,
+        label=_("Sort"),
+        error_messages={"invalid_choice": _("Sort newest or oldest first; the list shows the newest first.")},
+    )
+    page = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label=_("Page"),
+        error_messages={
+            "invalid": _("A page is a whole number; the first page is shown."),
+            "min_value": _("Pages start at 1; the first page is shown."),
+        },
+    )
     # Which kind of Bitrix24 invoices a portal with both lists: 31 new, 5 old (empty: the first).
-    kind = forms.TypedChoiceField(choices=[(t, t) for t in SOURCES], coerce=int, required=False, empty_value=None)
+    kind = forms.TypedChoiceField(
+        choices=[(t, t) for t in SOURCES], coerce=int, required=False, empty_value=None, label=_("Invoices")
+    )
 
     @classmethod
     def from_query(cls, query) -> InvoiceFilterForm:
@@ -151,6 +179,21 @@ class InvoiceFilterForm(forms.Form):
         }
 
 
+LIST_KEYS = ("from", "to", "size", "order", "page", "kind")
+
+
+def _list_state(request: HttpRequest):
+    """The list's query: the request's own, remembered for this sign-in; or, when it has none (the
+    menu's link, a page that links back plainly), the one remembered."""
+    session = request.frame_user
+    if any(request.GET.get(key) for key in LIST_KEYS):
+        state = urlencode([(key, request.GET[key]) for key in LIST_KEYS if request.GET.get(key)])[:200]
+        if state != session.list_state:
+            type(session).objects.filter(pk=session.pk).update(list_state=state)
+        return request.GET
+    return QueryDict(session.list_state or "")
+
+
 def _query(values: dict, **changes) -> str:
     """The list's query string with some values changed (pager and sort links keep the filter)."""
     merged = {**values, **changes}
@@ -169,7 +212,8 @@ def _query(values: dict, **changes) -> str:
 @frame_login_required
 @bitrix24_errors
 def invoice_list(request: HttpRequest) -> HttpResponse:
-    form = InvoiceFilterForm.from_query(request.GET)
+    query = _list_state(request)
+    form = InvoiceFilterForm.from_query(query)
     form.is_valid()
     values = form.values()
     kinds = portal_sources(request.portal)
@@ -184,6 +228,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "values": values,
+            "list_query": _query(values),
             "page": page,
             "page_links": [(n, _query(values, page=n)) for n in pages],
             "prev_query": _query(values, page=page.page - 1) if page.page > 1 else "",
@@ -233,11 +278,37 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
         )
     # Xero's customer-facing link, fetched once for an approved invoice when its page is opened.
     online_url_ensure(portal=request.portal, link=detail.row.link)
+    lines = [_line(row) for row in detail.product_rows]
     return render(
         request,
         "sync/invoice_detail.html",
-        {"detail": detail, "row": detail.row, "xero_ready": xero_ready(request.portal), "kind": detail.row.entity_type},
+        {
+            "detail": detail,
+            "row": detail.row,
+            "lines": lines,
+            "lines_total": sum((line["total"] for line in lines), Decimal(0)),
+            "xero_ready": xero_ready(request.portal),
+            "back_query": _back_query(request),
+            "kind": detail.row.entity_type,
+        },
     )
+
+
+def _line(row: dict) -> dict:
+    """A product row with its total (price × quantity, as Bitrix24 shows the row's sum)."""
+    try:
+        price, quantity = Decimal(str(row.get("price") or 0)), Decimal(str(row.get("quantity") or 0))
+    except (InvalidOperation, ValueError):
+        price, quantity = Decimal(0), Decimal(0)
+    return {**row, "total": (price * quantity).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)}
+
+
+def _back_query(request: HttpRequest) -> str:
+    """The list's state (page, size, dates, sort) the user came from, to go back to it."""
+    form = InvoiceFilterForm.from_query(request.GET)
+    if not form.is_valid() or not any(request.GET.get(k) for k in LIST_KEYS):
+        return ""
+    return _query(form.values())
 
 
 # --- the buttons -----------------------------------------------------------------------------------
@@ -253,14 +324,32 @@ def _not_connected() -> JsonResponse:
     )
 
 
+def _buttons_refused(request: HttpRequest) -> JsonResponse | None:
+    """None when the signed-in user may use the buttons now (sync.services.gate): before Setup
+    only an admin may, and is told so on the page."""
+    gate = sync_gate(request.portal)
+    if gate.buttons_for(is_admin=request.frame_user.is_admin):
+        return None
+    if gate.state == GateState.SETUP_PENDING:
+        return JsonResponse(
+            {
+                "error": "Setup has not been completed yet: ask a Bitrix24 administrator to save the Setup page.",
+                "kind": "setup",
+            },
+            status=409,
+        )
+    return _not_connected()
+
+
 @require_POST
 @frame_login_required
 @bitrix24_errors
 def invoice_push(request: HttpRequest) -> JsonResponse:
     """ "Create / Edit on Xero" for explicit ids (checked against what the user may see) or for
     every invoice the user sees under the list's filter."""
-    if not xero_ready(request.portal):
-        return _not_connected()
+    blocked = _buttons_refused(request)
+    if blocked is not None:
+        return blocked
     body = json_body(request)
     client = user_client(request)
     entity_type = _kind(request, body.get("kind")) or request.portal.invoice_entity_types[0]
@@ -312,8 +401,9 @@ def invoice_push(request: HttpRequest) -> JsonResponse:
 @frame_login_required
 def invoice_pull(request: HttpRequest) -> JsonResponse:
     """ "Update from Xero": one job for the portal; the pull acts on the portal's linked invoices."""
-    if not xero_ready(request.portal):
-        return _not_connected()
+    blocked = _buttons_refused(request)
+    if blocked is not None:
+        return blocked
     job = statuses_pull_request(portal=request.portal, requested_by=request.frame_user.bitrix_user_id)
     return _jobs_answer([job])
 

@@ -1,4 +1,5 @@
-"""The Sync log page: what happened to each invoice and why, with Retry for failures.
+"""The Sync log page: what happened to each invoice and why, grouped by invoice (latest outcome
+first, attempts counted, one Retry), echoes and unchanged skips behind a filter, "Needs attention".
 
 Admins see the whole portal's log. Other users see only entries of invoices Bitrix24 lets them
 see (checked with their own token for the ids on the page), and may retry only those.
@@ -13,8 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required
 from sync.models import SyncJob, SyncLogEntry
-from sync.services.invoice_list import entry_entity_type, log_entry_job, sync_log_for_user, visible_invoice_ids
+from sync.services.invoice_list import entry_entity_type, log_entry_job, visible_invoice_ids
 from sync.services.jobs import job_retry
+from sync.services.log_page import sync_log_grouped
 from sync.web.invoices import bitrix24_errors, json_body, user_client
 
 
@@ -30,15 +32,19 @@ def _int(value, default: int = 1) -> int:
 @bitrix24_errors
 def log_page(request: HttpRequest) -> HttpResponse:
     is_admin = request.frame_user.is_admin
-    failed_only = request.GET.get("failed") in ("1", "on", "true")
-    log = sync_log_for_user(
+    on = ("1", "on", "true")
+    # "failed=1" is the old name of "Needs attention".
+    attention = request.GET.get("attention") in on or request.GET.get("failed") in on
+    show_quiet = request.GET.get("all") in on
+    log = sync_log_grouped(
         portal=request.portal,
         client=None if is_admin else user_client(request),
         is_admin=is_admin,
         page=_int(request.GET.get("page")),
-        failed_only=failed_only,
+        show_quiet=show_quiet,
+        attention=attention,
     )
-    suffix = "&failed=1" if failed_only else ""
+    suffix = ("&attention=1" if attention else "") + ("&all=1" if show_quiet else "")
     return render(
         request,
         "sync/log.html",

@@ -23,12 +23,14 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.auth import frame_login_required
-from accounts.models import Portal, XeroConnection
+from accounts.models import XeroConnection
 from accounts.services.frame import frame_session_bitrix24_client
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.mappers import tax_map
-from sync.mappers.stage import XERO_STATUSES
+from sync.mappers.stage import PAID, XERO_STATUSES
 from sync.models import StageMapping, SyncSettings, XeroStatus, XeroStatusMapping
+from sync.services.gate import jobs_release_held
 from sync.services.stages import stage_map_refresh
 from sync.services.xero_budget import xero_budget_today
 from sync.services.xero_reference import (
@@ -40,16 +42,13 @@ from sync.services.xero_reference import (
     xero_currencies,
     xero_tax_rates,
 )
-from sync.stage_map import OLD_INVOICE, OLD_STATUS_CATEGORY, stage_map_save
+from sync.stage_map import OLD_STATUS_CATEGORY, stage_map_save
 
 logger = logging.getLogger(__name__)
 
 SUGGEST_LIMIT_MAX = 25
-
-
-def setup_needed(portal: Portal) -> bool:
-    """True until an admin has saved the Setup page once (the home page sends admins here first)."""
-    return not SyncSettings.objects.filter(portal=portal, setup_completed=True).exists()
+# Statuses Xero cannot undo: never a default, and the page warns when an admin chooses one.
+IRREVERSIBLE = ("VOIDED", "DELETED")
 
 
 @dataclass
@@ -60,7 +59,7 @@ class SetupContext:
     xero_map: dict[str, str] = field(default_factory=dict)
     # A portal with old and new invoices: the Xero -> Bitrix24 map of the second kind (old ones).
     xero_map_more: dict[int, dict[str, str]] = field(default_factory=dict)
-    entity_types: tuple[int, ...] = (31,)
+    entity_types: tuple[int, ...] = (SMART_INVOICE,)
     settings: SyncSettings | None = None
     connection: XeroConnection | None = None
     accounts: list[dict] = field(default_factory=list)
@@ -72,6 +71,8 @@ class SetupContext:
     xero_error: str = ""
     errors: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # Proposals shown on a Setup never saved (accepting them unchanged must lead to working sync).
+    proposed: list[str] = field(default_factory=list)
     xero_map_more_posted: dict[int, dict[str, str]] = field(default_factory=dict)
     drift_choices: list = field(default_factory=lambda: list(SyncSettings.DriftWinner.choices))
 
@@ -130,13 +131,48 @@ def _load(request: HttpRequest, *, refresh_stages: bool) -> SetupContext:
     return ctx
 
 
+def _propose(ctx: SetupContext) -> None:
+    """What a first Setup offers, in memory only (saving stores it): record payments to the
+    organisation's first bank account (Accounts of Type BANK) when it has one, and then map the
+    success stages to Paid; otherwise leave them as they are, with a note."""
+    settings = ctx.settings
+    if settings is None or settings.setup_completed or ctx.xero_error:
+        return
+    if not settings.payment_account_code:
+        bank = next((a for a in ctx.bank_accounts if a.get("type") == "BANK" and a.get("code")), None)
+        if bank is not None:
+            settings.record_payment_on_paid = True
+            settings.payment_account_code = bank["code"]
+            ctx.proposed.append("payment_account_code")
+    codes = {a["code"] for a in ctx.accounts}
+    if settings.default_account_code not in codes:
+        revenue = [a for a in ctx.accounts if a["type"] in REVENUE_TYPES]
+        if revenue:
+            settings.default_account_code = revenue[0]["code"]
+            ctx.proposed.append("default_account_code")
+    if not settings.default_currency and ctx.currencies:
+        # Xero lists the organisation's base currency first.
+        settings.default_currency = ctx.currencies[0]["code"]
+        ctx.proposed.append("default_currency")
+    if not settings.default_tax_type and ctx.tax_rates:
+        # For new Xero items: the organisation's standard sales rate (the highest effective rate).
+        standard = max(ctx.tax_rates, key=lambda r: r["rate"] or 0.0)
+        settings.default_tax_type = standard["tax_type"]
+        ctx.proposed.append("default_tax_type")
+    paid_ok = settings.record_payment_on_paid and bool(settings.payment_account_code)
+    for stage in ctx.stages:
+        if stage.semantics == StageMapping.Semantics.SUCCESS and not stage.xero_status and paid_ok:
+            stage.xero_status = PAID
+            ctx.proposed.append(f"stage:{stage.stage_id}")
+
+
 def _rate_key(rate: object) -> str:
     # "15.0" and "15" are one rate; the settings store the plain form.
     number = float(rate)  # type: ignore[arg-type]
     return str(int(number)) if number == int(number) else str(number)
 
 
-KIND_LABELS = {31: "invoice stage", 5: "old invoice status"}
+KIND_LABELS = {SMART_INVOICE: "invoice stage", OLD_INVOICE: "old invoice status"}
 
 
 def _xero_field(ctx: SetupContext, entity_type: int, status: str) -> str:
@@ -190,6 +226,10 @@ def _render(request: HttpRequest, ctx: SetupContext, *, status: int = 200) -> Ht
             "saved": request.GET.get("saved") == "1",
             "currency_rate_sources": SyncSettings.CurrencyRateSource.choices,
             "xero_ready": not ctx.xero_error,
+            "irreversible": IRREVERSIBLE,
+            "paid_allowed": bool(
+                ctx.settings and ctx.settings.record_payment_on_paid and ctx.settings.payment_account_code
+            ),
             "xero_budget": xero_budget_today(request.portal),
         },
         status=status,
@@ -300,22 +340,42 @@ def _validate_map(ctx: SetupContext, data) -> tuple[dict[str, str], dict[str, st
     return b24_to_xero, maps[ctx.entity_types[0]]
 
 
+def _validate_paid(ctx: SetupContext, b24_to_xero: dict[str, str], values: dict) -> None:
+    """A stage may ask for Paid only when payments are recorded: Xero sets PAID through a payment
+    and refuses the status itself, so the map must not promise what every push would fail."""
+    recording = values.get("record_payment_on_paid", ctx.settings.record_payment_on_paid if ctx.settings else False)
+    account = values.get("payment_account_code", ctx.settings.payment_account_code if ctx.settings else "")
+    if recording and account:
+        return
+    for stage_id, status in b24_to_xero.items():
+        if status == PAID:
+            ctx.errors.setdefault(f"stage:{stage_id}", []).append(
+                "Xero marks an invoice Paid only through a payment: switch on “Record a Xero payment” "
+                "and choose its bank account below, or choose another status."
+            )
+
+
 @require_http_methods(["GET", "POST"])
 @frame_login_required(admin=True)
 def setup(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return _render(request, _load(request, refresh_stages=True))
+        ctx = _load(request, refresh_stages=True)
+        _propose(ctx)
+        return _render(request, ctx)
 
     ctx = _load(request, refresh_stages=False)
     b24_to_xero, xero_to_b24 = _validate_map(ctx, request.POST)
     values = _validate_settings(ctx, request.POST)
+    _validate_paid(ctx, b24_to_xero, values)
     if not ctx.errors and not ctx.problems:
         try:
             with transaction.atomic():
                 stage_map_save(request.portal, b24_to_xero, xero_to_b24, more_xero_to_b24=ctx.xero_map_more_posted)
                 if values:
-                    # Complete once the Xero defaults are chosen too (they need a connection).
+                    # Complete once the Xero defaults are chosen too (they need a connection);
+                    # the invoices held until now go (sync.services.gate).
                     SyncSettings.objects.filter(pk=ctx.settings.pk).update(**values, setup_completed=True)
+                    jobs_release_held(request.portal)
         except ValidationError as exc:
             ctx.problems.extend(exc.messages)
     if ctx.errors or ctx.problems:

@@ -1,6 +1,6 @@
 """Routes of the in-Bitrix24 pages; each page module owns its own `urlpatterns`."""
 
-from sync.web import drift, imports, invoices, log, placements, products, setup
+from sync.web import connection, drift, imports, invoices, log, placements, products, setup
 
 app_name = "web"
 urlpatterns = [
@@ -11,4 +11,5 @@ urlpatterns = [
     *setup.urlpatterns,
     *imports.urlpatterns,
     *products.urlpatterns,
+    *connection.urlpatterns,
 ]

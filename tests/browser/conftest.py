@@ -9,9 +9,12 @@
   portal page POSTs Bitrix24's frame form into its iframe, our frame entry signs the user in and
   redirects to the page. The returned `PortalApp` gives the page, the app's iframe (as a FrameLocator
   for locators that survive navigations, and as a Frame) and the HTTP status of the page in the frame.
-- `shoot(app, label="")` saves the portal page with the app at 360x800 and 1280x800 as
+- `shoot(app, label="")` saves the portal page with the app at 360x800, 768x800 and 1280x800 as
   tests/artifacts/screenshots/<test>[-<label>]-<width>.png and asserts that nothing in the app's frame
   overflows horizontally (document.documentElement.scrollWidth <= window.innerWidth).
+- `low_contrast(app)` every visible text in the app's frame whose colour against its effective
+  background is below WCAG AA (4.5:1; 3:1 for large text), computed in the page from the styles the
+  browser applied (no axe-core download: a hand-written check over all visible text).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
-WIDTHS = (360, 1280)
+WIDTHS = (360, 768, 1280)
 HEIGHT = 800
 TIMEOUT_MS = 15_000
 
@@ -155,9 +158,11 @@ def acme(sandbox, app_url) -> Portal:
 def acme_connected(acme) -> Portal:
     """`acme` with the sandbox's Xero organisation connected and the default stage map."""
     from accounts.services.sandbox import sandbox_connect_xero, sandbox_stage_map
+    from tests.sync.conftest import setup_done
 
     sandbox_connect_xero(portal=acme)
     sandbox_stage_map(portal=acme)
+    setup_done(acme)
     return acme
 
 
@@ -334,3 +339,55 @@ def shoot(request):
         return paths
 
     return _shoot
+
+
+# WCAG 2.x contrast of every visible text node's element against the first opaque background behind it
+# (ancestors' background colours composited; opacity of ancestors applied). Disabled controls are exempt
+# (WCAG 1.4.3). Returns [{text, fg, bg, ratio, need}] for the pairs below the threshold.
+_CONTRAST_JS = """() => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(',').map(x => parseFloat(x)); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const over = (top, under) => ({r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a),
+                                  b: top.b * top.a + under.b * (1 - top.a), a: 1});
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+                     return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+  const background = el => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let bg = {r: 255, g: 255, b: 255, a: 1};
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg;
+  };
+  const opacity = el => { let o = 1; for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity); return o; };
+  const out = [], seen = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const text = n.nodeValue.trim(), el = n.parentElement;
+    if (!text || !el || seen.has(el)) continue;
+    seen.add(el);
+    if (['SCRIPT', 'STYLE', 'OPTION', 'OPTGROUP', 'NOSCRIPT', 'TITLE'].includes(el.tagName)) continue;
+    if (el.closest('[disabled], [aria-disabled="true"], [hidden]')) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility !== 'visible' || style.display === 'none' || !el.getClientRects().length) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width < 1 || box.height < 1 || style.clip === 'rect(0px, 0px, 0px, 0px)') continue;
+    const bg = background(el);
+    let fg = parse(style.color); if (!fg) continue;
+    fg = over({...fg, a: fg.a * opacity(el)}, bg);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+    const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+    const r = ratio(fg, bg);
+    if (r < need) out.push({text: text.slice(0, 60), fg: style.color, bg: `rgb(${Math.round(bg.r)}, ${Math.round(bg.g)}, ${Math.round(bg.b)})`,
+                            ratio: Math.round(r * 100) / 100, need});
+  }
+  return out;
+}"""
+
+
+def low_contrast(app: PortalApp) -> list[dict]:
+    """The text/background pairs in the app's frame below WCAG AA (empty when all pass)."""
+    return app.frame.evaluate(_CONTRAST_JS)

@@ -28,10 +28,15 @@ def fast(settings):
     return settings
 
 
-def _hold_slots_concurrently(tenant: str, callers: int, hold_s: float) -> int:
-    """Run `callers` threads that each hold a slot for `hold_s`; return the most seen at once."""
+def _hold_slots_concurrently(tenant: str, callers: int, limit: int = 5) -> tuple[int, int]:
+    """`callers` threads each take a slot and keep it until the test lets go. Returns (how many held
+    one once `limit` were in and the rest had time to push in, the most ever seen at once).
+
+    Not timing-fragile: the holders wait for the release, however slow the machine, so reaching the
+    limit does not depend on threads happening to overlap."""
     in_flight = peak = 0
     guard = threading.Lock()
+    release = threading.Event()
 
     def caller():
         nonlocal in_flight, peak
@@ -39,20 +44,27 @@ def _hold_slots_concurrently(tenant: str, callers: int, hold_s: float) -> int:
             with guard:
                 in_flight += 1
                 peak = max(peak, in_flight)
-            time.sleep(hold_s)
+            release.wait(20)
             with guard:
                 in_flight -= 1
 
     threads = [threading.Thread(target=caller) for _ in range(callers)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 20
+    while in_flight < limit and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the waiting callers had time to get a slot, were the limit not enforced
+    held = in_flight
+    release.set()
     for t in threads:
         t.join()
-    return peak
+    return held, peak
 
 
 def test_no_more_than_five_calls_are_in_flight_for_one_tenant(fast):
-    assert _hold_slots_concurrently("tenant-a", callers=12, hold_s=0.05) == 5
+    held, peak = _hold_slots_concurrently("tenant-a", callers=12)
+    assert held == 5 and peak == 5  # the limit is reached (callers waiting) and never passed
 
 
 def test_other_tenants_do_not_share_a_tenants_slots(fast):
@@ -211,7 +223,7 @@ def test_without_redis_the_same_limits_hold_within_one_process(fast):
     from connector.coordination import redis_client
 
     assert redis_client() is None
-    assert _hold_slots_concurrently("tenant-local", callers=9, hold_s=0.05) == 5
+    assert _hold_slots_concurrently("tenant-local", callers=9) == (5, 5)
     fast.XERO_MINUTE_LIMIT = 10
     stamps = []
     for _ in range(15):

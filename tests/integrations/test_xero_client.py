@@ -251,7 +251,10 @@ def test_two_hundred_calls_from_four_worker_processes_meet_no_429_and_stay_withi
     assert len(calls) == 200
     assert {c["status"] for c in calls} == {200}
     assert max(c["in_flight"] for c in calls) <= 5
-    assert _max_in_flight(calls) == 5  # the limit was reached, never passed
+    # Never past the limit; calls did overlap (the workers shared the tenant's slots rather than
+    # queueing one by one). Exactly 5 at some instant depends on the machine's scheduling: the
+    # thread test in test_throttle.py shows the limit is reached, deterministically.
+    assert 2 <= _max_in_flight(calls) <= 5
     assert _max_per_minute([c["sandbox_time"] for c in calls]) <= 60
     # The throttle let the tenant use its budget rather than starving it: 200 calls took under
     # five Xero minutes (the floor is 200/60 = 3.3).

@@ -58,6 +58,13 @@ OAUTH_CLIENTS = {
 }
 
 
+def setup_done(portal: Portal) -> None:
+    """As if an admin had saved Setup: automatic sync runs (before it, events are held)."""
+    from sync.models import SyncSettings
+
+    SyncSettings.objects.update_or_create(portal=portal, defaults={"setup_completed": True})
+
+
 # How the sandbox delivers Bitrix24 events and Xero webhooks in the sync tests, unless a test is
 # marked `exact_delivery`: a little late, each twice, and out of order, as neither service promises
 # better (sandbox/core.py DELIVERY_DEFAULTS).
@@ -97,6 +104,7 @@ def acme(sandbox, app_url) -> Portal:
 def acme_xero(acme) -> XeroConnection:
     connection = sandbox_connect_xero(portal=acme)
     assert connection.is_active
+    setup_done(acme)
     return connection
 
 
@@ -212,10 +220,6 @@ def queued_tasks(queue: str = "connector") -> list[dict]:
 def lone_portal(transactional_db) -> Portal:
     """A Portal row with an active Xero connection row, for tests of the job machinery that never
     call either API (no sandbox, no HTTP)."""
-    portal = Portal.objects.create(
-        member_id=f"m-{uuid.uuid4().hex[:12]}",
-        domain="lone.bitrix24.com",
-        client_endpoint="https://lone.bitrix24.com/rest/",
-    )
-    XeroConnection.objects.create(portal=portal, tenant_id=str(uuid.uuid4()), tenant_name="Lone Ltd")
-    return portal
+    from tests.factories import ready_portal
+
+    return ready_portal(domain="lone.bitrix24.com")

@@ -71,7 +71,7 @@ def new_job(acme, kind, target: str = "") -> SyncJob:
 def test_contacts_become_linked_companies_and_a_second_import_updates_them(sandbox, acme, connected):
     acme_id, beta_id, _ = (c["ContactID"] for c in xero_create(sandbox, "Contacts", [ACME, BETA, GONE]))
 
-    summary = contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS))
+    summary = contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS), everyone=True)
     assert (summary.created, summary.updated, summary.skipped, summary.failed) == (2, 0, 1, 0), summary
     assert summary.processed == summary.total == 3
     rows = {c["TITLE"]: c for c in companies(sandbox)}
@@ -105,7 +105,7 @@ def test_contacts_become_linked_companies_and_a_second_import_updates_them(sandb
             ]
         ),
     )
-    summary = contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS))
+    summary = contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS), everyone=True)
     assert (summary.created, summary.updated, summary.skipped, summary.failed) == (0, 1, 2, 0), summary
     after = companies(sandbox)
     assert len(after) == 2  # no duplicates
@@ -117,14 +117,54 @@ def test_contacts_become_linked_companies_and_a_second_import_updates_them(sandb
     assert beta_id in {str(x) for x in ContactLink.objects.values_list("xero_contact_id", flat=True)}
 
 
+def test_by_default_only_customers_come_in_and_company_type_says_what_each_contact_is(sandbox, acme, connected):
+    """Xero sets IsCustomer/IsSupplier from the invoices and bills entered against a contact
+    (xero_accounting.yaml, Contact); clients cannot set them."""
+    shop, vendor, both, _ = (
+        c["ContactID"]
+        for c in xero_create(
+            sandbox,
+            "Contacts",
+            [{"Name": "Shop Ltd"}, {"Name": "Vendor Ltd"}, {"Name": "Both Ltd"}, {"Name": "Nobody Ltd"}],
+        )
+    )
+    line = [{"Description": "Thing", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200"}]
+    xero_create(
+        sandbox,
+        "Invoices",
+        [
+            {"Type": "ACCREC", "Contact": {"ContactID": shop}, "LineItems": line},
+            {"Type": "ACCPAY", "Contact": {"ContactID": vendor}, "LineItems": line},
+            {"Type": "ACCREC", "Contact": {"ContactID": both}, "LineItems": line},
+            {"Type": "ACCPAY", "Contact": {"ContactID": both}, "LineItems": line},
+        ],
+    )
+
+    summary = contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS))
+    assert (summary.created, summary.skipped) == (2, 2), summary
+    assert {c["TITLE"]: c["COMPANY_TYPE"] for c in companies(sandbox)} == {
+        "Shop Ltd": "CUSTOMER",
+        "Both Ltd": "CUSTOMER",
+    }
+
+    summary = contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS, "all"), everyone=True)
+    assert summary.created == 2, summary
+    assert {c["TITLE"]: c["COMPANY_TYPE"] for c in companies(sandbox)} == {
+        "Shop Ltd": "CUSTOMER",
+        "Both Ltd": "CUSTOMER",
+        "Vendor Ltd": "SUPPLIER",
+        "Nobody Ltd": "OTHER",
+    }
+
+
 def test_a_company_created_but_not_linked_is_adopted_instead_of_duplicated(sandbox, acme, connected):
     xero_create(sandbox, "Contacts", [ACME])
-    contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS))
+    contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS), everyone=True)
     ContactLink.objects.filter(portal=acme).delete()  # as if the run died between add and link
     from connector.coordination import redis_client
 
     redis_client().flushdb()
-    summary = contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS))
+    summary = contacts_import(portal=acme, job=new_job(acme, SyncJob.Kind.IMPORT_CONTACTS), everyone=True)
     assert (summary.created, summary.updated) == (0, 1)
     assert len(companies(sandbox)) == 1 and ContactLink.objects.filter(portal=acme).count() == 1
 
@@ -178,7 +218,7 @@ def test_items_become_products_with_prices_in_the_chosen_currency_and_update_on_
 
 def test_a_run_logs_its_summary_and_the_progress_endpoint_reports_it(client, sandbox, acme, connected, admin_frame):
     xero_create(sandbox, "Contacts", [ACME, BETA])
-    job = new_job(acme, SyncJob.Kind.IMPORT_CONTACTS)
+    job = new_job(acme, SyncJob.Kind.IMPORT_CONTACTS, "all")
     import_run(job)
     entry = SyncLogEntry.objects.get(portal=acme, direction=Direction.IMPORT)
     assert entry.details["job_id"] == job.pk and "2 created" in entry.message
@@ -280,11 +320,15 @@ def test_the_button_runs_the_import_job_end_to_end_on_a_worker(
 ):
     xero_create(sandbox, "Contacts", [ACME, BETA])
     xero_create(sandbox, "Items", [{"Code": "WID-1", "Name": "Widget", "SalesDetails": {"UnitPrice": 12.5}}])
-    started = client.post("/app/import/", {"ft": admin_frame.token, "kind": "contacts"}, HTTP_ACCEPT="application/json")
+    started = client.post(
+        "/app/import/", {"ft": admin_frame.token, "kind": "contacts", "contacts": "all"}, HTTP_ACCEPT="application/json"
+    )
     assert started.status_code == 202, started.content
     job_id = started.json()["job"]
     # A second click while it runs gives the same job, not a second import.
-    again = client.post("/app/import/", {"ft": admin_frame.token, "kind": "contacts"}, HTTP_ACCEPT="application/json")
+    again = client.post(
+        "/app/import/", {"ft": admin_frame.token, "kind": "contacts", "contacts": "all"}, HTTP_ACCEPT="application/json"
+    )
     assert again.json()["job"] == job_id
     items = client.post("/app/import/", {"ft": admin_frame.token, "kind": "items", "currency": "EUR"})
     assert items.status_code == 303 and "job=" in items["Location"]
@@ -316,7 +360,7 @@ def test_the_by_kind_processor_runs_a_pending_import_whose_message_was_lost(sand
     from sync.tasks.imports import imports_pending_task
 
     xero_create(sandbox, "Contacts", [BETA])
-    job = SyncJob.objects.create(portal=acme, kind=SyncJob.Kind.IMPORT_CONTACTS, trigger=Trigger.BUTTON)
+    job = SyncJob.objects.create(portal=acme, kind=SyncJob.Kind.IMPORT_CONTACTS, target="all", trigger=Trigger.BUTTON)
     results = imports_pending_task(acme.pk)  # what the sweeper would dispatch
     job.refresh_from_db()
     assert job.status == "done" and results[0]["created"] == 1

@@ -9,7 +9,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from accounts.models import Portal
 from sync.mappers.invoice import ItemRef
 from sync.models import (
     ContactLink,
@@ -21,22 +20,19 @@ from sync.models import (
     SyncSettings,
     XeroStatusMapping,
 )
+from tests.factories import PortalFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def portal():
-    return Portal.objects.create(
-        member_id="a" * 32, domain="acme.bitrix24.com", client_endpoint="https://acme.bitrix24.com/rest/"
-    )
+    return PortalFactory(domain="acme.bitrix24.com")
 
 
 @pytest.fixture
 def other_portal():
-    return Portal.objects.create(
-        member_id="b" * 32, domain="other.bitrix24.com", client_endpoint="https://other.bitrix24.com/rest/"
-    )
+    return PortalFactory(domain="other.bitrix24.com")
 
 
 def refused(create) -> bool:
@@ -67,17 +63,33 @@ def test_a_xero_invoice_links_to_one_bitrix24_invoice_but_many_links_may_wait_fo
 
 
 def test_the_fencing_update_succeeds_once_for_the_version_it_read(portal):
+    """The compare-and-set the push and pull engines save their results with (InvoiceLink.save_if_version)."""
     link = InvoiceLink.objects.create(portal=portal, bitrix24_id=42)
 
-    def save_result(read_version: int) -> int:
-        from django.db.models import F
+    assert InvoiceLink.save_if_version(link.pk, 0, last_pushed_hash="f" * 64)
+    # The slower worker read version 0 too, and loses: its values are not written.
+    assert not InvoiceLink.save_if_version(link.pk, 0, last_pushed_hash="0" * 64)
+    link.refresh_from_db()
+    assert (link.version, link.last_pushed_hash) == (1, "f" * 64)
+    assert InvoiceLink.save_if_version(link.pk, 1, last_pushed_hash="e" * 64)  # re-read, then it wins
 
-        return InvoiceLink.objects.filter(pk=link.pk, version=read_version).update(
-            version=F("version") + 1, last_pushed_hash="f" * 64
-        )
 
-    assert save_result(0) == 1
-    assert save_result(0) == 0  # the slower worker read version 0 too, and loses
+def test_a_pull_that_lost_the_race_keeps_the_stage_the_winner_saved(portal):
+    """sync.services.pull._record re-reads after a lost compare-and-set and keeps the newer stage."""
+    from sync.services.pull import XeroInvoiceState, _record
+
+    link = InvoiceLink.objects.create(portal=portal, bitrix24_id=42, last_bitrix24_stage_id="DT31_1:N")
+    stale = InvoiceLink.objects.get(pk=link.pk)  # the pull read version 0 ...
+    assert InvoiceLink.save_if_version(link.pk, 0, last_bitrix24_stage_id="DT31_1:S")  # ... a push saved first
+
+    invoice = XeroInvoiceState(
+        invoice_id=uuid.uuid4(), number="INV-1", status="AUTHORISED", amount_paid=Decimal("0"), updated_at=None
+    )
+    _record(stale, invoice, stage_id="DT31_1:P")
+
+    link.refresh_from_db()
+    assert link.version == 2 and link.last_xero_status == "AUTHORISED"
+    assert link.last_bitrix24_stage_id == "DT31_1:S"  # the push's newer fact, not the pull's stale one
 
 
 def test_contact_links_are_unique_both_ways(portal):

@@ -16,7 +16,7 @@ from connector.settings import CELERY_BEAT_SCHEDULE
 from sync.models import SyncJob, Trigger
 from sync.services.offline_events import offline_events_drain, offline_events_reserve
 from sync.tasks.sweeps import offline_events_drain_task
-from tests.sync.conftest import queued_tasks, wait_for
+from tests.sync.conftest import queued_tasks, setup_done, wait_for
 
 OFFLINE_EVENTS = {"ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE"}
 
@@ -60,6 +60,7 @@ def offline_acme(sandbox, app_url) -> Portal:
     set_offline_feature(sandbox, True)
     portal = install(sandbox, app_url)
     assert sandbox_connect_xero(portal=portal).is_active
+    setup_done(portal)
     return portal
 
 

@@ -4,16 +4,27 @@ connector's live server, a Celery worker for the end-to-end ones. Nothing of our
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from accounts.models import Portal
 from accounts.services.sandbox import sandbox_connect_xero
-from sync.models import InvoiceLink, StageMapping, SyncLogEntry, SyncSettings, XeroStatusMapping
+from sync.models import (
+    Direction,
+    InvoiceLink,
+    StageMapping,
+    SyncJob,
+    SyncLogEntry,
+    SyncSettings,
+    Trigger,
+    XeroStatusMapping,
+)
+from sync.services.log import sync_log_write
 from sync.services.stages import stage_map_refresh
 from tests.accounts.conftest import open_frame
-from tests.sync.conftest import wait_for
+from tests.sync.conftest import setup_done, wait_for
 from tests.sync.test_pages_invoices import page, row_ids, signed_in
 from tests.sync.test_pull_e2e import settle, wire
 
@@ -79,7 +90,8 @@ def test_install_on_old_invoices_binds_their_events_and_toolbars_and_maps_their_
     custom = next(s for s in StageMapping.objects.filter(portal=old_portal) if s.name == "Awaiting approval")
     assert set(stages) == {"N", "S", "P", "D", custom.stage_id}
     assert {s.category_id for s in StageMapping.objects.filter(portal=old_portal)} == {0}
-    assert (stages["N"], stages["P"], stages[custom.stage_id]) == ("DRAFT", "PAID", "AUTHORISED")
+    # Paid is left as it is while payments are not recorded (issue 12: no default Xero would refuse).
+    assert (stages["N"], stages["P"], stages[custom.stage_id]) == ("DRAFT", "", "AUTHORISED")
     back = dict(
         XeroStatusMapping.objects.filter(portal=old_portal, entity_type=5).values_list("xero_status", "stage_id")
     )
@@ -100,12 +112,18 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     first = soup.select_one("[data-test=invoice-row]")
     assert first.select_one("[data-test=cell-client]").get_text(strip=True).startswith("Kauri Coast")
     assert first.select_one("[data-test=cell-stage]").get_text(strip=True) == "New"
-    assert first.select_one("[data-test=cell-amount]").get_text(strip=True) == "376.95 NZD"
+    assert first.select_one("[data-test=cell-amount]").get_text(strip=True) == "376.95\xa0NZD"
     assert not soup.select("[data-test=invoice-kinds]")  # one kind only: no switch
     _, second = page(frame, app_url, size=10, order="asc", page=2)
     assert row_ids(second) == owens[10:]
     _, newest = page(frame, app_url, size=10)
     assert row_ids(newest)[0] == owens[-1]
+    # The last-modified range (whole UTC days) reaches crm.invoice.list as DATE_UPDATE bounds.
+    today = datetime.now(UTC).date()
+    _, changed_today = page(frame, app_url, size=25, **{"from": today.isoformat(), "to": today.isoformat()})
+    assert sorted(row_ids(changed_today)) == owens
+    _, before = page(frame, app_url, size=25, to=(today - timedelta(days=1)).isoformat())
+    assert row_ids(before) == []
     # Another user's invoice is refused by Bitrix24 itself, in its words.
     denied, _ = page(frame, app_url, path=f"/app/invoices/{ritas[0]}/", kind=5)
     assert denied.status_code == 403
@@ -118,6 +136,35 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     # Read and mapped as an old invoice: refused only for the 15 % rate no Xero tax type is set for.
     assert preview.status_code == 200 and verdict is not None, preview.text[-2000:]
     assert "15" in verdict.get_text(" ", strip=True), verdict.get_text(" ", strip=True)
+
+    # "Create / Edit on Xero" for old invoices: the user's own token decides what may be sent.
+    url = f"{app_url}/app/invoices/push/"
+    headers = {"X-Frame-Token": frame.token}
+    sandbox_connect_xero(portal=old_portal)
+    setup_done(old_portal)  # before Setup only an admin's buttons work (issue 12)
+    refused = frame.http.post(url, json={"ids": [owens[0], ritas[0]], "kind": "5"}, headers=headers, timeout=30)
+    assert refused.status_code == 403 and refused.json()["refused"] == [ritas[0]], refused.text
+    queued = frame.http.post(url, json={"ids": owens[:2], "kind": "5"}, headers=headers, timeout=30)
+    assert queued.status_code == 202, queued.text
+    targets = set(SyncJob.objects.filter(pk__in=queued.json()["jobs"]).values_list("target", flat=True))
+    assert targets == {f"5:{owens[0]}", f"5:{owens[1]}"}
+
+    # The sync log as this user: old invoices' entries (details.entity_type 5) checked against what
+    # crm.invoice.list shows them, linked with kind=5.
+    for invoice_id in (owens[0], ritas[0]):
+        sync_log_write(
+            portal=old_portal,
+            direction=Direction.PUSH,
+            trigger=Trigger.BUTTON,
+            outcome=SyncLogEntry.Outcome.FAILED,
+            bitrix24_id=invoice_id,
+            message="test entry",
+            details={"entity_type": 5},
+        )
+    _, log = page(frame, app_url, path="/app/log/")
+    links = [a["href"] for a in log.select("[data-test=log-invoice]")]
+    assert len(links) == 1 and f"/app/invoices/{owens[0]}/" in links[0] and links[0].endswith("&kind=5"), links
+    assert log.select_one("[data-test=log-hidden]") is not None
 
     # The placements: the invoice card's toolbar opens that invoice, the list's toolbar the list.
     card = open_frame(sandbox, owen["id"], placement="CRM_INVOICE_DETAIL_TOOLBAR", options={"ID": str(owens[0])})
@@ -240,5 +287,5 @@ def test_setup_on_a_portal_with_both_kinds_maps_xero_statuses_for_each(sandbox, 
     assert XeroStatusMapping.objects.get(portal=portal, entity_type=31, xero_status="PAID").stage_id == ""
     # A new invoice's stage is not an old invoice's status: refused, nothing saved.
     wrong = frame.http.post(f"{app_url}/app/setup/", data={**form, "xero5:PAID": "DT31_3:P"}, timeout=30)
-    assert wrong.status_code == 400 and "is not an old invoice status" in wrong.text
+    assert wrong.status_code == 400 and "is not an old invoice status" in wrong.text, wrong.text[-1500:]
     assert XeroStatusMapping.objects.get(portal=portal, entity_type=5, xero_status="PAID").stage_id == "S"

@@ -5,7 +5,6 @@ so Xero has (or will have) saved the batch while the worker that sent it is gone
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from django.utils import timezone
@@ -28,8 +27,12 @@ def xero_invoices(sandbox, portal) -> list[dict]:
     return org["invoices"]
 
 
+def invoice_posts(sandbox) -> list[dict]:
+    return [c for c in sandbox.calls(system="xero") if c["method"] == "POST" and c["path"].endswith("/Invoices")]
+
+
 def invoices_posted(sandbox) -> int:
-    return sum(1 for c in sandbox.calls(system="xero") if c["method"] == "POST" and c["path"].endswith("/Invoices"))
+    return len(invoice_posts(sandbox))
 
 
 def test_a_worker_killed_mid_push_leaves_exactly_one_xero_invoice_per_bitrix24_invoice(
@@ -58,16 +61,14 @@ def test_a_worker_killed_mid_push_leaves_exactly_one_xero_invoice_per_bitrix24_i
         first.start()
         invoices_push_request(portal=acme, invoice_ids=ids, requested_by=1)
         # The link row is written just before the create is sent; the POST then hangs for 3 s.
-        wait_for(
-            lambda: InvoiceLink.objects.filter(xero_invoice_id__isnull=True).exists(),
-            timeout=20,
-            what="a create in flight",
-        )
-        time.sleep(1.0)
+        # Killed once Xero has the POST (the sandbox logs a call when it arrives), not after a
+        # guessed sleep: the kill lands while the create is in flight, on any machine.
+        wait_for(lambda: invoices_posted(sandbox) >= 1, timeout=20, what="the create reaching Xero")
     finally:
         first.kill()
     assert InvoiceLink.objects.filter(xero_invoice_id__isnull=True).exists()  # an answer was lost
-    time.sleep(3)  # the delayed POST completes in Xero, answering a dead socket
+    # The delayed POST completes in Xero, answering a dead socket.
+    wait_for(lambda: all(c["finished"] for c in invoice_posts(sandbox)), timeout=20, what="the delayed create saved")
 
     # Time passes for what the dead worker held: its invoice locks expire (their TTL outlasts the
     # task time limit), and the sweeper, run as of five minutes later, finds its jobs' leases

@@ -215,3 +215,31 @@ def test_a_killed_passs_jobs_are_released_as_soon_as_its_heartbeat_stops(portal,
     assert outcome["released"] == 1
     assert SyncJob.objects.get(target=f"31:{ids[0]}").status == SyncJob.Status.RUNNING
     assert SyncJob.objects.get(target=f"31:{ids[1]}").status == SyncJob.Status.PENDING
+
+
+def test_two_edits_in_one_second_both_reach_xero_the_second_one_last(portal, b24_admin, sandbox, app_url):
+    """Bitrix24's `ts` has whole seconds and it sends no event id: the second edit's event carries
+    the same dedupe key as the first. It must not be dropped once the first's job has run."""
+    from sync.models import InboxEvent
+    from sync.services.inbox import inbox_event_process
+    from tests.sync.test_inbox_bitrix24 import event_form, post_event
+
+    # The test delivers the events itself, with one `ts` for both edits.
+    b24_admin.result("event.unbind", {"event": "ONCRMDYNAMICITEMUPDATE"})
+    (invoice_id,) = many_invoices(b24_admin, ["Same Second Ltd"])
+    push(portal, invoice_id)
+    ts = 1_800_000_000
+    form = event_form(portal, "ONCRMDYNAMICITEMUPDATE", invoice_id=invoice_id, ts=ts)
+
+    def edit(title: str) -> None:
+        b24_admin.result("crm.item.update", {"entityTypeId": 31, "id": invoice_id, "fields": {"title": title}})
+        assert post_event(app_url, form).status_code == 200
+        for row in InboxEvent.objects.exclude(status=InboxEvent.Status.DONE):
+            inbox_event_process(row.pk)
+        invoices_push_pending(portal_id=portal.pk)
+
+    edit("First edit")
+    assert [inv["Reference"] for inv in xero_invoices(sandbox, portal)] == ["First edit"]
+    edit("Second edit")  # same second: the same inbox key
+    assert InboxEvent.objects.filter(event_type="ONCRMDYNAMICITEMUPDATE").count() == 1
+    assert [inv["Reference"] for inv in xero_invoices(sandbox, portal)] == ["Second edit"]

@@ -279,6 +279,8 @@ def test_an_invoice_xero_refuses_fails_alone_with_xeros_message_while_the_rest_o
 
 
 def test_a_stage_mapped_to_paid_is_refused_with_a_clear_message_while_payments_are_off(portal, b24_admin, sandbox):
+    # Setup and admin refuse this map (issue 12); a row written straight to the database still meets the engine's check.
+    StageMapping.objects.filter(portal=portal, stage_id=PAID).update(xero_status="PAID")
     invoice_id = invoice(b24_admin, company(b24_admin, "Paying Customer"), ROWS, stage=PAID)
 
     report = push(portal, invoice_id)
@@ -293,6 +295,7 @@ def test_a_stage_mapped_to_paid_is_refused_with_a_clear_message_while_payments_a
 
 def test_a_stage_mapped_to_paid_records_a_payment_and_xero_shows_paid_when_payments_are_on(portal, b24_admin, sandbox):
     SyncSettings.objects.filter(portal=portal).update(record_payment_on_paid=True, payment_account_code="090")
+    StageMapping.objects.filter(portal=portal, stage_id=PAID).update(xero_status="PAID")
     invoice_id = invoice(b24_admin, company(b24_admin, "Paying Customer"), ROWS, stage=PAID)
 
     report = push(portal, invoice_id)

@@ -27,7 +27,7 @@ from celery_app import app as celery
 from sync.models import InboxEvent, SyncJob
 from sync.tasks.sweeps import sweep_stuck_task
 from tests.conftest import ROOT, WorkerProcess, _wait_http
-from tests.sync.conftest import WEBHOOK_KEY, wait_for, xero_body, xero_event, xero_post
+from tests.sync.conftest import WEBHOOK_KEY, setup_done, wait_for, xero_body, xero_event, xero_post
 from tests.sync.test_xero_webhook import create_xero_invoice
 
 
@@ -148,6 +148,7 @@ def test_with_redis_down_events_are_stored_and_processed_once_it_is_back(sandbox
     assert installed["install_status"] == 200, installed
     portal = Portal.objects.get(member_id=installed["member_id"])
     connection = sandbox_connect_xero(portal=portal)
+    setup_done(portal)
     subscribed = requests.post(
         f"{sandbox.base_url}/_sandbox/xero/webhooks",
         json={"url": f"{stack}/xero/webhooks/", "key": WEBHOOK_KEY},

@@ -28,10 +28,14 @@ def portal(db):
     )
 
 
-def test_default_stages_map_new_to_draft_sent_to_authorised_paid_to_paid_and_unpaid_to_voided():
+def test_default_stages_map_new_to_draft_sent_to_authorised_and_leave_paid_and_unpaid_as_they_are():
+    """Paid only when payments are recorded (Xero sets PAID through a payment); never VOIDED or
+    DELETED by default (Xero cannot undo them): an admin chooses those."""
     b24_to_xero, xero_to_b24 = stage_map_defaults(stages("stages_default"))
 
-    assert b24_to_xero == {"DT31_3:N": "DRAFT", "DT31_3:S": "AUTHORISED", "DT31_3:P": "PAID", "DT31_3:D": "VOIDED"}
+    assert b24_to_xero == {"DT31_3:N": "DRAFT", "DT31_3:S": "AUTHORISED", "DT31_3:P": "", "DT31_3:D": ""}
+    paid_allowed, _ = stage_map_defaults(stages("stages_default"), paid_allowed=True)
+    assert paid_allowed == {"DT31_3:N": "DRAFT", "DT31_3:S": "AUTHORISED", "DT31_3:P": "PAID", "DT31_3:D": ""}
     assert xero_to_b24 == {
         "DRAFT": "DT31_3:N",
         "SUBMITTED": "DT31_3:N",
@@ -50,9 +54,9 @@ def test_custom_stages_are_mapped_by_semantics_and_sort_not_by_their_codes():
         "DT31_5:UC_QX81ZA": "AUTHORISED",
         "DT31_5:S": "AUTHORISED",
         "DT31_5:UC_AB12CD": "AUTHORISED",
-        "DT31_5:P": "PAID",
-        "DT31_5:D": "VOIDED",
-        "DT31_5:UC_WRTOFF": "VOIDED",
+        "DT31_5:P": "",
+        "DT31_5:D": "",
+        "DT31_5:UC_WRTOFF": "",
     }
     # AUTHORISED goes to the last in-progress stage by SORT; VOIDED to the first failure stage.
     assert xero_to_b24["AUTHORISED"] == "DT31_5:UC_AB12CD"
@@ -143,7 +147,7 @@ def test_saving_changes_only_the_given_entries(portal):
 
     b24_to_xero, xero_to_b24 = stage_map_save(portal, {"DT31_3:N": "SUBMITTED"}, {"DELETED": ""})
 
-    assert b24_to_xero == {"DT31_3:N": "SUBMITTED", "DT31_3:S": "AUTHORISED", "DT31_3:P": "PAID", "DT31_3:D": "VOIDED"}
+    assert b24_to_xero == {"DT31_3:N": "SUBMITTED", "DT31_3:S": "AUTHORISED", "DT31_3:P": "", "DT31_3:D": ""}
     assert xero_to_b24["DELETED"] == ""
     assert xero_to_b24["PAID"] == "DT31_3:P"
 

@@ -18,7 +18,7 @@ from sync.tasks.sweeps import (
     sweep_xero_changes_task,
     tokens_keepalive_task,
 )
-from tests.sync.conftest import queued_tasks, wait_for
+from tests.sync.conftest import queued_tasks, setup_done, wait_for
 
 PUSH = SyncJob.Kind.PUSH_INVOICE
 
@@ -173,6 +173,7 @@ def test_invoices_older_than_the_xero_connection_are_not_swept_in(acme, b24, app
     from accounts.services.sandbox import sandbox_connect_xero
 
     connection = sandbox_connect_xero(portal=acme)
+    setup_done(acme)
     type(connection).objects.filter(pk=connection.pk).update(connected_at=timezone.now() + timedelta(minutes=3))
 
     assert jobs_enqueue_bitrix24_changes(portal=acme) == 0

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.mappers import MappingError
-from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
+from sync.mappers.contact import client_name_of, company_to_xero_contact, contact_number_for, person_to_xero_contact
+from sync.mappers.limits import NAME, cut_note
 from sync.models import ContactLink
 from sync.services.contacts import ClientKey, contacts_ensure
 from sync.services.push.context import PassContext, Work
@@ -31,6 +32,12 @@ def contacts_stage(ctx: PassContext, items: list[Work], clients: Clients) -> Non
         for link in ContactLink.objects.filter(portal=ctx.portal, bitrix24_id__in=[i for _k, i in needed])
     }
     to_ensure = {key: contact for key, contact in mapped.items() if key not in linked}
+    # A name shortened to Xero's limit is said on the log entry of the invoices it was made for.
+    cut = {
+        key: note
+        for key in to_ensure
+        if (note := cut_note("Client name", client_name_of(key[0], clients.data[key]["entity"]), NAME))
+    }
     if to_ensure:
         try:
             results = contacts_ensure(portal=ctx.portal, xero=ctx.xero, clients=to_ensure)
@@ -54,6 +61,8 @@ def contacts_stage(ctx: PassContext, items: list[Work], clients: Clients) -> Non
             )
         elif item.client in linked:
             item.link_contact = linked[item.client]
+            if item.client in cut:
+                item.truncation_notes = [cut[item.client]]
         else:
             kind, bitrix24_id = item.client
             fail(

@@ -9,6 +9,7 @@ from typing import Any
 
 from accounts.models import Portal, XeroConnection
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.mappers.invoice import ItemRef
 from sync.mappers.stage import Decision
@@ -19,7 +20,6 @@ from sync.services.exactness import known_tax_rates
 from sync.services.jobs import JOB_LEASE_S, job_leases_renew
 from sync.stage_map import stage_map_load
 
-SMART_INVOICE = 31
 LEASE_RENEW_S = JOB_LEASE_S / 6
 
 

@@ -4,6 +4,8 @@ fails the invoices it was for; a failed payment fails its invoice."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db.models import F
 from django.utils import timezone
 
@@ -70,6 +72,10 @@ def _pay(ctx: PassContext, item: Work) -> None:
     paid = item.amount_paid + amount
     InvoiceLink.objects.filter(pk=item.link.pk).update(
         last_xero_status=PAID,
+        # What the invoice page shows of Xero's figures: the amount due was paid in full.
+        xero_amount_paid=paid,
+        xero_amount_due=Decimal(0),
+        xero_fully_paid_on=timezone.localdate(),
         last_pulled_hash=invoice_pull_fingerprint(PAID, paid, stage_id=stage),
         last_bitrix24_stage_id=stage,
         version=F("version") + 1,

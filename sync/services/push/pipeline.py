@@ -11,6 +11,7 @@ from accounts.models import Portal, XeroConnection
 from integrations.common.errors import AuthorizationLostError, PermanentError, RetryableError
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.models import Direction, SyncJob, SyncLogEntry, Trigger
+from sync.services.gate import sync_gate
 from sync.services.heartbeat import LOCK_TTL_S as HEARTBEAT_LOCK_TTL_S
 from sync.services.heartbeat import Heartbeat
 from sync.services.jobs import job_done, job_failed, jobs_claim
@@ -46,13 +47,14 @@ def invoices_push_pending(*, portal_id: int) -> PushReport:
     """One pass over the portal's due PUSH_INVOICE jobs (see the package docstring)."""
     report = PushReport(portal_id=portal_id)
     portal = Portal.objects.filter(pk=portal_id).first()
-    if portal is None or not portal.is_active:
-        report.paused = "portal not active"
-        return report
-    connection = XeroConnection.objects.filter(portal=portal).first()
-    if connection is None or not connection.is_active:
-        note_reconnect_needed(portal)
-        report.paused = "xero not connected"
+    connection = XeroConnection.objects.filter(portal=portal).first() if portal is not None else None
+    # One answer for "may this portal sync now?" (sync.services.gate); held jobs are not due, so a
+    # portal waiting for Setup still runs an admin's button clicks.
+    gate = sync_gate(portal, connection=connection)
+    if not gate.jobs_may_run:
+        if portal is not None and portal.is_active:
+            note_reconnect_needed(portal)
+        report.paused = gate.reason
         return report
     with Heartbeat() as heartbeat:
         jobs = jobs_claim(

@@ -13,7 +13,6 @@ What is stored, and why (the pull engine relies on it):
 from __future__ import annotations
 
 from django.db import IntegrityError
-from django.db.models import F
 from django.utils import timezone
 
 from integrations.common.errors import PermanentError, RetryableError
@@ -37,9 +36,10 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
     status = str(element.status)
     amount_paid = to_decimal(element.amount_paid)
     stage = source_for(item.entity_type).stage_of(item.invoice)
-    saved = InvoiceLink.objects.filter(pk=item.link.pk, version=item.link.version)
     try:
-        count = saved.update(
+        count = InvoiceLink.save_if_version(
+            item.link.pk,
+            item.link.version,
             xero_invoice_id=element.invoice_id,
             xero_invoice_number=element.invoice_number or "",
             last_pushed_hash=item.content_hash,
@@ -47,7 +47,6 @@ def store_pushed(ctx: PassContext, item: Work) -> None:
             last_pulled_hash=invoice_pull_fingerprint(status, amount_paid, stage_id=stage),
             last_bitrix24_stage_id=stage,
             xero_updated_at=element.updated_date_utc,
-            version=F("version") + 1,
             last_error="",
             last_error_permanent=False,
             last_pushed_at=timezone.now(),

@@ -15,6 +15,15 @@
   var box = panel.querySelector("[data-test=progress]");
   var message = panel.querySelector("[data-test=action-message]");
 
+  // Messages in the page's language (the server puts the translations in #app-i18n).
+  var catalog = {};
+  try { catalog = JSON.parse((document.getElementById("app-i18n") || {}).textContent || "{}"); } catch (e) { catalog = {}; }
+  function t(text, vars) {
+    var out = catalog[text] || text;
+    Object.keys(vars || {}).forEach(function (k) { out = out.split("{" + k + "}").join(String(vars[k])); });
+    return out;
+  }
+
   function token() {
     var meta = document.querySelector('meta[name="frame-token"]');
     return meta ? meta.content : "";
@@ -28,7 +37,7 @@
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) {
-          var why = data.error || (response.status === 403 ? "Your sign-in has ended. Reopen the app from Bitrix24." : "The server answered " + response.status + ". Try again.");
+          var why = data.error || (response.status === 403 ? t("Your sign-in has ended. Reopen the app from Bitrix24.") : t("The server answered {status}. Try again.", {status: response.status}));
           throw new Error(why);
         }
         return data;
@@ -56,6 +65,11 @@
   function updateSelection() {
     var count = document.querySelector("[data-test=selected-count]");
     if (count) count.textContent = selected().length;
+    var rows = document.querySelectorAll("[data-row-select]").length;
+    document.querySelectorAll("[data-select-all]").forEach(function (all) {
+      all.checked = rows > 0 && selected().length === rows;
+      all.indeterminate = selected().length > 0 && selected().length < rows;
+    });
     setBusy(busy);
   }
 
@@ -81,11 +95,11 @@
     box.hidden = false;
     bar.max = Math.max(1, p.total);
     bar.value = p.done + p.failed;
-    text.textContent = (p.done + p.failed) + " of " + p.total + " done" + (p.failed ? ", " + p.failed + " failed" : "");
+    text.textContent = t("{done} of {total} done", {done: p.done + p.failed, total: p.total}) + (p.failed ? t(", {failed} failed", {failed: p.failed}) : "");
     errors.textContent = "";
     (p.errors || []).concat(p.retrying || []).forEach(function (e) {
       var li = document.createElement("li");
-      li.textContent = (e.invoice ? "Invoice " + e.invoice + ": " : "") + (e.message || "failed");
+      li.textContent = (e.invoice ? t("Invoice {number}: ", {number: e.invoice}) : "") + (e.message || t("failed"));
       errors.appendChild(li);
     });
   }
@@ -93,12 +107,27 @@
   function track(jobs) {
     panel.dataset.jobs = jobs.join(",");
     var url = panel.dataset.progressUrl + "?ids=" + encodeURIComponent(jobs.join(","));
+    var waiting = false;
     function poll() {
       call("GET", url).then(function (p) {
         show(p);
+        var retrying = p.retrying || [];
+        if (p.pending > 0 && retrying.length >= p.pending) {
+          // Everything left waits for a retry (Xero or Bitrix24 failed): say so and when, and free
+          // the other buttons; keep watching, more slowly, to report the end.
+          var next = retrying.map(function (r) { return r.next_attempt_at; }).sort()[0];
+          var at = next ? new Date(next).toLocaleTimeString() : "";
+          say(t("Not done yet: {why}", {why: retrying[0].message || t("the other system did not answer.")}) + (at ? " " + t("Trying again at {time}.", {time: at}) : ""), true);
+          if (!waiting) { waiting = true; setBusy(false); }
+          window.setTimeout(poll, POLL_MS * 5);
+          return;
+        }
         if (p.pending > 0) { window.setTimeout(poll, POLL_MS); return; }
-        say(p.failed ? "Finished with " + p.failed + " failure" + (p.failed > 1 ? "s" : "") + " — see below and the Sync log." : "Finished.", p.failed > 0);
-        setBusy(false);
+        var changes = p.changes || [];
+        var finished = p.failed ? (p.failed > 1 ? t("Finished with {failed} failures — see below and the Sync log.", {failed: p.failed}) : t("Finished with 1 failure — see below and the Sync log.")) : t("Finished.");
+        if (changes.length) finished = t("Updated from Xero: {changes}.", {changes: changes.join(", ")}) + (p.failed ? " " + finished : "");
+        say(finished, p.failed > 0);
+        if (!waiting) setBusy(false);
         refresh();
       }).catch(function (err) { say(err.message, true); setBusy(false); });
     }
@@ -124,7 +153,7 @@
     // data-action="copy" data-copy="<id of an input>": put its value on the clipboard.
     var field = document.getElementById(button.dataset.copy);
     if (!field) return;
-    var done = function () { say("Copied: " + field.value); };
+    var done = function () { say(t("Copied: {value}", {value: field.value})); };
     if (navigator.clipboard && navigator.clipboard.writeText) {
       navigator.clipboard.writeText(field.value).then(done, function () { field.select(); document.execCommand("copy"); done(); });
     } else { field.select(); document.execCommand("copy"); done(); }
@@ -135,31 +164,36 @@
     if (!button || button.disabled) return;
     if (button.dataset.action === "copy") { copy(button); return; }
     if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
-    if (button.dataset.scope === "all" && !window.confirm("Send all " + button.dataset.total + " invoices to Xero?")) return;
+    if (button.dataset.scope === "all" && !window.confirm(t("Send all {total} invoices to Xero?", {total: button.dataset.total}))) return;
     setBusy(true);
     errors.textContent = "";
     box.hidden = true;
-    say(button.dataset.busy || (button.dataset.action === "pull" ? "Asking Xero for changes…" : "Sending…"));
+    say(button.dataset.busy || (button.dataset.action === "pull" ? t("Asking Xero for changes…") : t("Sending…")));
     call("POST", urlFor(button), bodyFor(button))
       .then(function (answer) {
         if (!answer.jobs || !answer.jobs.length) {
-          say(answer.message || "Done.");
+          say(answer.message || t("Done."));
           if (answer.reload) { window.location.reload(); return; }
           setBusy(false);
           refresh();
           return;
         }
-        say(answer.count === 1 ? "Queued; working on it…" : "Queued " + answer.count + " invoices; working on them…");
+        say(answer.count === 1 ? t("Queued; working on it…") : t("Queued {count} invoices; working on them…", {count: answer.count}));
         track(answer.jobs);
       })
       .catch(function (err) { say(err.message, true); setBusy(false); });
   });
 
   function bindSelection() {
-    var all = document.querySelector("[data-select-all]");
-    if (all) all.addEventListener("change", function () {
-      document.querySelectorAll("[data-row-select]").forEach(function (c) { c.checked = all.checked; });
-      updateSelection();
+    // Two "select all" boxes: the table header's, and the toolbar's for narrow screens (where the
+    // table's header is hidden and rows are cards). They mirror each other.
+    var alls = document.querySelectorAll("[data-select-all]");
+    alls.forEach(function (all) {
+      all.addEventListener("change", function () {
+        document.querySelectorAll("[data-row-select]").forEach(function (c) { c.checked = all.checked; });
+        alls.forEach(function (other) { other.checked = all.checked; });
+        updateSelection();
+      });
     });
     document.querySelectorAll("[data-row-select]").forEach(function (c) { c.addEventListener("change", updateSelection); });
     updateSelection();

@@ -17,21 +17,29 @@
   }
   if (record) { record.addEventListener("change", syncPaymentAccount); syncPaymentAccount(); }
 
+  // Voided / Deleted cannot be undone in Xero: show the warning beside a stage that asks for one.
+  form.addEventListener("change", function (event) {
+    var select = event.target;
+    if (!select.matches || !select.matches("select[data-test=stage-select]")) { return; }
+    var warn = select.parentNode.querySelector("[data-test=stage-irreversible]");
+    var chosen = select.options[select.selectedIndex];
+    if (warn) { warn.hidden = !(chosen && chosen.getAttribute("data-irreversible")); }
+  });
   form.addEventListener("change", function () {
     dirty = true;
-    if (status) { status.textContent = "Unsaved changes"; }
+    if (status) { status.textContent = status.dataset.unsaved; }
   });
   form.addEventListener("submit", function (event) {
     if (record && account && record.checked && !account.value) {
       event.preventDefault();
       account.focus();
-      if (status) { status.textContent = "Choose the bank account payments are recorded to."; }
+      if (status) { status.textContent = status.dataset.needBank; }
       return;
     }
     dirty = false;
     save.disabled = true;
-    save.textContent = "Saving…";
-    if (status) { status.textContent = "Saving your settings…"; }
+    save.textContent = save.dataset.saving;
+    if (status) { status.textContent = status.dataset.saving; }
   });
   window.addEventListener("beforeunload", function (event) {
     if (dirty) { event.preventDefault(); event.returnValue = ""; }
@@ -40,5 +48,5 @@
   var problems = document.getElementById("setup-problems");
   if (problems) { problems.focus(); }
   // A page restored from the back/forward cache must not keep the button disabled.
-  window.addEventListener("pageshow", function () { save.disabled = false; save.textContent = "Save settings"; });
+  window.addEventListener("pageshow", function () { save.disabled = false; save.textContent = save.dataset.label; });
 })();

@@ -1,0 +1,52 @@
+"""Template context for the app's pages: where the portal stands for syncing (sync.services.gate)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+# The messages app.js shows, translated for the page ({name} placeholders are filled in by app.js).
+JS_STRINGS = [
+    gettext_noop("Your sign-in has ended. Reopen the app from Bitrix24."),
+    gettext_noop("The server answered {status}. Try again."),
+    gettext_noop("Invoice {number}: "),
+    gettext_noop("failed"),
+    gettext_noop("{done} of {total} done"),
+    gettext_noop(", {failed} failed"),
+    gettext_noop("Finished with 1 failure — see below and the Sync log."),
+    gettext_noop("Finished with {failed} failures — see below and the Sync log."),
+    gettext_noop("Finished."),
+    gettext_noop("Copied: {value}"),
+    gettext_noop("Send all {total} invoices to Xero?"),
+    gettext_noop("Asking Xero for changes…"),
+    gettext_noop("Sending…"),
+    gettext_noop("Done."),
+    gettext_noop("Queued; working on it…"),
+    gettext_noop("Queued {count} invoices; working on them…"),
+]
+
+
+def js_strings() -> dict[str, str]:
+    return {text: _(text) for text in JS_STRINGS}
+
+
+def sync_state(request: HttpRequest) -> dict:
+    """`sync_gate` (SyncGate) and `waiting_for_setup` (invoices held until Setup is saved) for the
+    signed-in portal's pages; nothing elsewhere (admin, install, webhooks)."""
+    portal = getattr(request, "portal", None)
+    if portal is None or getattr(request, "frame_user", None) is None:
+        return {}
+    strings = js_strings()
+    from sync.models import SyncSettings
+    from sync.services.gate import GateState, invoices_waiting_for_setup, sync_gate
+
+    gate = sync_gate(portal)
+    settings = SyncSettings.objects.filter(portal=portal).first() if gate.state == GateState.SETUP_PENDING else None
+    return {
+        "js_strings": strings,
+        "setup_defaults": settings,
+        "sync_gate": gate,
+        "setup_pending": gate.state == GateState.SETUP_PENDING,
+        "waiting_for_setup": invoices_waiting_for_setup(portal) if gate.state == GateState.SETUP_PENDING else 0,
+    }
