@@ -27,9 +27,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlparse
 
 import requests
+
+from bench._forms import form_as_shown
 
 ROOT = Path(__file__).resolve().parent.parent
 OAUTH = {
@@ -211,7 +213,26 @@ class Stack:
         )
         if done.returncode != 0:
             raise RuntimeError(f"sandbox_setup failed:\n{done.stdout}\n{done.stderr}")
-        return Portal.objects.order_by("-pk").first()
+        portal = Portal.objects.order_by("-pk").first()
+        self.accept_setup()
+        return portal
+
+    def accept_setup(self) -> None:
+        """What the portal's admin does on the first day: open the app, find Setup, save it as
+        proposed. Nothing syncs automatically before that (sync.services.gate), so a bench that
+        measures automatic sync starts from here, through the real page and its validation."""
+        frame = requests.post(
+            f"{self.sandbox_url}/_sandbox/bitrix24/frame", json={"user": 1, "placement": "DEFAULT"}, timeout=30
+        ).json()
+        http = requests.Session()
+        landed = http.post(frame["url"], data=frame["form"], timeout=60)
+        token = parse_qs(urlparse(landed.url).query).get("ft", [""])[0]
+        page = http.get(f"{self.public_url}/app/setup/", params={"ft": token}, timeout=60)
+        saved = http.post(
+            f"{self.public_url}/app/setup/", params={"ft": token}, data=form_as_shown(page.text), timeout=60
+        )
+        if saved.status_code != 200 or "Settings saved" not in saved.text:
+            raise RuntimeError(f"Setup was not saved ({saved.status_code}); see {self.logs / 'web.log'}")
 
     # --- sandbox ---
 

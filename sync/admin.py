@@ -10,6 +10,7 @@ from sync.models import (
     ContactLink,
     InboxEvent,
     InvoiceLink,
+    InvoiceOutcome,
     ItemLink,
     StageMapping,
     SyncJob,
@@ -124,6 +125,16 @@ class InvoiceLinkAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(InvoiceOutcome)
+class InvoiceOutcomeAdmin(ReadOnlyAdmin):
+    """Where each invoice stands (kept from the sync log); "failed" ones are dead letters a person
+    retries from the job list or the app's Sync log."""
+
+    list_display = ("portal", "bitrix24_entity_type", "bitrix24_id", "state", "attempts", "reason", "updated_at")
+    list_filter = ("portal", "state")
+    search_fields = ("bitrix24_id", "reason")
 
 
 @admin.register(ContactLink)

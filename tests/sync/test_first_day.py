@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 import time
-from html.parser import HTMLParser
 
 import pytest
 
 from accounts.services.sandbox import sandbox_connect_xero
+from bench._forms import form_as_shown
 from sync.models import InboxEvent, InvoiceLink, StageMapping, SyncSettings
 from sync.services.gate import invoices_waiting_for_setup
 from tests.accounts.conftest import open_frame
@@ -36,50 +36,6 @@ def new_invoice(b24, company_id: int, title: str, tax_rate: float | None) -> int
     b24.call("crm.item.productrow.set", {"ownerType": "SI", "ownerId": invoice_id, "productRows": [row]})
     b24.update_invoice(invoice_id, title=title)  # a save after the rows, as the invoice form does
     return invoice_id
-
-
-class _FormAsShown(HTMLParser):
-    """What a browser submits for the Setup form untouched: each select's selected option (or its
-    first), checked checkboxes, hidden inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data: dict[str, str] = {}
-        self.inside = False
-        self.select: str | None = None
-        self.first: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form" and a.get("id") == "setup-form":
-            self.inside = True
-        if not self.inside:
-            return
-        if tag == "input" and a.get("type") == "hidden":
-            self.data[a["name"]] = a.get("value") or ""
-        elif tag == "input" and a.get("type") == "checkbox" and "checked" in a:
-            self.data[a["name"]] = a.get("value") or "on"
-        elif tag == "select":
-            self.select, self.first = a["name"], None
-        elif tag == "option" and self.select:
-            value = a.get("value") or ""
-            if self.first is None:
-                self.first = value
-            if "selected" in a:
-                self.data[self.select] = value
-
-    def handle_endtag(self, tag):
-        if tag == "select" and self.select:
-            self.data.setdefault(self.select, self.first or "")
-            self.select = None
-        elif tag == "form":
-            self.inside = False
-
-
-def form_as_shown(html: str) -> dict[str, str]:
-    parser = _FormAsShown()
-    parser.feed(html)
-    return parser.data
 
 
 def test_first_day_install_connect_accept_setup_unchanged_then_invoices_sync(acme, app_url, sandbox, b24, worker):
