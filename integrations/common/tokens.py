@@ -24,9 +24,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from django.db import models
 from django.utils import timezone
 
 from connector import metrics
@@ -35,9 +34,24 @@ from integrations.common.locks import LockTimeout, redis_lock
 
 logger = logging.getLogger(__name__)
 
-# A Portal or a XeroConnection: the token columns (access_token, refresh_token, token_expires_at,
-# token_generation, status, status_reason) are the same on both; the row comes back as it went in.
-TokenRow = TypeVar("TokenRow", bound=models.Model)
+
+class TokenHolder(Protocol):
+    """What a credentials row offers the clients and this module: the token columns. accounts'
+    Portal and XeroConnection implement it; integrations never import them (issue 17's layers).
+    The row is saved through its own model (`type(row).objects`), compare-and-set on the
+    generation."""
+
+    pk: Any
+    access_token: str
+    token_expires_at: datetime | None
+    token_generation: int
+    scope: str
+    status: str
+    status_reason: str
+
+
+# A Portal or a XeroConnection: the row comes back as it went in.
+TokenRow = TypeVar("TokenRow", bound=TokenHolder)
 
 # The lock outlives a refresh: the token endpoint's timeout (5 s connect + 20 s read) plus saving.
 REFRESH_LOCK_TTL_S = 60.0
@@ -108,8 +122,8 @@ def token_ensure_fresh(
     Raises AuthorizationLostError when the grant is dead, RetryableError when another worker holds
     the refresh lock for too long.
     """
-    model = type(instance)
-    row: Any = instance  # the token columns are not on models.Model itself
+    model: Any = type(instance)  # a Django model: saved through model.objects
+    row: Any = instance
     seen = row.token_generation if seen_generation is None else seen_generation
     if row.status != _active_status(model):
         raise _lost(row, row.status_reason or f"status is {row.status}")
@@ -189,6 +203,16 @@ def _refresh_locked(
     return model.objects.get(pk=pk)
 
 
+def credentials_update(row: TokenHolder, **fields: Any) -> None:
+    """Save non-token facts a client learned about its credentials row (Bitrix24's confirmed new
+    address after a domain change), on the row and in the database: the one other write a client
+    makes, kept here beside the token writes rather than in the client."""
+    model: Any = type(row)
+    model.objects.filter(pk=row.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(row, name, value)
+
+
 def token_mark_lost(instance: Any, reason: str, *, code: str = "disconnected") -> AuthorizationLostError:
     """Mark the row as needing the user to reconnect (unless a newer grant was saved meanwhile).
 
@@ -202,6 +226,7 @@ def _mark_lost(row: Any, reason: str) -> None:
     model = type(row)
     logger.warning("%s %s lost its authorisation: %s", model.__name__, row.pk, reason)
     # Guarded by the generation: a reconnect that saved a new grant meanwhile must not be undone.
-    model.objects.filter(pk=row.pk, token_generation=row.token_generation).update(
-        status=_lost_status(model), status_reason=reason[:2000]
-    )
+    updates: dict[str, Any] = {"status": _lost_status(model), "status_reason": reason[:2000]}
+    if "updated_at" in {f.name for f in model._meta.concrete_fields}:
+        updates["updated_at"] = timezone.now()  # QuerySet.update() skips auto_now
+    model.objects.filter(pk=row.pk, token_generation=row.token_generation).update(**updates)

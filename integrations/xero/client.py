@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC
+from typing import Protocol
 
 from django.conf import settings
 from xero_python.accounting import AccountingApi
@@ -27,11 +28,10 @@ from xero_python.api_client.configuration import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiTypeError, ApiValueError, RateLimitException
 
-from accounts.models import XeroConnection
 from integrations import endpoints
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RetryableError
 from integrations.common.throttle import xero_observe, xero_penalize, xero_slot
-from integrations.common.tokens import token_ensure_fresh, token_mark_lost
+from integrations.common.tokens import TokenHolder, token_ensure_fresh, token_mark_lost
 from integrations.xero.errors import element_errors, headers_of, token_problem, xero_classify
 from integrations.xero.oauth import xero_connections, xero_refresh
 
@@ -43,8 +43,41 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (5, 60)
 
 
+# Properties Xero's OpenAPI description marks readOnly that xero-python's models default to False
+# and would otherwise send in every request body ("HasAttachments": false on each invoice, payment,
+# account, item...). Xero ignores them, but a request that writes a read-only property breaks the
+# published contract (the sandbox's strict mode, sandbox/xero/strict.py, reports it).
+READ_ONLY_DEFAULTS = ("_has_attachments",)
+
+
+def without_read_only_defaults(value, _depth: int = 0) -> None:
+    """Unset, in place, read-only flags an SDK model (or list of models) carries only by default."""
+    if _depth > 6 or value is None:
+        return
+    if isinstance(value, list):
+        for item in value:
+            without_read_only_defaults(item, _depth + 1)
+        return
+    if not hasattr(value, "openapi_types"):
+        return
+    for name in READ_ONLY_DEFAULTS:
+        if getattr(value, name, None) is False:
+            setattr(value, name, None)
+    for attribute in value.openapi_types:
+        child = getattr(value, f"_{attribute}", None)
+        if isinstance(child, list) or hasattr(child, "openapi_types"):
+            without_read_only_defaults(child, _depth + 1)
+
+
+class XeroCredentials(TokenHolder, Protocol):
+    """A Xero connection as the client needs it (accounts.models.XeroConnection implements it)."""
+
+    tenant_id: str
+    tenant_name: str
+
+
 class XeroClient:
-    def __init__(self, connection: XeroConnection, *, interactive: bool = False) -> None:
+    def __init__(self, connection: XeroCredentials, *, interactive: bool = False) -> None:
         self.connection = connection
         self.interactive = interactive
         client_id, client_secret = settings.XERO_CLIENT_ID, settings.XERO_CLIENT_SECRET
@@ -67,6 +100,8 @@ class XeroClient:
         if not self.connection.tenant_id:
             raise PermanentError("This Xero connection has no organisation chosen", system="xero", code="no_tenant")
         method = getattr(self.accounting, operation)
+        for value in kwargs.values():
+            without_read_only_defaults(value)
         self.connection = token_ensure_fresh(self.connection, xero_refresh)
         try:
             return self._call_once(method, operation, kwargs)
