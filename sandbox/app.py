@@ -9,6 +9,7 @@ from flask import Flask, g, jsonify, request
 
 from sandbox import control
 from sandbox.core import Sandbox
+from sandbox.xero.strict import API_MARKER, Exchange, strict_from_env
 
 
 def _classify(path: str) -> tuple[str, str] | None:
@@ -33,6 +34,7 @@ def create_app(base_url: str = "") -> Flask:
     from sandbox.xero import create_blueprint as xero_blueprint
 
     sandbox = Sandbox(base_url=base_url.rstrip("/"))
+    sandbox.strict = strict_from_env()  # Xero exchanges checked against the OpenAPI description
     sandbox.xero = XeroWorld(sandbox)
     sandbox.bitrix24 = Bitrix24World(sandbox)
     sandbox.reset()
@@ -73,6 +75,19 @@ def create_app(base_url: str = "") -> Flask:
                 time.sleep(fault.delay_s)
             world = sandbox.xero if fault.system == "xero" else sandbox.bitrix24
             response = world.fault_response(fault)
+        call = g.get("call")
+        if sandbox.strict is not None and call is not None and not call.fault and API_MARKER in request.path:
+            sandbox.strict.submit(
+                Exchange(
+                    method=request.method,
+                    url=request.url,
+                    headers=dict(request.headers),
+                    body=request.get_data(),
+                    status=response.status_code,
+                    response_headers=dict(response.headers),
+                    response_body=response.get_data(),
+                )
+            )
         call = g.pop("call", None)
         if call is not None:
             sandbox.call_finished(call, response.status_code)

@@ -77,6 +77,10 @@ class SandboxClient:
             payload["location"] = location
         self._call("POST", "/_sandbox/faults", json=payload)
 
+    def xero_violations(self) -> list[str]:
+        """Strict mode: what broke Xero's OpenAPI description since the last call (then forgotten)."""
+        return self._call("GET", "/_sandbox/xero/violations")["violations"]
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")
 

@@ -104,6 +104,33 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
                 world.limits_changed()
         return jsonify({"enabled": sandbox.limits_enabled, "time_scale": sandbox.clock.scale})
 
+    @bp.post("/delivery")
+    def set_delivery():
+        """How Bitrix24 events and Xero webhooks travel: {"delay_s": 0.2, "duplicates": 1,
+        "reorder": true} (sandbox/core.py DELIVERY_DEFAULTS; back to on time, once, in order after a reset)."""
+        body = request.get_json(silent=True) or {}
+        try:
+            delay = float(body.get("delay_s", sandbox.delivery["delay_s"]))
+            duplicates = body.get("duplicates", sandbox.delivery["duplicates"])
+            if delay < 0 or isinstance(duplicates, bool) or not isinstance(duplicates, int) or duplicates < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            return _bad_request('"delay_s" must be a number >= 0 and "duplicates" an integer >= 0')
+        reorder = body.get("reorder", sandbox.delivery["reorder"])
+        if not isinstance(reorder, bool):
+            return _bad_request('"reorder" must be true or false')
+        with sandbox.lock:
+            sandbox.delivery = {"delay_s": delay, "duplicates": duplicates, "reorder": reorder}
+        return jsonify(sandbox.delivery)
+
+    @bp.get("/xero/violations")
+    def xero_violations():
+        """Strict mode (SANDBOX_XERO_STRICT=1): what broke Xero's OpenAPI description since the
+        last call, once every exchange so far is checked. {"strict": false} when it is off."""
+        if sandbox.strict is None:
+            return jsonify({"strict": False, "violations": []})
+        return jsonify({"strict": True, "violations": sandbox.strict.take()})
+
     @bp.get("/state")
     def state():
         with sandbox.lock:

@@ -75,6 +75,16 @@ class OutboundDeliveries:
 OUTBOUND = OutboundDeliveries()
 
 
+# Neither service promises order or exactly-once delivery: Bitrix24 sends events from a queue
+# (api-reference/events/index.md) and never retries, so a sweep must catch what is lost; Xero
+# retries a delivery it did not see answered for up to 24 h, so a handled payload can come again
+# (xero-api.md §7.4), and the sequence numbers are per payload, not a global order. With
+# `duplicates` every notification is sent that many extra times, `delay_s` holds each back, and
+# `reorder` lets them overtake one another (a random extra delay up to max(delay_s, 0.1 s) per
+# Bitrix24 event; events shuffled inside each Xero payload).
+DELIVERY_DEFAULTS = {"delay_s": 0.0, "duplicates": 0, "reorder": False}
+
+
 @dataclass
 class Fault:
     system: str
@@ -149,6 +159,9 @@ class Sandbox:
     # The two worlds are attached by sandbox.app.create_app.
     xero: object = None
     bitrix24: object = None
+    strict: object = None  # sandbox.xero.strict.StrictXero when SANDBOX_XERO_STRICT is set
+    # How outbound notifications (Bitrix24 events, Xero webhooks) travel: POST /_sandbox/delivery.
+    delivery: dict = field(default_factory=lambda: dict(DELIVERY_DEFAULTS))
 
     # --- call log ------------------------------------------------------------------------------
     def call_started(self, system: str, method: str, path: str, target: str, key: str) -> CallRecord:
@@ -206,6 +219,7 @@ class Sandbox:
     def reset(self) -> None:
         with self.lock:
             self.limits_enabled = False
+            self.delivery = dict(DELIVERY_DEFAULTS)
             self.clock.set_scale(1.0)
             self.faults.clear()
             with self._log_lock:

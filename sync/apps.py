@@ -31,7 +31,11 @@ class SyncConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from connector.logcontext import sync_outcome_logged
-        from connector.metrics import sync_log_counted
+        from connector.metrics import STATE_SOURCES, sync_log_counted
+        from sync.metrics_state import state_gauges
+
+        if state_gauges not in STATE_SOURCES:
+            STATE_SOURCES.append(state_gauges)
 
         post_save.connect(sync_log_counted, sender="sync.SyncLogEntry", dispatch_uid="metrics.sync_log")
         # ... and logged as one line with the invoice's ids (connector/logcontext.py).

@@ -43,7 +43,7 @@ from integrations.bitrix24.php_query import batch_command
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RateLimitedError
 from integrations.common.outbound import OutboundRefused, outbound_check
 from integrations.common.throttle import bitrix24_penalize, bitrix24_slot
-from integrations.common.tokens import token_ensure_fresh
+from integrations.common.tokens import token_ensure_fresh, token_mark_lost
 
 logger = logging.getLogger(__name__)
 
@@ -164,17 +164,17 @@ class Bitrix24Client:
             self.portal = portal
             self._token = portal.access_token
             self._generation = portal.token_generation
-        if portal.status != Portal.Status.ACTIVE:
+        if not portal.is_active:
             raise AuthorizationLostError(
                 f"portal {portal.domain} is {portal.status}: {portal.status_reason}", system=SYSTEM
             )
         return self._token or ""
 
     def _mark_needs_reauth(self, error: ExternalAPIError) -> None:
+        """Through the token module, guarded by the generation like every other write of token
+        state: a reconnect that saved a new grant meanwhile is not undone (issue 17)."""
         reason = f"Bitrix24 refused a freshly refreshed token: {error.code or ''} {error.message}".strip()
-        Portal.objects.filter(pk=self.portal.pk).update(
-            status=Portal.Status.NEEDS_REAUTH, status_reason=reason, updated_at=dt.datetime.now(dt.UTC)
-        )
+        token_mark_lost(self.portal, reason, code="token_rejected")
         logger.warning("portal %s needs re-authorisation: %s", self.portal.member_id, reason)
 
     # --- transport --------------------------------------------------------------------------

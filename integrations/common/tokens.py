@@ -202,6 +202,7 @@ def _mark_lost(row: Any, reason: str) -> None:
     model = type(row)
     logger.warning("%s %s lost its authorisation: %s", model.__name__, row.pk, reason)
     # Guarded by the generation: a reconnect that saved a new grant meanwhile must not be undone.
-    model.objects.filter(pk=row.pk, token_generation=row.token_generation).update(
-        status=_lost_status(model), status_reason=reason[:2000]
-    )
+    updates: dict[str, Any] = {"status": _lost_status(model), "status_reason": reason[:2000]}
+    if "updated_at" in {f.name for f in model._meta.concrete_fields}:
+        updates["updated_at"] = timezone.now()  # QuerySet.update() skips auto_now
+    model.objects.filter(pk=row.pk, token_generation=row.token_generation).update(**updates)

@@ -43,6 +43,32 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (5, 60)
 
 
+# Properties Xero's OpenAPI description marks readOnly that xero-python's models default to False
+# and would otherwise send in every request body ("HasAttachments": false on each invoice, payment,
+# account, item...). Xero ignores them, but a request that writes a read-only property breaks the
+# published contract (the sandbox's strict mode, sandbox/xero/strict.py, reports it).
+READ_ONLY_DEFAULTS = ("_has_attachments",)
+
+
+def without_read_only_defaults(value, _depth: int = 0) -> None:
+    """Unset, in place, read-only flags an SDK model (or list of models) carries only by default."""
+    if _depth > 6 or value is None:
+        return
+    if isinstance(value, list):
+        for item in value:
+            without_read_only_defaults(item, _depth + 1)
+        return
+    if not hasattr(value, "openapi_types"):
+        return
+    for name in READ_ONLY_DEFAULTS:
+        if getattr(value, name, None) is False:
+            setattr(value, name, None)
+    for attribute in value.openapi_types:
+        child = getattr(value, f"_{attribute}", None)
+        if isinstance(child, list) or hasattr(child, "openapi_types"):
+            without_read_only_defaults(child, _depth + 1)
+
+
 class XeroClient:
     def __init__(self, connection: XeroConnection, *, interactive: bool = False) -> None:
         self.connection = connection
@@ -67,6 +93,8 @@ class XeroClient:
         if not self.connection.tenant_id:
             raise PermanentError("This Xero connection has no organisation chosen", system="xero", code="no_tenant")
         method = getattr(self.accounting, operation)
+        for value in kwargs.values():
+            without_read_only_defaults(value)
         self.connection = token_ensure_fresh(self.connection, xero_refresh)
         try:
             return self._call_once(method, operation, kwargs)

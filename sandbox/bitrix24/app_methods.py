@@ -23,7 +23,8 @@ def user_row(user: User) -> dict:
         "DATE_REGISTER": REGISTERED,
         "IS_ONLINE": "Y",
         "TIME_ZONE": "",
-        "LAST_ACTIVITY_DATE": REGISTERED,
+        # Written without T or offset in the documented answer (api-reference/user/user-current.md).
+        "LAST_ACTIVITY_DATE": REGISTERED[:19].replace("T", " "),
         "PERSONAL_GENDER": "",
         "PERSONAL_BIRTHDAY": "",
         "WORK_POSITION": "Administrator" if user.admin else "",

@@ -107,6 +107,7 @@ def batch(ctx: Ctx, params: dict) -> Any:
     world = ctx.world
     for key, raw in items:
         started = time.time()
+        method = ""
         try:
             method, command_params = _command(raw)
             command_params.pop("auth", None)
@@ -116,7 +117,7 @@ def batch(ctx: Ctx, params: dict) -> Any:
             out: ListResult = world.call(ctx, method, command_params)
         except B24Error as error:
             sections["result_error"][key] = error.body()
-            sections["result_time"][key] = _time(world, started)
+            sections["result_time"][key] = _time(world, started, method)
             if halt:
                 break
             continue
@@ -125,9 +126,9 @@ def batch(ctx: Ctx, params: dict) -> Any:
             sections["result_total"][key] = out.total
         if out.next is not None:
             sections["result_next"][key] = out.next
-        sections["result_time"][key] = _time(world, started)
+        sections["result_time"][key] = _time(world, started, method)
     return {name: php_array(section) for name, section in sections.items()}
 
 
-def _time(world, started: float) -> dict:
-    return world.time_block(started)
+def _time(world, started: float, method: str = "") -> dict:
+    return world.time_block(started, method)

@@ -153,7 +153,9 @@ def catalog_list(ctx: Ctx, params: dict) -> ListResult:
         {
             "id": IBLOCK_ID,
             "iblockId": IBLOCK_ID,
-            "iblockTypeId": "CRM_PRODUCT_CATALOG",
+            # A number in the documented answer (catalog/catalog/catalog-catalog-list.md: 0), not
+            # the iblock type's code.
+            "iblockTypeId": 0,
             "lid": "s1",
             "name": "CRM product catalog",
             "productIblockId": None,

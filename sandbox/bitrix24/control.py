@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from sandbox.bitrix24 import values
+from sandbox.bitrix24 import operating, values
 from sandbox.bitrix24.app_state import DEFAULT_SETTINGS, state
 from sandbox.bitrix24.world import Bitrix24World, User, emit
 
@@ -138,8 +138,12 @@ def register(bp, sandbox) -> None:
         client_id/client_secret to pin the OAuth client before its first use, invoices ("new" | "old" |
         "both": which invoices the portal has, sandbox/bitrix24/invoice_kinds.py), features
         ({"rest_offline_extended": true}: what feature.get answers; every feature is off by default),
-        time_zone (the portal's IANA zone: date-times are written in its offset, date fields as UTC
-        midnight in it, see values.py; Europe/Moscow after a reset)."""
+        operating ({"limit_s": …, "cost_s": {method: seconds}}: the per-method time budget,
+        sandbox/bitrix24/operating.py), scope (the app's scopes, "crm,user": methods of others are
+        refused with insufficient_scope, sandbox/bitrix24/scopes.py), productrow_owner_arrays (false: crm.item.productrow.list
+        refuses an array in =ownerId, for testing the connector's one-invoice-per-command
+        fallback), time_zone (the portal's IANA zone: date-times are written in its offset, date
+        fields as UTC midnight in it, see values.py; Europe/Moscow after a reset)."""
         body = request.get_json(silent=True) or {}
         with sandbox.lock:
             app = state(sandbox.bitrix24)
@@ -160,6 +164,21 @@ def register(bp, sandbox) -> None:
                 if body["invoices"] not in ("new", "old", "both"):
                     return bad_request('"invoices" must be "new", "old" or "both"')
                 app.settings["invoices"] = body["invoices"]
+            if "operating" in body:
+                try:
+                    operating.configure(
+                        sandbox.bitrix24, body["operating"] if isinstance(body["operating"], dict) else {}
+                    )
+                except (TypeError, ValueError) as exc:
+                    return bad_request(f'"operating": {exc}')
+            if "scope" in body:
+                if not isinstance(body["scope"], str) or not body["scope"].strip():
+                    return bad_request('"scope" must be a comma-separated list such as "crm,user"')
+                app.settings["scope"] = body["scope"]
+            if "productrow_owner_arrays" in body:
+                if not isinstance(body["productrow_owner_arrays"], bool):
+                    return bad_request('"productrow_owner_arrays" must be true or false')
+                app.settings["productrow_owner_arrays"] = body["productrow_owner_arrays"]
             if "features" in body:
                 features = body["features"]
                 if not isinstance(features, dict) or not all(isinstance(v, bool) for v in features.values()):

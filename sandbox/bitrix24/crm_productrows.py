@@ -23,6 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sandbox.bitrix24 import crm_items, currency, notify
+from sandbox.bitrix24.app_state import state
 from sandbox.bitrix24.crm_items import FIELD_NAMES, project
 from sandbox.bitrix24.filters import FLAG, FLOAT, INT, STR, compile_filter, sort_rows
 from sandbox.bitrix24.values import dict_param, int_param, money, to_float, to_int, to_yn
@@ -282,6 +283,11 @@ def row_list(ctx: Ctx, params: dict) -> ListResult:
     if not isinstance(flt, dict) or "=ownerType" not in flt or "=ownerId" not in flt:
         raise B24Error(400, "INVALID_ARG_VALUE", "The filter must contain =ownerType and =ownerId")
     owner_ids = flt["=ownerId"] if isinstance(flt["=ownerId"], list) else [flt["=ownerId"]]
+    # crm-item-productrow-list.md: "`=` — equals (works with arrays as well)", but no example shows
+    # one; `productrow_owner_arrays: false` (POST /_sandbox/bitrix24/settings) makes a portal that
+    # refuses them, so the connector's fallback (one invoice per command) is tested too.
+    if isinstance(flt["=ownerId"], list) and state(ctx.world).settings.get("productrow_owner_arrays") is False:
+        raise B24Error(400, "INVALID_ARG_VALUE", "Invalid value for filter field =ownerId: an array is not allowed")
     rows: list[dict] = []
     for owner_id in owner_ids:
         invoice = _owner(ctx, flt["=ownerType"], owner_id, "view")

@@ -7,7 +7,7 @@ every value as a string.
 from __future__ import annotations
 
 from sandbox.bitrix24.values import now_iso
-from sandbox.bitrix24.world import B24Error, Bitrix24World, Ctx, on_reset, on_snapshot, rest_method
+from sandbox.bitrix24.world import B24Error, Bitrix24World, Ctx, ListResult, on_reset, on_snapshot, rest_method
 
 BASE = "NZD"
 
@@ -60,7 +60,7 @@ def to_base(world: Bitrix24World, amount: float, code: str) -> float:
 
 
 @rest_method("crm.currency.list")
-def currency_list(ctx: Ctx, params: dict) -> list[dict]:
+def currency_list(ctx: Ctx, params: dict) -> ListResult:
     rows = list(ctx.world.data["currencies"].values())
     order = params.get("order") if isinstance(params.get("order"), dict) else {}
     for field, direction in reversed(list(order.items())):
@@ -69,7 +69,8 @@ def currency_list(ctx: Ctx, params: dict) -> list[dict]:
             rows.sort(key=key, reverse=str(direction).upper() == "DESC")
     if not order:
         rows.sort(key=lambda r: int(r["SORT"]))
-    return [dict(r) for r in rows]
+    # The documented answer carries "total": 0 beside the rows (crm/currency/crm-currency-list.md).
+    return ListResult([dict(r) for r in rows], total=0)
 
 
 @rest_method("crm.currency.get")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import secrets
 import threading
 import time
@@ -25,6 +26,7 @@ from sandbox.bitrix24.app_state import (
     param,
     state,
 )
+from sandbox.bitrix24.values import now_iso
 from sandbox.bitrix24.world import B24Error, Bitrix24World, Ctx, ListResult, User, on_event, page_of, rest_method
 from sandbox.core import OUTBOUND
 
@@ -179,8 +181,12 @@ def enqueue(world: Bitrix24World, event: str, handler: str, handler_id, pairs: l
                 thread.start()
                 _WORKERS.append(thread)
     app = state(world)
-    due = time.monotonic() + float(app.settings["event_delay_s"])
-    _QUEUE.put((due, world, app, event, handler, handler_id, pairs, float(app.settings["event_timeout_s"])))
+    delivery = world.sandbox.delivery  # POST /_sandbox/delivery: late, repeated, out of order
+    base = float(app.settings["event_delay_s"]) + float(delivery["delay_s"])
+    for _copy in range(1 + int(delivery["duplicates"])):
+        jitter = random.uniform(0, max(float(delivery["delay_s"]), 0.1)) if delivery["reorder"] else 0.0
+        due = time.monotonic() + base + jitter
+        _QUEUE.put((due, world, app, event, handler, handler_id, pairs, float(app.settings["event_timeout_s"])))
 
 
 def event_names(event: str, data: dict) -> list[str]:
@@ -239,7 +245,9 @@ def record_offline(world: Bitrix24World, app: AppState, event: str, data: dict) 
     by a consumer) only moves its timestamp and message id."""
     now = time.time()
     key = object_key(data)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now))
+    # As event.offline.get documents a record (api-reference/events/event-offline-get.md): ID and
+    # MESSAGE_ID as strings, TIMESTAMP_X in the portal's offset.
+    stamp = now_iso()
     for record in app.offline:
         if record["EVENT_NAME"] == event and record["_key"] == key and not record["PROCESS_ID"] and not record["ERROR"]:
             record.update(TIMESTAMP_X=stamp, EVENT_DATA=data, MESSAGE_ID=secrets.token_hex(16), _ts=now)
@@ -247,7 +255,7 @@ def record_offline(world: Bitrix24World, app: AppState, event: str, data: dict) 
     else:
         app.offline.append(
             {
-                "ID": world.next_id("offline_event"),
+                "ID": str(world.next_id("offline_event")),
                 "TIMESTAMP_X": stamp,
                 "EVENT_NAME": event,
                 "EVENT_DATA": data,

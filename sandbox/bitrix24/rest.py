@@ -69,5 +69,5 @@ def register(bp, sandbox) -> None:
             body["next"] = out.next
         if out.total is not None:
             body["total"] = out.total
-        body["time"] = world.time_block(started)
+        body["time"] = world.time_block(started, method)
         return jsonify(body)

@@ -205,10 +205,23 @@ class Bitrix24World:
             raise B24Error(403, "ACCESS_DENIED", "Access denied! Admin permissions required")
         for guard in _CALL_GUARDS:
             guard(ctx.world, spec.name, params)
-        out = spec.func(Ctx(ctx.world, ctx.user, ctx.token, spec.name), params)
+        from sandbox.bitrix24 import operating, scopes
+
+        scopes.check(ctx.world, ctx.token, spec.name)
+        operating.check(ctx.world, spec.name)
+        started = time.perf_counter()
+        try:
+            out = spec.func(Ctx(ctx.world, ctx.user, ctx.token, spec.name), params)
+        finally:
+            operating.record(ctx.world, spec.name, time.perf_counter() - started)
         return out if isinstance(out, ListResult) else ListResult(out)
 
-    def time_block(self, started: float) -> dict:
+    def time_block(self, started: float, method: str = "") -> dict:
+        """The answer's `time`; `operating`/`operating_reset_at` are the method's budget so far
+        (limits.md; sandbox/bitrix24/operating.py)."""
+        from sandbox.bitrix24 import operating
+
+        used, reset_at = operating.status(self, method) if method else (0.0, None)
         finished = time.time()
         return {
             "start": started,
@@ -217,8 +230,8 @@ class Bitrix24World:
             "processing": finished - started,
             "date_start": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(started)),
             "date_finish": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(finished)),
-            "operating_reset_at": finished + 600,
-            "operating": 0,
+            "operating_reset_at": int(reset_at if reset_at is not None else finished + 600),
+            "operating": used,
         }
 
 

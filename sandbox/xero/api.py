@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from flask import Response, request
 
+from sandbox.xero import scopes
 from sandbox.xero.idempotency import IdempotencyError
 from sandbox.xero.listing import arg
 from sandbox.xero.store import Organisation
@@ -57,6 +58,12 @@ def accounting(world, sandbox) -> Callable:
                 org = world.connected_organisation(grant, tenant_id)
             if org is None:
                 return json_response(403, problem(403, "AuthenticationUnsuccessful"))
+            if not scopes.allowed(request.method, request.path, grant.scope):
+                return json_response(
+                    401,
+                    problem(401, "AuthorizationUnsuccessful"),
+                    {"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+                )
             rejected = world.limiter.admit(tenant_id)
             if rejected is not None:
                 status, headers, body = rejected

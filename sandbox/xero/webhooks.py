@@ -267,7 +267,8 @@ class WebhookEmitter:
                 return batch, 0.0
             waits.append(self.sandbox.clock.real_seconds(batch.next_attempt - now))
         if self._pending:
-            ripe_in = self._pending[0].queued_at + BATCH_WINDOW_S - time.monotonic()
+            window = BATCH_WINDOW_S + float(self.sandbox.delivery["delay_s"])  # POST /_sandbox/delivery
+            ripe_in = self._pending[0].queued_at + window - time.monotonic()
             if ripe_in <= 0:
                 return self._take_pending(subscription), 0.0
             waits.append(ripe_in)
@@ -276,7 +277,7 @@ class WebhookEmitter:
     def _take_pending(self, subscription: Subscription) -> _Batch:
         events = [queued.event for queued in self._pending]
         self._pending.clear()
-        if subscription.shuffle:
+        if subscription.shuffle or self.sandbox.delivery["reorder"]:
             random.shuffle(events)
         first = self._sequence + 1
         self._sequence += len(events)
@@ -294,7 +295,7 @@ class WebhookEmitter:
                 batch.first_attempt = now
             self._record("delivery", batch.generation, answer, batch.first, batch.last, batch.events, batch.attempts)
             if answer.status == 200:
-                duplicates = subscription.duplicates
+                duplicates = subscription.duplicates + int(self.sandbox.delivery["duplicates"])
             elif now - batch.first_attempt >= subscription.retry_window_s:
                 self._disable(subscription, batch)
                 return

@@ -4,51 +4,148 @@ push_invoices_task(portal_id) is the processor of PUSH_INVOICE jobs (dispatched 
 by the sweeper). It runs passes of `invoices_push_pending` while due jobs are left and its time
 budget lasts, then hands what remains to a fresh task, so one portal with thousands of invoices
 never holds a worker near the hard time limit and other portals get their turn in between.
+
+Fair to other portals on the same worker pool (issue 14, bench/fairness.py):
+- one task per portal at a time (a Redis lock, renewed by a heartbeat): a backlog occupies one
+  worker, never the whole pool; a dispatch that finds the portal busy ends at once, and the holder
+  dispatches whatever is due once it lets go;
+- short slices (TIME_BUDGET_S): a backlog is worked in slices that queue behind other portals' tasks;
+- before each pass, the tenant's Xero minute budget is read (throttle.xero_room_wait): when the pass
+  would mostly wait for it, the rest goes to a delayed task and the worker is given back, instead of
+  sleeping in the throttle inside the worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import asdict
 
 from celery import shared_task
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from accounts.models import XeroConnection
+from connector.coordination import redis_client
+from integrations.common.locks import LockTimeout, redis_lock
+from integrations.common.throttle import xero_room_wait
 from sync.models import SyncJob
 from sync.services.debounce import push_quiet_wait
-from sync.services.jobs import job_dispatch, job_dispatch_after_quiet
+from sync.services.heartbeat import BEAT_S, Heartbeat
+from sync.services.jobs import job_dispatch, job_dispatch_after_quiet, task_send
 from sync.services.push import invoices_push_pending
+from sync.services.push.pipeline import CLAIM_LIMIT
 
 logger = logging.getLogger(__name__)
 
-# Well under the soft time limit, and short enough that a burst on one portal does not starve others.
-TIME_BUDGET_S = 60.0
+# Well under the soft time limit, and short enough that a backlog on one portal is worked in slices
+# that interleave with other portals' tasks (a pass already started is not cut: one pass is at most
+# CLAIM_LIMIT invoices).
+TIME_BUDGET_S = 10.0
+# A pass is started only when the tenant's rolling minute has room for about this many calls (a
+# 1,000-invoice pass: ~20 invoice writes + contacts + lookups; fewer invoices, fewer calls); when
+# the room is further off than ROOM_WAIT_S, the work goes to a delayed task instead.
+PASS_CALLS_PER_INVOICES = 50
+PASS_CALLS_FIXED = 4
+ROOM_WAIT_S = 2.0
+# The one-task-per-portal lock: renewed by the task's heartbeat every BEAT_S (4 s), so only a killed
+# worker lets it run out, and then within this long.
+PORTAL_LOCK_TTL_S = 10.0
+PUSH_TASK = "sync.tasks.push.push_invoices_task"
 # Jobs coming due within this horizon (an invoice locked by another worker: +1 s) get a delayed
 # dispatch; later ones (backoffs) are dispatched by job_failed, and the sweeper is the safety net.
 SOON_S = 30.0
 
 
 @shared_task(name="sync.tasks.push.push_invoices_task")
-def push_invoices_task(portal_id: int) -> dict:
+def push_invoices_task(portal_id: int, recheck: bool = False) -> dict:
     plan = push_quiet_wait(portal_id=portal_id)
     if plan.wait_s > 0:
         # A burst is still arriving: come back when it may be over (sync/services/debounce.py).
         job_dispatch_after_quiet(portal_id=portal_id, countdown=plan.wait_s)
         return {"waiting_s": round(plan.wait_s, 3)}
+    with contextlib.ExitStack() as held:
+        heartbeat = held.enter_context(Heartbeat())
+        try:
+            lock = held.enter_context(redis_lock(_portal_lock(portal_id), ttl_s=PORTAL_LOCK_TTL_S, wait_s=0))
+        except LockTimeout:
+            # Another worker is pushing this portal: it collects these jobs (it dispatches what is
+            # due once it lets go), and this worker goes to other portals meanwhile.
+            _recheck_if_holder_may_be_dead(portal_id, recheck)
+            return {"busy": True}
+        heartbeat.keep(lock)
+        totals, report_paused, deferred = _slice(portal_id)
+    if deferred is not None:
+        job_dispatch(portal_id=portal_id, kind=SyncJob.Kind.PUSH_INVOICE, countdown=deferred)
+        totals["deferred_s"] = round(deferred, 3)
+    elif not report_paused:
+        _dispatch_what_remains(portal_id)
+    logger.info("push of portal %s: %s", portal_id, totals)
+    return totals
+
+
+def _portal_lock(portal_id: int) -> str:
+    return f"sync:push-task:{portal_id}"
+
+
+def _recheck_if_holder_may_be_dead(portal_id: int, recheck: bool) -> None:
+    """Should the holder have been killed, nobody dispatches what it left: look once more when its
+    lock would run out. A live holder renews the lock every BEAT_S, so the re-check finds it renewed
+    (and stops: the holder dispatches on release) or free (and goes on); only a lock that was not
+    renewed lately (a holder that may be dead) is re-checked again. One re-check per busy dispatch,
+    never a chain behind a live holder."""
+    client = redis_client()
+    if client is None:
+        return  # embedded mode: the holder is this process, alive
+    try:
+        left_ms = client.pttl(_portal_lock(portal_id))
+    except RedisError:
+        return
+    if left_ms <= 0:
+        left_ms = 0  # just released or expired
+    elif recheck and left_ms > (PORTAL_LOCK_TTL_S - BEAT_S - 1) * 1000:
+        return  # renewed since: the holder is alive
+    task_send(PUSH_TASK, [portal_id, True], countdown=left_ms / 1000.0 + 0.2)
+
+
+def _slice(portal_id: int) -> tuple[dict, bool, float | None]:
+    """Passes for up to TIME_BUDGET_S. -> (totals, paused, seconds to come back when the tenant's
+    minute budget has no room for the next pass, else None)."""
     started = time.monotonic()
     totals: dict = {}
+    tenant_id = XeroConnection.objects.filter(portal_id=portal_id).values_list("tenant_id", flat=True).first()
+    paused = False
     while True:
+        wait = _room_wait(portal_id, tenant_id)
+        if wait > ROOM_WAIT_S:
+            return totals, paused, wait
         report = invoices_push_pending(portal_id=portal_id)
         for key, value in asdict(report).items():
             if isinstance(value, int) and key != "portal_id":
                 totals[key] = totals.get(key, 0) + value
+        paused = bool(report.paused)
         if report.paused or not report.claimed or time.monotonic() - started > TIME_BUDGET_S:
-            break
-    if not report.paused:
-        _dispatch_what_remains(portal_id)
-    logger.info("push of portal %s: %s", portal_id, totals)
-    return totals
+            return totals, paused, None
+
+
+def _room_wait(portal_id: int, tenant_id: str | None) -> float:
+    """How long the next pass would wait for the tenant's minute budget before its first calls."""
+    if not tenant_id:
+        return 0.0
+    due = SyncJob.objects.filter(
+        portal_id=portal_id,
+        kind=SyncJob.Kind.PUSH_INVOICE,
+        status=SyncJob.Status.PENDING,
+        not_before__lte=timezone.now(),
+    )[:CLAIM_LIMIT].count()
+    if not due:
+        return 0.0
+    calls = PASS_CALLS_FIXED + -(-due // PASS_CALLS_PER_INVOICES)
+    try:
+        return xero_room_wait(tenant_id, calls)
+    except RedisError:
+        return 0.0  # the pass's own throttle calls will say what is wrong
 
 
 def _dispatch_what_remains(portal_id: int) -> None:

@@ -45,6 +45,7 @@ from sync.services.invoice_list import (
 )
 from sync.services.job_visibility import jobs_visible_to
 from sync.sources import SOURCES, portal_sources
+from sync.web.serializers import InvoicePushRequest
 
 REOPEN = "Your Bitrix24 session expired — reopen the app from Bitrix24."
 
@@ -350,11 +351,16 @@ def invoice_push(request: HttpRequest) -> JsonResponse:
     blocked = _buttons_refused(request)
     if blocked is not None:
         return blocked
-    body = json_body(request)
+    parsed = InvoicePushRequest(data=json_body(request))
+    if not parsed.is_valid():
+        field = next(iter(parsed.errors), "")
+        message = "Select at least one invoice." if field == "ids" else f"The field {field!r} is not valid."
+        return JsonResponse({"error": message, "kind": "input", "fields": parsed.errors}, status=400)
+    body = parsed.validated_data
     client = user_client(request)
-    entity_type = _kind(request, body.get("kind")) or request.portal.invoice_entity_types[0]
-    if body.get("all_filtered"):
-        form = InvoiceFilterForm.from_query({"from": body.get("from") or "", "to": body.get("to") or ""})
+    entity_type = _kind(request, body["kind"]) or request.portal.invoice_entity_types[0]
+    if body["all_filtered"]:
+        form = InvoiceFilterForm.from_query({"from": body["from"] or "", "to": body["to"] or ""})
         if not form.is_valid():
             return JsonResponse({"error": "The date filter is not valid.", "kind": "input"}, status=400)
         values = form.values()
@@ -367,7 +373,7 @@ def invoice_push(request: HttpRequest) -> JsonResponse:
         if not ids:
             return JsonResponse({"error": "No invoices match the filter.", "kind": "empty"}, status=400)
     else:
-        ids = parse_ids(body.get("ids"))
+        ids = body["ids"]
         if not ids:
             return JsonResponse({"error": "Select at least one invoice.", "kind": "input"}, status=400)
         if len(ids) > MAX_INVOICES_PER_CLICK:

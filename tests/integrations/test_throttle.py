@@ -245,3 +245,21 @@ def test_the_daily_budget_used_is_readable_for_metrics(settings, backend):
             pass
     xero_observe(tenant, {"X-DayLimit-Remaining": "4990"})
     assert xero_daily_usage(tenant) == (3, 4990)
+
+
+@pytest.mark.parametrize("backend", ["redis", "in-process"])
+def test_room_in_the_minute_is_readable_so_a_pass_can_give_its_worker_back(settings, backend):
+    from integrations.common.throttle import xero_room_wait
+
+    if backend == "in-process":
+        settings.REDIS_URL = ""
+    settings.XERO_MINUTE_LIMIT = 10
+    tenant = f"tenant-room-{backend}"
+    assert xero_room_wait(tenant, 5) == 0
+    for _ in range(8):
+        with xero_slot(tenant):
+            pass
+    assert xero_room_wait(tenant, 2) == 0  # 8 + 2 fit in 10
+    assert 55 < xero_room_wait(tenant, 5) <= 60.1  # 3 of the 8 must leave the rolling minute first
+    xero_penalize(tenant, 90)
+    assert 85 < xero_room_wait(tenant, 1) <= 90

@@ -172,3 +172,23 @@ def test_a_bitrix24_portal_whose_grant_died_is_marked_needs_reauth(portal):
         token_ensure_fresh(portal, dead)
     assert lost.value.system == "bitrix24"
     assert Portal.objects.get(pk=portal.pk).status == Portal.Status.NEEDS_REAUTH
+
+
+@pytest.mark.django_db
+def test_a_token_rejected_after_a_reconnect_does_not_undo_the_reconnect():
+    """The Bitrix24 client marks a portal needs_reauth through the token module, guarded by the
+    generation it used: a reinstall that saved a newer grant meanwhile stands."""
+    from integrations.bitrix24.client import Bitrix24Client
+    from integrations.bitrix24.errors import TokenRejectedError
+    from tests.factories import PortalFactory
+
+    rejected = TokenRejectedError("expired_token", system="bitrix24", code="expired_token")
+    portal = PortalFactory(token_generation=3)
+    stale = Portal.objects.get(pk=portal.pk)
+    Portal.objects.filter(pk=portal.pk).update(token_generation=4)  # the reinstall's new grant
+
+    Bitrix24Client(stale)._mark_needs_reauth(rejected)
+    assert Portal.objects.get(pk=portal.pk).status == Portal.Status.ACTIVE
+
+    Bitrix24Client(Portal.objects.get(pk=portal.pk))._mark_needs_reauth(rejected)
+    assert Portal.objects.get(pk=portal.pk).status == Portal.Status.NEEDS_REAUTH

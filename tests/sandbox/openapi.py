@@ -8,19 +8,17 @@ from validating (xero-api.md §12), and check the /Date(...)/ format that valida
 
 from __future__ import annotations
 
-import functools
-import json
-import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
-import yaml
 
-SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "xero"
-SPEC_SERVER = "https://api.xero.com/api.xro/2.0"
-MS_DATE = re.compile(r"^/Date\(-?\d+([+-]\d{4})?\)/$")
+from sandbox.xero import strict
+
+SPEC_DIR = strict.SPEC_DIR
+SPEC_SERVER = strict.SPEC_SERVER
+MS_DATE = strict.MS_DATE
 
 CLIENT_ID = "contract-tests"
 CLIENT_SECRET = "contract-tests-secret"
@@ -95,9 +93,9 @@ class XeroClient:
         return self.request("POST", path, **kwargs)
 
 
-# --- the spec ------------------------------------------------------------------------------------
+# --- the spec (shared with the sandbox's strict mode, sandbox/xero/strict.py) ----------------------
 def spec_path(name: str) -> Path:
-    path = SPEC_DIR / name
+    path = strict.spec_file(name)
     if not path.is_file():
         pytest.skip(
             f"Xero's OpenAPI spec {name} is not at {path}. Put XeroAPI/Xero-OpenAPI's files in shared/spec/xero/ "
@@ -106,88 +104,13 @@ def spec_path(name: str) -> Path:
     return path
 
 
-@functools.cache
 def load_spec(name: str) -> dict:
-    """The spec as plain JSON data (PyYAML's datetimes turned into strings) with booleans patched."""
-    with spec_path(name).open(encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
-    spec = json.loads(json.dumps(raw, default=str))
-    _patch_string_booleans(spec)
-    return spec
+    """The spec as plain JSON data with Xero's string booleans patched (skips when it is absent)."""
+    spec_path(name)
+    return strict.load_spec(name)
 
 
-def _patch_string_booleans(node) -> None:
-    """Xero writes boolean defaults and examples as "true"/"false" strings, which no validator accepts."""
-    if isinstance(node, dict):
-        if node.get("type") == "boolean":
-            for field in ("default", "example"):
-                if node.get(field) in ("true", "false"):
-                    node[field] = node[field] == "true"
-        for value in node.values():
-            _patch_string_booleans(value)
-    elif isinstance(node, list):
-        for value in node:
-            _patch_string_booleans(value)
-
-
-def spec_url(url: str) -> str:
-    """The sandbox's URL of an Accounting API call as the spec's server spells it."""
-    marker = "/xero/api.xro/2.0"
-    _, found, rest = url.partition(marker)
-    assert found, f"{url} is not an Accounting API URL"
-    return SPEC_SERVER + rest
-
-
-def validate_exchange(openapi, response: requests.Response) -> None:
-    """Raise if the request or the response breaks the spec."""
-    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
-
-    prepared = response.request.copy()
-    prepared.url = spec_url(prepared.url)
-    request = RequestsOpenAPIRequest(prepared)
-    openapi.validate_request(request)
-    openapi.validate_response(request, RequestsOpenAPIResponse(response))
-
-
-# --- /Date(...)/ ---------------------------------------------------------------------------------
-def response_schema(spec: dict, method: str, url: str, status: int) -> dict | None:
-    path = urlparse(spec_url(url)).path[len(urlparse(SPEC_SERVER).path) :]
-    for template, operations in spec["paths"].items():
-        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
-        if re.match(pattern, path) and method.lower() in operations:
-            responses = operations[method.lower()]["responses"]
-            answer = responses.get(str(status)) or responses.get("default") or {}
-            answer = _resolve(spec, answer)
-            return answer.get("content", {}).get("application/json", {}).get("schema")
-    return None
-
-
-def ms_date_problems(spec: dict, schema: dict | None, value, where: str = "$") -> list[str]:
-    """Every field flagged x-is-msdate(-time) in the spec whose value is not /Date(ms[+hhmm])/."""
-    if schema is None or value is None:
-        return []
-    schema = _resolve(spec, schema)
-    problems = []
-    for part in schema.get("allOf", []):
-        problems += ms_date_problems(spec, part, value, where)
-    flagged = schema.get("x-is-msdate") or schema.get("x-is-msdate-time")
-    if flagged and isinstance(value, str) and not MS_DATE.match(value):
-        problems.append(f"{where} = {value!r} is not /Date(ms)/")
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        for key, item in value.items():
-            if key in properties:
-                problems += ms_date_problems(spec, properties[key], item, f"{where}.{key}")
-    elif isinstance(value, list) and "items" in schema:
-        for index, item in enumerate(value):
-            problems += ms_date_problems(spec, schema["items"], item, f"{where}[{index}]")
-    return problems
-
-
-def _resolve(spec: dict, node: dict) -> dict:
-    while isinstance(node, dict) and "$ref" in node:
-        target = spec
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
+spec_url = strict.spec_url
+response_schema = strict.response_schema
+ms_date_problems = strict.ms_date_problems
+validate_exchange = strict.validate_requests_exchange

@@ -123,3 +123,42 @@ def test_a_fault_after_the_handler_applies_the_write_and_loses_the_answer(portal
         f"{sandbox.base_url}/_sandbox/faults", json={"system": "xero", "match": "PUT /Items", "after": True}, timeout=10
     )
     assert bad.status_code == 400  # "after" needs the status the answer fails with
+
+
+def test_the_per_method_time_budget_blocks_only_that_method_with_429(portal, sandbox):
+    # limits.md: accumulated execution time per method; above the limit the next call is refused
+    # with 429 OPERATION_TIME_LIMIT, other methods still work; `time.operating` shows the sum.
+    knobs = {"operating": {"limit_s": 1, "cost_s": {"crm.item.list": 0.6}}}
+    requests.post(f"{sandbox.base_url}/_sandbox/bitrix24/settings", json=knobs, timeout=10).raise_for_status()
+    first = portal.page("crm.item.list", {"entityTypeId": 31})
+    assert first["time"]["operating"] == pytest.approx(0.6) and first["time"]["operating_reset_at"] > 0
+    portal.page("crm.item.list", {"entityTypeId": 31})  # 0.6 <= 1 before it runs
+    blocked = portal.error("crm.item.list", {"entityTypeId": 31}, 429, "OPERATION_TIME_LIMIT")
+    assert blocked["error_description"]
+    assert portal.page("crm.item.fields", {"entityTypeId": 31})["time"]["operating"] < 0.5
+    # Inside a batch the command is refused on its own; the outer batch is not counted.
+    out = portal.ok("batch", {"halt": 0, "cmd": {"l": "crm.item.list?entityTypeId=31"}})
+    assert out["result_error"]["l"]["error"] == "OPERATION_TIME_LIMIT"
+
+
+def test_a_method_outside_the_apps_scopes_is_refused_with_insufficient_scope(portal, sandbox):
+    # settings/oauth/error-codes.md, and the batch page's per-command error example.
+    knobs = {"scope": "crm,user"}
+    requests.post(f"{sandbox.base_url}/_sandbox/bitrix24/settings", json=knobs, timeout=10).raise_for_status()
+    portal.ok("crm.item.list", {"entityTypeId": 31})
+    portal.error("catalog.catalog.list", {}, 401, "insufficient_scope")
+    out = portal.ok("batch", {"halt": 0, "cmd": {"c": "catalog.vat.list", "i": "crm.item.list?entityTypeId=31"}})
+    assert out["result_error"]["c"]["error"] == "insufficient_scope" and "i" in out["result"]
+    assert portal.ok("app.info") is not None  # basic methods need no scope
+
+
+def test_a_xero_token_without_the_scope_of_a_resource_is_refused(sandbox, monkeypatch):
+    from tests.sandbox import openapi
+
+    # Scopes are additive per grant, so this is the client's first consent in the reset sandbox.
+    monkeypatch.setattr(openapi, "SCOPES", "offline_access accounting.contacts.read")
+    limited = openapi.XeroClient.connect(sandbox)
+    assert limited.get("/Contacts").status_code == 200
+    refused = limited.put("/Contacts", json={"Contacts": [{"Name": "No scope Ltd"}]})
+    assert refused.status_code == 401 and "insufficient_scope" in refused.headers["WWW-Authenticate"]
+    assert limited.get("/Invoices").status_code == 401

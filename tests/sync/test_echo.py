@@ -136,6 +136,7 @@ def emit_invoice_update(sandbox, portal, link: InvoiceLink) -> None:
     )
 
 
+@pytest.mark.exact_delivery  # counts deliveries and inbox rows one by one
 def test_a_payment_in_xero_moves_the_stage_once_and_neither_echo_writes_back(wired, b24, worker, sandbox):
     portal_user = wired.installed_by_user_id
     invoice_id = rep_invoice(b24)
@@ -176,6 +177,7 @@ def test_a_payment_in_xero_moves_the_stage_once_and_neither_echo_writes_back(wir
     assert len(xero_invoice_events(link)) >= 2
 
 
+@pytest.mark.exact_delivery  # counts deliveries and inbox rows one by one
 def test_without_the_stored_fingerprint_our_own_pushs_echo_costs_a_bitrix24_write(wired, b24, worker, sandbox):
     portal_user = wired.installed_by_user_id
     invoice_id = rep_invoice(b24)

@@ -138,6 +138,7 @@ def stack(own_redis, celery_worker_env):
         log.close()
 
 
+@pytest.mark.exact_delivery  # counts deliveries and inbox rows one by one
 def test_with_redis_down_events_are_stored_and_processed_once_it_is_back(sandbox, app_url, own_redis, stack, b24):
     installed = sandbox.bitrix24_install(
         app_url=f"{stack}/bitrix24/app/",

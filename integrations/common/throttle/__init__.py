@@ -50,6 +50,7 @@ __all__ = [
     "bitrix24_slot",
     "xero_observe",
     "xero_daily_usage",
+    "xero_room_wait",
     "xero_penalize",
     "xero_slot",
 ]
@@ -183,6 +184,14 @@ def bitrix24_penalize(member_id: str, retry_after: float, problem: str = "penalt
     """Block every call to the portal for `retry_after` real seconds (after QUERY_LIMIT_EXCEEDED)."""
     metrics.count(metrics.API_RATE_LIMITED, "bitrix24")
     _backend().bitrix24_penalize(member_id, _penalty_ms(retry_after), problem or "penalty")
+
+
+def xero_room_wait(tenant_id: str, calls: int) -> float:
+    """Real seconds until `calls` more calls fit in the tenant's rolling minute (and any penalty is
+    over); 0 when they fit now. Read-only, a hint: it admits nothing, so a caller that then calls
+    still goes through xero_slot. Lets a background pass that would spend most of its time waiting
+    on the minute budget hand its work to a later task instead of holding a worker meanwhile."""
+    return _backend().xero_room_wait(tenant_id, calls)
 
 
 def xero_daily_usage(tenant_id: str) -> tuple[int, int | None]:

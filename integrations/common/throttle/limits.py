@@ -13,6 +13,15 @@ _POLL_S = 0.02
 _MAX_PENALTY_S = 24 * 3600.0
 
 
+def _room_wait_ms(stamps: list[float], now: float, calls: int, lim: _XeroLimits) -> float:
+    """Real ms until `calls` more calls fit in a rolling minute holding calls at `stamps` (ms)."""
+    calls = max(1, min(int(calls), lim.minute))
+    over = len(stamps) + calls - lim.minute
+    if over <= 0:
+        return 0.0
+    return max(0.0, sorted(stamps)[over - 1] + lim.minute_window_ms - now + 1)
+
+
 def _setting(name: str, default):
     return getattr(settings, name, default)
 

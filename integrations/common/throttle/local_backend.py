@@ -7,7 +7,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from integrations.common.throttle.limits import _WAITER_TTL_S, Decision, _Bitrix24Limits, _lease_s, _XeroLimits
+from integrations.common.throttle.limits import (
+    _WAITER_TTL_S,
+    Decision,
+    _Bitrix24Limits,
+    _lease_s,
+    _room_wait_ms,
+    _XeroLimits,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Process-local implementation (embedded mode, no Redis): the same rules on in-memory state.
@@ -112,6 +119,14 @@ class _LocalBackend:
                     st.minute[f"observed:{now}:{i}"] = now
             if day_left is not None and (not st.day_left or st.day_left[1] <= now or day_left < st.day_left[0]):
                 st.day_left = (day_left, now + lim.day_bucket_ms)
+
+    def xero_room_wait(self, tenant_id: str, calls: int) -> float:
+        lim = _XeroLimits.current()
+        with self.lock:
+            now, st = self._now_ms(), self.xero.get(tenant_id) or _LocalXeroTenant()
+            stamps = [at for at in st.minute.values() if at > now - lim.minute_window_ms]
+            penalty = max(0.0, st.penalty_until - now)
+        return max(penalty, _room_wait_ms(stamps, now, calls, lim)) / 1000.0
 
     def xero_daily_usage(self, tenant_id: str) -> tuple[int, int | None]:
         lim = _XeroLimits.current()

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from integrations.common.throttle.limits import _WAITER_TTL_S, Decision, _Bitrix24Limits, _lease_s, _XeroLimits
+from integrations.common.throttle.limits import (
+    _WAITER_TTL_S,
+    Decision,
+    _Bitrix24Limits,
+    _lease_s,
+    _room_wait_ms,
+    _XeroLimits,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Redis implementation
@@ -222,6 +229,14 @@ class _RedisBackend:
 
     def xero_penalize(self, tenant_id: str, ms: int, problem: str) -> None:
         self.penalize_script(keys=[self._xero_keys(tenant_id)["penalty"]], args=[ms, problem])
+
+    def xero_room_wait(self, tenant_id: str, calls: int) -> float:
+        k, lim = self._xero_keys(tenant_id), _XeroLimits.current()
+        seconds, micros = self.client.time()  # Redis' clock, as the scripts use
+        now = int(seconds) * 1000 + int(micros) // 1000
+        window = self.client.zrangebyscore(k["minute"], now - lim.minute_window_ms, "+inf", withscores=True)
+        penalty = max(0, self.client.pttl(k["penalty"]))
+        return max(penalty, _room_wait_ms([at for _, at in window], now, calls, lim)) / 1000.0
 
     def xero_daily_usage(self, tenant_id: str) -> tuple[int, int | None]:
         k, lim = self._xero_keys(tenant_id), _XeroLimits.current()

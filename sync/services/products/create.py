@@ -1,181 +1,32 @@
-"""Add New Product: one form creates the Bitrix24 catalog product and the Xero item together.
-
-Order (so Xero refusing leaves nothing half-made in Bitrix24):
-
-0. Rights first, before any write: Bitrix24 lets only administrators call catalog.product.add
-   (catalog/product/catalog-product-add.md, "Who can execute the method: administrator"), so
-   user.admin with the USER's token decides. A user who may not create the product must not get a
-   Xero item either (not created and deleted again: never created).
-1. Xero item first (PUT /Items, summarizeErrors=false). Xero is the side that refuses for data
-   reasons (duplicate code, unknown account, tax type), and its refusal costs nothing to undo.
-2. Bitrix24 product (catalog.product.add in the catalog iblock + section, then catalog.price.add for
-   the base price type) with the USER's token, so Bitrix24's rights decide. If Bitrix24 fails, the
-   Xero item is deleted again (and a product made before a failed price too); if that compensation
-   fails, the user is told and the log keeps both ids for an admin.
-3. ItemLink, then a SyncLogEntry.
-
-A double submit of one form (same nonce) is serialised by a lock and answered from the first run;
-the Idempotency-Key (portal + code + nonce + payload hash) covers a retry after an ambiguous Xero
-failure (timeout/5xx), where Xero may have created the item without us seeing the answer.
-"""
+"""Creating the product in both systems: rights, the Xero item, the Bitrix24 product, compensation."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from accounts.models import Portal, XeroConnection
-from connector.coordination import redis_client
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.common.errors import ExternalAPIError, PermanentError
 from integrations.common.locks import LockTimeout, redis_lock
 from integrations.xero.client import XeroClient, element_errors
 from sync.mappers.canonical import canonical_hash, idempotency_key
 from sync.mappers.contact import product_to_xero_item
-from sync.models import Direction, ItemLink, SyncLogEntry, Trigger
-from sync.services.xero_reference import XeroNotConnected, xero_tax_rates
+from sync.models import ItemLink, SyncLogEntry
+from sync.services.products.form import _catalog_iblock_id, xero_connection_for
+from sync.services.products.record import _created, _earlier_outcome, _form_used, _log, _mark_form_used
+from sync.services.products.results import (
+    DEFAULT_BASE_PRICE_TYPE,
+    FORM_LOCK_TTL_S,
+    FORM_LOCK_WAIT_S,
+    ZERO_GUID,
+    ProductCreated,
+    ProductNotCreated,
+)
 
 logger = logging.getLogger(__name__)
-
-CRM_CATALOG_TYPE = "CRM_PRODUCT_CATALOG"
-# Bitrix24 creates the base price type with id 1 when the catalog module is installed; used when the
-# user may not list price types (or the portal does not answer catalog.priceType.list).
-DEFAULT_BASE_PRICE_TYPE = 1
-ZERO_GUID = "00000000-0000-0000-0000-000000000000"
-# A submission holds its form's lock for the two API round trips at most; a double click waits.
-FORM_LOCK_TTL_S = 120
-FORM_LOCK_WAIT_S = 60
-FORM_USED_TTL_S = 24 * 3600
-
-
-# --- results and refusals ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProductCreated:
-    bitrix24_product_id: int
-    xero_item_id: str
-    xero_item_code: str
-    name: str
-    bitrix24_url: str
-    xero_url: str
-    already: bool = False  # a repeated submit of a form that had already created both
-
-
-class ProductNotCreated(Exception):
-    """Why the product was not created, in the words of the system that refused.
-
-    `system` says who refused ("xero", "bitrix24", "connector"); `details` are the API's own
-    messages; `compensation_failed` means a half was left behind and an admin must clean up;
-    `retry_same_form` means the outcome is unknown (Xero did not answer): send the same form again,
-    and the Idempotency-Key makes sure Xero does not create the item twice.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        system: str,
-        details: list[str] | None = None,
-        compensation_failed: bool = False,
-        retry_same_form: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.system = system
-        self.details = details or []
-        self.compensation_failed = compensation_failed
-        self.retry_same_form = retry_same_form
-
-
-# --- what the form offers ------------------------------------------------------------------------
-
-
-@dataclass
-class ProductFormOptions:
-    catalog_iblock_id: int | None = None
-    sections: list[tuple[str, str]] = field(default_factory=list)  # (id, label with nesting)
-    currencies: list[tuple[str, str]] = field(default_factory=list)
-    base_currency: str = ""
-    tax_types: list[tuple[str, str]] = field(default_factory=list)
-    bitrix24_error: str = ""
-    xero_error: str = ""
-
-
-def product_form_options(*, portal: Portal, client: Bitrix24Client) -> ProductFormOptions:
-    """The choices of the Add New Product form: catalog sections and currencies as the user sees
-    them in Bitrix24, and the revenue tax types of the Xero organisation."""
-    options = ProductFormOptions()
-    try:
-        options.catalog_iblock_id = _catalog_iblock_id(client)
-        if options.catalog_iblock_id is not None:
-            options.sections = _section_choices(client, options.catalog_iblock_id)
-        else:
-            options.bitrix24_error = "This Bitrix24 portal has no product catalog."
-        rows = client.result("crm.currency.list", {"order": {"SORT": "ASC"}}) or []
-        options.currencies = [(r["CURRENCY"], r["CURRENCY"]) for r in rows]
-        options.base_currency = next((r["CURRENCY"] for r in rows if r.get("BASE") == "Y"), "")
-    except ExternalAPIError as exc:
-        options.bitrix24_error = exc.message
-    try:
-        options.tax_types = _revenue_tax_types(portal)
-    except (ExternalAPIError, XeroNotConnected) as exc:
-        options.xero_error = exc.message
-    return options
-
-
-def xero_connection_for(portal: Portal) -> XeroConnection | None:
-    """The portal's Xero connection if it can be used now, else None (the page explains)."""
-    connection = XeroConnection.objects.filter(portal=portal).first()
-    return connection if connection is not None and connection.is_active else None
-
-
-def _catalog_iblock_id(client: Bitrix24Client) -> int | None:
-    result = client.result("catalog.catalog.list", {"select": ["id", "iblockId", "iblockTypeId", "productIblockId"]})
-    catalogs = result.get("catalogs", []) if isinstance(result, dict) else result or []
-    # An SKU (offers) catalog points at its product iblock; products go into the product catalog.
-    products = [c for c in catalogs if not c.get("productIblockId")]
-    preferred = [c for c in products if c.get("iblockTypeId") == CRM_CATALOG_TYPE] or products
-    return int(preferred[0]["iblockId"] or preferred[0]["id"]) if preferred else None
-
-
-def _section_choices(client: Bitrix24Client, iblock_id: int) -> list[tuple[str, str]]:
-    rows = list(
-        client.list_all(
-            "catalog.section.list",
-            {"select": ["id", "name", "iblockSectionId"], "filter": {"iblockId": iblock_id}, "order": {"name": "ASC"}},
-            key="sections",
-        )
-    )
-    children: dict[Any, list[dict]] = {}
-    for row in rows:
-        children.setdefault(row.get("iblockSectionId") or None, []).append(row)
-    out: list[tuple[str, str]] = []
-
-    def walk(parent: Any, depth: int) -> None:
-        for row in children.get(parent, []):
-            out.append((str(row["id"]), "\u2003" * depth + str(row["name"])))
-            if depth < 10:
-                walk(row["id"], depth + 1)
-
-    walk(None, 0)
-    return out
-
-
-def _revenue_tax_types(portal: Portal) -> list[tuple[str, str]]:
-    """(TaxType, label) of the tax rates that may go on sales, from the cached reference data."""
-    out = []
-    for rate in xero_tax_rates(portal):
-        if not rate.get("revenue") or not rate.get("tax_type"):
-            continue
-        value = rate.get("rate")
-        label = f"{rate['name']} ({Decimal(str(value)).normalize():f}%)" if value is not None else rate["name"]
-        out.append((rate["tax_type"], label or rate["tax_type"]))
-    return out
-
 
 # --- create both ---------------------------------------------------------------------------------
 
@@ -475,73 +326,4 @@ def _compensate(
         "Bitrix24 refused the product. The Xero item was deleted again, so neither side has it.",
         system="bitrix24",
         details=reasons,
-    )
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def _created(
-    portal: Portal, link: ItemLink, name: str, *, iblock_id: int | None, already: bool = False
-) -> ProductCreated:
-    return ProductCreated(
-        bitrix24_product_id=link.bitrix24_product_id,
-        xero_item_id=str(link.xero_item_id),
-        xero_item_code=link.xero_item_code,
-        name=name,
-        bitrix24_url=(
-            f"https://{portal.domain}/crm/catalog/{iblock_id}/product/{link.bitrix24_product_id}/"
-            if iblock_id
-            else f"https://{portal.domain}/crm/catalog/"
-        ),
-        xero_url=f"https://go.xero.com/Accounts/Inventory/{link.xero_item_id}",
-        already=already,
-    )
-
-
-def _earlier_outcome(portal: Portal, client: Bitrix24Client, code: str) -> ProductCreated:
-    link = ItemLink.objects.filter(portal=portal, xero_item_code=code).first()
-    if link is None:
-        raise ProductNotCreated(
-            "This form was already sent and did not create the product (see the message shown then). "
-            "Check the fields and send it again.",
-            system="connector",
-        )
-    try:
-        iblock_id = _catalog_iblock_id(client)
-    except ExternalAPIError:
-        iblock_id = None
-    return _created(portal, link, code, iblock_id=iblock_id, already=True)
-
-
-def _form_used(form_key: str) -> bool:
-    client = redis_client()
-    return bool(client is not None and client.exists(f"used:{form_key}"))
-
-
-def _mark_form_used(form_key: str) -> None:
-    client = redis_client()
-    if client is not None:
-        client.set(f"used:{form_key}", 1, ex=FORM_USED_TTL_S)
-
-
-def _log(
-    portal: Portal,
-    *,
-    outcome: str,
-    message: str,
-    bitrix24_id: int | str = "",
-    xero_id: str = "",
-    details: dict | None = None,
-) -> None:
-    SyncLogEntry.objects.create(
-        portal=portal,
-        direction=Direction.PUSH,
-        trigger=Trigger.BUTTON,
-        object_kind=SyncLogEntry.ObjectKind.ITEM,
-        outcome=outcome,
-        bitrix24_id=str(bitrix24_id or ""),
-        xero_id=str(xero_id or ""),
-        message=message[:2000],
-        details=details or {},
     )
