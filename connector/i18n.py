@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, timedelta, tzinfo
 from datetime import timezone as fixed_timezone
+from typing import Any
 
 from django.conf import settings
 from django.utils import translation
@@ -60,11 +61,13 @@ def offset_name(moment) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def portal_zone(portal) -> tzinfo | None:
-    from sync.models import SyncSettings
+# How to find a portal's own time zone name (stored in sync's SyncSettings.time_zone): sync sets it
+# at start-up (sync.apps), so connector imports no app (issue 17's layers).
+portal_zone_name: Callable[[Any], str] = lambda portal: ""  # noqa: E731
 
-    name = SyncSettings.objects.filter(portal=portal).values_list("time_zone", flat=True).first()
-    return zone_for(name or "")
+
+def portal_zone(portal) -> tzinfo | None:
+    return zone_for(portal_zone_name(portal) or "")
 
 
 # The zone the page shows times in. Deliberately not Django's current time zone: the views also map

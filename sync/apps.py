@@ -30,8 +30,15 @@ class SyncConfig(AppConfig):
         # Every sync outcome written to the log is counted for operators (connector/metrics.py).
         from django.db.models.signals import post_save
 
+        from connector import i18n
         from connector.logcontext import sync_outcome_logged
         from connector.metrics import STATE_SOURCES, sync_log_counted
+        from sync.models import SyncSettings
+
+        # The page's time zone falls back to the portal's, which Setup stores (connector/i18n.py).
+        i18n.portal_zone_name = lambda portal: (
+            SyncSettings.objects.filter(portal=portal).values_list("time_zone", flat=True).first() or ""
+        )
         from sync.metrics_state import state_gauges
 
         if state_gauges not in STATE_SOURCES:

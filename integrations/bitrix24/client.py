@@ -22,12 +22,11 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import requests
 
-from accounts.models import Portal
 from integrations.bitrix24.errors import (
     SYSTEM,
     TokenExpiredError,
@@ -43,7 +42,7 @@ from integrations.bitrix24.php_query import batch_command
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RateLimitedError
 from integrations.common.outbound import OutboundRefused, outbound_check
 from integrations.common.throttle import bitrix24_penalize, bitrix24_slot
-from integrations.common.tokens import token_ensure_fresh, token_mark_lost
+from integrations.common.tokens import TokenHolder, credentials_update, token_ensure_fresh, token_mark_lost
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +126,21 @@ def _id_of(row: Mapping[str, Any], id_key: str) -> int:
         raise PermanentError(f"list row has no integer {id_key!r}", system=SYSTEM) from None
 
 
+class Bitrix24Installation(TokenHolder, Protocol):
+    """A portal as the client needs it (accounts.models.Portal implements it)."""
+
+    member_id: str
+    domain: str
+    client_endpoint: str
+
+    @property
+    def is_active(self) -> bool: ...
+
+
 class Bitrix24Client:
     def __init__(
         self,
-        portal: Portal,
+        portal: Bitrix24Installation,
         *,
         user_token: str | None = None,
         interactive: bool = False,
@@ -219,8 +229,7 @@ class Bitrix24Client:
         domain = str(install.get("domain") or parsed.netloc)
         response = self._post(location, method, body)
         if response.status_code < 300:
-            Portal.objects.filter(pk=self.portal.pk).update(domain=domain, client_endpoint=client_endpoint)
-            self.portal.domain, self.portal.client_endpoint = domain, client_endpoint
+            credentials_update(self.portal, domain=domain, client_endpoint=client_endpoint)
             logger.info("portal %s moved to %s (confirmed by the OAuth server)", self.portal.member_id, domain)
         return response
 

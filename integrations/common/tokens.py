@@ -24,9 +24,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from django.db import models
 from django.utils import timezone
 
 from connector import metrics
@@ -35,9 +34,30 @@ from integrations.common.locks import LockTimeout, redis_lock
 
 logger = logging.getLogger(__name__)
 
-# A Portal or a XeroConnection: the token columns (access_token, refresh_token, token_expires_at,
-# token_generation, status, status_reason) are the same on both; the row comes back as it went in.
-TokenRow = TypeVar("TokenRow", bound=models.Model)
+
+class TokenHolder(Protocol):
+    """What a credentials row offers the clients and this module: the token columns. accounts'
+    Portal and XeroConnection implement it; integrations never import them (issue 17's layers).
+    The row is saved through its own model (`type(row).objects`), compare-and-set on the
+    generation."""
+
+    # Declared by the row's model (class attributes), so this module never guesses by model name:
+    # which API the grant is for, and the statuses meaning "working" and "the user must reconnect".
+    token_system: ClassVar[str]
+    token_status_active: ClassVar[str]
+    token_status_lost: ClassVar[str]
+
+    pk: Any
+    access_token: str
+    token_expires_at: datetime | None
+    token_generation: int
+    scope: str
+    status: str
+    status_reason: str
+
+
+# A Portal or a XeroConnection: the row comes back as it went in.
+TokenRow = TypeVar("TokenRow", bound=TokenHolder)
 
 # The lock outlives a refresh: the token endpoint's timeout (5 s connect + 20 s read) plus saving.
 REFRESH_LOCK_TTL_S = 60.0
@@ -63,16 +83,15 @@ class InvalidGrantError(Exception):
 
 
 def _system_of(model: Any) -> str:
-    return "xero" if model._meta.model_name == "xeroconnection" else "bitrix24"
+    return str(model.token_system)
 
 
 def _lost_status(model: Any) -> str:
-    statuses = model.Status
-    return statuses.NEEDS_RECONNECT if hasattr(statuses, "NEEDS_RECONNECT") else statuses.NEEDS_REAUTH
+    return str(model.token_status_lost)
 
 
 def _active_status(model: Any) -> str:
-    return model.Status.ACTIVE
+    return str(model.token_status_active)
 
 
 def _is_fresh(row: Any, min_validity_s: float) -> bool:
@@ -108,8 +127,8 @@ def token_ensure_fresh(
     Raises AuthorizationLostError when the grant is dead, RetryableError when another worker holds
     the refresh lock for too long.
     """
-    model = type(instance)
-    row: Any = instance  # the token columns are not on models.Model itself
+    model: Any = type(instance)  # a Django model: saved through model.objects
+    row: Any = instance
     seen = row.token_generation if seen_generation is None else seen_generation
     if row.status != _active_status(model):
         raise _lost(row, row.status_reason or f"status is {row.status}")
@@ -187,6 +206,16 @@ def _refresh_locked(
         # Someone wrote a newer grant without the lock (a reconnect); theirs wins, ours is dropped.
         logger.warning("token refresh for %s %s lost the compare-and-set; using the newer row", model.__name__, pk)
     return model.objects.get(pk=pk)
+
+
+def credentials_update(row: TokenHolder, **fields: Any) -> None:
+    """Save non-token facts a client learned about its credentials row (Bitrix24's confirmed new
+    address after a domain change), on the row and in the database: the one other write a client
+    makes, kept here beside the token writes rather than in the client."""
+    model: Any = type(row)
+    model.objects.filter(pk=row.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(row, name, value)
 
 
 def token_mark_lost(instance: Any, reason: str, *, code: str = "disconnected") -> AuthorizationLostError:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC
+from typing import Protocol
 
 from django.conf import settings
 from xero_python.accounting import AccountingApi
@@ -27,11 +28,10 @@ from xero_python.api_client.configuration import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiTypeError, ApiValueError, RateLimitException
 
-from accounts.models import XeroConnection
 from integrations import endpoints
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RetryableError
 from integrations.common.throttle import xero_observe, xero_penalize, xero_slot
-from integrations.common.tokens import token_ensure_fresh, token_mark_lost
+from integrations.common.tokens import TokenHolder, token_ensure_fresh, token_mark_lost
 from integrations.xero.errors import element_errors, headers_of, token_problem, xero_classify
 from integrations.xero.oauth import xero_connections, xero_refresh
 
@@ -69,8 +69,15 @@ def without_read_only_defaults(value, _depth: int = 0) -> None:
             without_read_only_defaults(child, _depth + 1)
 
 
+class XeroCredentials(TokenHolder, Protocol):
+    """A Xero connection as the client needs it (accounts.models.XeroConnection implements it)."""
+
+    tenant_id: str
+    tenant_name: str
+
+
 class XeroClient:
-    def __init__(self, connection: XeroConnection, *, interactive: bool = False) -> None:
+    def __init__(self, connection: XeroCredentials, *, interactive: bool = False) -> None:
         self.connection = connection
         self.interactive = interactive
         client_id, client_secret = settings.XERO_CLIENT_ID, settings.XERO_CLIENT_SECRET
