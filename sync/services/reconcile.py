@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts.models import Portal, XeroConnection
 from integrations.bitrix24.client import Bitrix24Client
@@ -44,13 +45,13 @@ MISSING_IN_XERO = "missing_in_xero"
 NOT_IN_XERO = "not_in_xero"
 ORPHAN = "orphan"
 KIND_LABELS = {
-    "content": "Content (lines, dates, reference)",
-    "contact": "Contact",
-    "totals": "Totals",
-    STATUS: "Status",
-    MISSING_IN_XERO: "Deleted from Xero",
-    NOT_IN_XERO: "Not in Xero yet",
-    ORPHAN: "In Xero without a link",
+    "content": gettext_noop("Content (lines, dates, reference)"),
+    "contact": gettext_noop("Contact"),
+    "totals": gettext_noop("Totals"),
+    STATUS: gettext_noop("Status"),
+    MISSING_IN_XERO: gettext_noop("Deleted from Xero"),
+    NOT_IN_XERO: gettext_noop("Not in Xero yet"),
+    ORPHAN: gettext_noop("In Xero without a link"),
 }
 CREATE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID")
 ORPHAN_PAGE = 1000

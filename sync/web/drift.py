@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required
@@ -98,7 +99,7 @@ def reconcile_page(request: HttpRequest) -> HttpResponse:
         {
             "run": run,
             "kind": kind,
-            "kinds": [(key, labels[key], (run.counts or {}).get(key, 0) if run else 0) for key in KIND_LABELS],
+            "kinds": [(key, gettext(labels[key]), (run.counts or {}).get(key, 0) if run else 0) for key in KIND_LABELS],
             "rows": rows,
             "missing": missing,
             "orphans": orphans,

@@ -78,3 +78,38 @@ def test_the_xero_window_keeps_its_opener_and_the_frame_can_poll_the_connection(
     assert callback.headers["Cross-Origin-Opener-Policy"] == "unsafe-none"
     connect = http.get(f"{app_url}/xero/connect/", params={"ft": token}, allow_redirects=False, timeout=30)
     assert connect.headers["Cross-Origin-Opener-Policy"] == "unsafe-none"
+
+
+@pytest.mark.parametrize(
+    ("lang", "reconcile_words", "preview_words"),
+    [
+        (
+            "de",
+            ["Abgleich", "Jetzt mit Xero abgleichen", "Noch nicht abgeglichen"],
+            ["Was Xero erhalten würde", "Summen", "Gesamt"],
+        ),
+        (
+            "ru",
+            ["Сверка", "Сравнить с Xero сейчас", "Сравнение ещё не выполнялось"],
+            ["Что получит Xero", "Итоги", "Итого"],
+        ),
+    ],
+)
+def test_reconciliation_and_preview_pages_speak_the_language(
+    sandbox, acme, app_url, lang, reconcile_words, preview_words
+):
+    """Drift's pages (reconciliation, preview of what Xero would receive) follow LANG too."""
+    rita = sandbox.bitrix24_user("Rita Sales", admin=False, invoices="all")
+    fields = {"title": "Language check", "currencyId": "NZD", "opportunity": 10}
+    item = sandbox.bitrix24_rest("crm.item.add", {"entityTypeId": 31, "fields": fields}, auth=rita["access_token"])[
+        "result"
+    ]["item"]
+    _, token, http = open_in(sandbox, lang)
+    reconcile = http.get(f"{app_url}/app/reconcile/", params={"ft": token}, timeout=30)
+    preview = http.get(f"{app_url}/app/invoices/{item['id']}/preview/", params={"ft": token}, timeout=30)
+    assert reconcile.status_code == 200 and preview.status_code == 200, (reconcile.status_code, preview.status_code)
+    for word in reconcile_words:
+        assert word in reconcile.text, (lang, word)
+    for word in preview_words:
+        assert word in preview.text, (lang, word)
+    assert "What Xero would receive" not in preview.text and "Compare with Xero now" not in reconcile.text
