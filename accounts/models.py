@@ -7,6 +7,8 @@ compare-and-set guard of the single-flight refresh: a refresh saves its new pair
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 
 from connector.crypto import EncryptedTextField
@@ -23,6 +25,11 @@ class Portal(models.Model):
         SMART = "smart", "New invoices (entity type 31)"
         CLASSIC = "classic", "Old invoices (crm.invoice.*)"
         BOTH = "both", "Old and new invoices"
+
+    # For integrations.common.tokens (TokenHolder): whose grant this is, and what its statuses mean.
+    token_system: ClassVar[str] = "bitrix24"
+    token_status_active: ClassVar[str] = Status.ACTIVE
+    token_status_lost: ClassVar[str] = Status.NEEDS_REAUTH
 
     # member_id never changes; the domain can (Bitrix24 answers 302 to the new one).
     member_id = models.CharField(max_length=64, unique=True)
@@ -78,6 +85,11 @@ class XeroConnection(models.Model):
         ACTIVE = "active", "Connected"
         NEEDS_RECONNECT = "needs_reconnect", "Needs reconnection"
         DISCONNECTED = "disconnected", "Disconnected"
+
+    # For integrations.common.tokens (TokenHolder): whose grant this is, and what its statuses mean.
+    token_system: ClassVar[str] = "xero"
+    token_status_active: ClassVar[str] = Status.ACTIVE
+    token_status_lost: ClassVar[str] = Status.NEEDS_RECONNECT
 
     portal = models.OneToOneField(Portal, on_delete=models.CASCADE, related_name="xero_connection")
     tenant_id = models.CharField(max_length=64, blank=True)

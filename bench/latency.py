@@ -23,7 +23,9 @@ measures that throttle's waits (a job deferred ~1 minute), not the pipeline. Wit
 BENCH_LATENCY_GAP_S=0, 50 invoices in ~40 s: p50 0.21 s, p95 26.9 s, 2 not in Xero within 30 s.
 The invoices cycle over BENCH_LATENCY_COMPANIES (10) companies, so the first invoice of each also
 creates its Xero contact. One warm-up invoice (its own company) is made first and not counted.
-Targets: p50 under 1 s, p95 under 3 s.
+Targets: p50 under 1.5 s, p95 under 3 s (issue 14: a single edit in a quiet portal). The push waits
+for a quiet moment of PUSH_QUIET_S (0.8 s) after the last change so a burst goes out together
+(sync/services/debounce.py); that wait is part of what this measures.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import requests
 from bench._harness import Bitrix24User, Stack, env_int, median, percentile, table, verdict
 
 LINES = 3
+P50_TARGET_S = 1.5
 GIVE_UP_S = 30.0
 
 
@@ -81,13 +84,19 @@ def run() -> dict:
 
     if not latencies:
         print(f"   no invoice reached Xero within {GIVE_UP_S:.0f} s")
-        return {"missed": missed}
+        return {"missed": missed, "ok": False}
     # An invoice not in Xero after GIVE_UP_S counts as infinitely late in the percentiles.
     every = latencies + [math.inf] * missed
     p50, p95, worst = median(every), percentile(every, 95), max(every)
     table(
         [
-            ("p50 latency (s)", f"{p50:.3f}", "< 1", f"{p50 / 1:.2f}x", verdict(p50 < 1)),
+            (
+                "p50 latency (s)",
+                f"{p50:.3f}",
+                f"< {P50_TARGET_S}",
+                f"{p50 / P50_TARGET_S:.2f}x",
+                verdict(p50 < P50_TARGET_S),
+            ),
             ("p95 latency (s)", f"{p95:.3f}", "< 3", f"{p95 / 3:.2f}x", verdict(p95 < 3)),
             ("max latency (s)", f"{worst:.3f}", "-", "-", "-"),
             ("not in Xero after 30 s", missed, "0", "-", verdict(missed == 0)),
@@ -110,7 +119,8 @@ def run() -> dict:
     for line in troubles:
         print(f"   {line}")
     sys.stdout.flush()
-    return {"p50_s": p50, "p95_s": p95, "max_s": worst, "missed": missed}
+    ok = p50 < P50_TARGET_S and p95 < 3 and missed == 0
+    return {"p50_s": round(p50, 3), "p95_s": round(p95, 3), "max_s": round(worst, 3), "missed": missed, "ok": ok}
 
 
 def _measure(

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from django.utils import timezone
 
@@ -40,6 +40,12 @@ class TokenHolder(Protocol):
     Portal and XeroConnection implement it; integrations never import them (issue 17's layers).
     The row is saved through its own model (`type(row).objects`), compare-and-set on the
     generation."""
+
+    # Declared by the row's model (class attributes), so this module never guesses by model name:
+    # which API the grant is for, and the statuses meaning "working" and "the user must reconnect".
+    token_system: ClassVar[str]
+    token_status_active: ClassVar[str]
+    token_status_lost: ClassVar[str]
 
     pk: Any
     access_token: str
@@ -77,16 +83,15 @@ class InvalidGrantError(Exception):
 
 
 def _system_of(model: Any) -> str:
-    return "xero" if model._meta.model_name == "xeroconnection" else "bitrix24"
+    return str(model.token_system)
 
 
 def _lost_status(model: Any) -> str:
-    statuses = model.Status
-    return statuses.NEEDS_RECONNECT if hasattr(statuses, "NEEDS_RECONNECT") else statuses.NEEDS_REAUTH
+    return str(model.token_status_lost)
 
 
 def _active_status(model: Any) -> str:
-    return model.Status.ACTIVE
+    return str(model.token_status_active)
 
 
 def _is_fresh(row: Any, min_validity_s: float) -> bool:

@@ -29,8 +29,8 @@ from sandbox.bitrix24.values import (
 )
 from sandbox.bitrix24.world import B24Error, Bitrix24World, Ctx, ListResult, User, on_reset, page_of, rest_method
 
-INVOICE_TYPE = 31
-OLD_INVOICE_TYPE = 5
+INVOICE_TYPE = crm_status.INVOICE_TYPE
+OLD_INVOICE_TYPE = crm_status.OLD_INVOICE_TYPE
 
 # name, crm.item.fields type, filter kind, title, read-only, immutable, multiple
 FIELDS: list[tuple[str, str, str, str, bool, bool, bool]] = [

@@ -15,7 +15,8 @@ from sandbox.bitrix24.filters import INT, STR, compile_filter, sort_rows
 from sandbox.bitrix24.values import dict_param, int_param, to_int, to_yn
 from sandbox.bitrix24.world import B24Error, Bitrix24World, Ctx, ListResult, on_reset, on_snapshot, rest_method
 
-INVOICE_TYPE = 31
+INVOICE_TYPE = 31  # smart invoices (crm.item.*); crm_items.py uses this one
+OLD_INVOICE_TYPE = 5  # old invoices (crm.invoice.*)
 DEFAULT_INVOICE_CATEGORY = 3
 
 # (code, name, sort, semantics, color): the legacy invoice statuses new invoices start with.

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from sync.mappers import MappingError
-from sync.mappers.limits import NAME, xero_cut
+from sync.mappers.limits import NAME, cut_note, xero_cut, xero_length
 from sync.mappers.money import optional_decimal, unit_amount
 
 # Bitrix24 PHONE VALUE_TYPE -> Xero PhoneType. Xero keeps one number per type; HOME/OTHER/... fill
@@ -31,14 +31,18 @@ def contact_number_for(kind: str, bitrix24_id: int | str) -> str:
 
 
 def company_to_xero_contact(
-    company: Mapping, requisite_address: Mapping | Iterable[Mapping] | None, *, contact_number: str
+    company: Mapping,
+    requisite_address: Mapping | Iterable[Mapping] | None,
+    *,
+    contact_number: str,
+    notes: list[str] | None = None,
 ) -> dict:
     """A Xero contact from crm.company.get. `requisite_address` is one crm.address.list entry of the
     company's requisite (or several); without one, the legacy ADDRESS_* fields are used."""
     name = str(company.get("TITLE") or "").strip()
     if not name:
         raise MappingError(f"Company {company.get('ID')} has no name; Xero needs one. Give it a name in Bitrix24.")
-    return _contact(xero_cut(name, NAME), company, requisite_address, contact_number)
+    return _contact(_cut("Client name", name, NAME, notes), company, requisite_address, contact_number, notes)
 
 
 def client_name_of(kind: str, entity: Mapping) -> str:
@@ -50,7 +54,11 @@ def client_name_of(kind: str, entity: Mapping) -> str:
 
 
 def person_to_xero_contact(
-    contact: Mapping, requisite_address: Mapping | Iterable[Mapping] | None = None, *, contact_number: str
+    contact: Mapping,
+    requisite_address: Mapping | Iterable[Mapping] | None = None,
+    *,
+    contact_number: str,
+    notes: list[str] | None = None,
 ) -> dict:
     """A Xero contact from crm.contact.get, for invoices whose client is a person."""
     first = str(contact.get("NAME") or "").strip()
@@ -58,7 +66,7 @@ def person_to_xero_contact(
     name = " ".join(part for part in (first, last) if part)
     if not name:
         raise MappingError(f"Contact {contact.get('ID')} has no name; Xero needs one. Give it a name in Bitrix24.")
-    out = _contact(xero_cut(name, NAME), contact, requisite_address, contact_number)
+    out = _contact(_cut("Client name", name, NAME, notes), contact, requisite_address, contact_number, notes)
     if first:
         out["FirstName"] = xero_cut(first, NAME)
     if last:
@@ -66,15 +74,26 @@ def person_to_xero_contact(
     return out
 
 
-def _contact(name: str, entity: Mapping, requisite_address, contact_number: str) -> dict:
+def _cut(what: str, text: str, limit: int, notes: list[str] | None) -> str:
+    """`text` within Xero's limit; what was shortened is added to `notes` (said on the log entry)."""
+    if notes is not None and (note := cut_note(what, text, limit)):
+        notes.append(note)
+    return xero_cut(text, limit)
+
+
+def _contact(name: str, entity: Mapping, requisite_address, contact_number: str, notes: list[str] | None) -> dict:
     out: dict = {"Name": name, "ContactNumber": contact_number[:50]}
     email = _first_value(entity.get("EMAIL"))
-    if email:
-        out["EmailAddress"] = email[:255]
-    phones = _phones(entity.get("PHONE"))
+    if email and xero_length(email) > 255:
+        # A cut address is no address (and Xero refuses it as invalid): leave it out, and say so.
+        if notes is not None:
+            notes.append(f"Client e-mail not sent: {xero_length(email)} characters, Xero's limit is 255.")
+    elif email:
+        out["EmailAddress"] = email
+    phones = _phones(entity.get("PHONE"), notes)
     if phones:
         out["Phones"] = phones
-    addresses = _requisite_addresses(requisite_address) or _legacy_address(entity)
+    addresses = _requisite_addresses(requisite_address, notes) or _legacy_address(entity, notes)
     if addresses:
         out["Addresses"] = addresses
     return out
@@ -88,7 +107,7 @@ def _first_value(multifield: Iterable[Mapping] | None) -> str:
     return ""
 
 
-def _phones(multifield: Iterable[Mapping] | None) -> list[dict]:
+def _phones(multifield: Iterable[Mapping] | None, notes: list[str] | None = None) -> list[dict]:
     by_type: dict[str, str] = {}
     spare: list[str] = []
     for entry in multifield or []:
@@ -102,10 +121,10 @@ def _phones(multifield: Iterable[Mapping] | None) -> list[dict]:
             by_type.setdefault(xero_type, number)
     if "DEFAULT" not in by_type and spare:
         by_type["DEFAULT"] = spare[0]
-    return [{"PhoneType": t, "PhoneNumber": n[:50]} for t, n in by_type.items()]
+    return [{"PhoneType": t, "PhoneNumber": _cut("Client phone", n, 50, notes)} for t, n in by_type.items()]
 
 
-def _requisite_addresses(requisite_address) -> list[dict]:
+def _requisite_addresses(requisite_address, notes: list[str] | None = None) -> list[dict]:
     if not requisite_address:
         return []
     entries = [requisite_address] if isinstance(requisite_address, Mapping) else list(requisite_address)
@@ -121,13 +140,14 @@ def _requisite_addresses(requisite_address) -> list[dict]:
             region=entry.get("REGION") or entry.get("PROVINCE"),
             postal_code=entry.get("POSTAL_CODE"),
             country=entry.get("COUNTRY") or entry.get("COUNTRY_CODE"),
+            notes=notes,
         )
         if address:
             out[xero_type] = address
     return list(out.values())
 
 
-def _legacy_address(entity: Mapping) -> list[dict]:
+def _legacy_address(entity: Mapping, notes: list[str] | None = None) -> list[dict]:
     address = _address(
         "STREET",
         lines=(entity.get("ADDRESS"), entity.get("ADDRESS_2")),
@@ -135,11 +155,12 @@ def _legacy_address(entity: Mapping) -> list[dict]:
         region=entity.get("ADDRESS_REGION") or entity.get("ADDRESS_PROVINCE"),
         postal_code=entity.get("ADDRESS_POSTAL_CODE"),
         country=entity.get("ADDRESS_COUNTRY") or entity.get("ADDRESS_COUNTRY_CODE"),
+        notes=notes,
     )
     return [address] if address else []
 
 
-def _address(xero_type: str, *, lines, city, region, postal_code, country) -> dict | None:
+def _address(xero_type: str, *, lines, city, region, postal_code, country, notes=None) -> dict | None:
     fields = {
         "AddressLine1": (lines[0], 500),
         "AddressLine2": (lines[1], 500),
@@ -148,7 +169,11 @@ def _address(xero_type: str, *, lines, city, region, postal_code, country) -> di
         "PostalCode": (postal_code, 50),
         "Country": (country, 50),
     }
-    out = {key: str(value).strip()[:limit] for key, (value, limit) in fields.items() if str(value or "").strip()}
+    out = {
+        key: _cut(f"Client address ({key})", str(value).strip(), limit, notes)
+        for key, (value, limit) in fields.items()
+        if str(value or "").strip()
+    }
     return {"AddressType": xero_type, **out} if out else None
 
 

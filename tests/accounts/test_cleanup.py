@@ -5,15 +5,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import FrameSession, Portal, XeroOAuthState
+from accounts.models import FrameSession, XeroOAuthState
 from accounts.services.cleanup import expired_credentials_delete
+from tests.factories import PortalFactory
 
 
 @pytest.fixture
 def portal(db):
-    return Portal.objects.create(
-        member_id="m" * 32, domain="acme.bitrix24.com", client_endpoint="https://acme.bitrix24.com/rest/"
-    )
+    return PortalFactory(domain="acme.bitrix24.com")
 
 
 def _age(model, row, hours: float) -> None:

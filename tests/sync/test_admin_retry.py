@@ -4,16 +4,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from accounts.models import Portal
 from sync.models import SyncJob
 from sync.models.choices import Trigger
+from tests.factories import PortalFactory
 
 
 @pytest.fixture
 def portal(db):
-    return Portal.objects.create(
-        member_id="r" * 32, domain="acme.bitrix24.com", client_endpoint="https://acme.bitrix24.com/rest/"
-    )
+    return PortalFactory(domain="acme.bitrix24.com")
 
 
 def test_the_admin_action_queues_failed_jobs_again_and_leaves_others(portal, client):

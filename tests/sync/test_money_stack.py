@@ -239,7 +239,16 @@ def test_a_hand_entered_amount_is_held_with_both_amounts_then_sent_with_an_adjus
 def test_a_long_description_is_cut_to_xeros_limit_and_the_log_says_from_how_long(acme, acme_xero, sandbox):
     prepare_portal(acme, sandbox)
     client = Bitrix24Client(acme)
-    company_id = client.result("crm.company.add", {"fields": {"TITLE": "Verbose " + "Holdings " * 40 + "Ltd"}})
+    company_id = client.result(
+        "crm.company.add",
+        {
+            "fields": {
+                "TITLE": "Verbose " + "Holdings " * 40 + "Ltd",
+                "EMAIL": [{"VALUE": "accounts." + "x" * 250 + "@example.com", "VALUE_TYPE": "WORK"}],
+                "PHONE": [{"VALUE": "+64 " + "9" * 60, "VALUE_TYPE": "WORK"}],
+            }
+        },
+    )
     name = "Handmade 🧶 wool " * 300  # 4,800 characters but 5,099 for Xero (an emoji counts twice), trimmed
     invoice = CorpusInvoice(
         number=2, currency="NZD", rows=[{"productName": name, "price": 10.0, "quantity": 1, "taxRate": 15.0}]
@@ -252,6 +261,8 @@ def test_a_long_description_is_cut_to_xeros_limit_and_the_log_says_from_how_long
     entry = SyncLogEntry.objects.get(bitrix24_id=str(invoice_id), outcome="created")
     assert "Row 1's description shortened from 5099 to 4000 characters (Xero's limit is 4000)." in entry.message
     assert "Client name shortened from 371 to 255 characters (Xero's limit is 255)." in entry.message
+    assert "Client e-mail not sent: 271 characters, Xero's limit is 255." in entry.message
+    assert "Client phone shortened from 64 to 50 characters (Xero's limit is 50)." in entry.message
 
 
 def test_an_invoice_below_zero_becomes_a_credit_note_and_its_refund_in_xero_moves_the_bitrix24_stage(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
-from accounts.models import Portal
 from sync.models import StageMapping, XeroStatusMapping
 from sync.stage_map import stage_map_apply_defaults, stage_map_defaults, stage_map_load, stage_map_save
+from tests.factories import PortalFactory
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -21,11 +21,7 @@ def stages(name: str) -> list[dict]:
 
 @pytest.fixture
 def portal(db):
-    return Portal.objects.create(
-        member_id="a223c6b3710f85df22e9377d6c4f7553",
-        domain="acme.bitrix24.com",
-        client_endpoint="https://acme.bitrix24.com/rest/",
-    )
+    return PortalFactory(domain="acme.bitrix24.com")
 
 
 def test_default_stages_map_new_to_draft_sent_to_authorised_and_leave_paid_and_unpaid_as_they_are():
@@ -172,9 +168,7 @@ def test_saving_unknown_stages_or_statuses_is_refused_with_every_problem_named_a
 
 
 def test_the_map_of_one_portal_is_not_visible_to_another(portal):
-    other = Portal.objects.create(
-        member_id="b" * 32, domain="other.bitrix24.com", client_endpoint="https://other.bitrix24.com/rest/"
-    )
+    other = PortalFactory(domain="other.bitrix24.com")
     stage_map_apply_defaults(portal, stages("stages_default"))
 
     assert stage_map_load(other) == ({}, {})

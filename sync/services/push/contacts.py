@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.mappers import MappingError
-from sync.mappers.contact import client_name_of, company_to_xero_contact, contact_number_for, person_to_xero_contact
-from sync.mappers.limits import NAME, cut_note
+from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
 from sync.models import ContactLink
 from sync.services.contacts import ClientKey, contacts_ensure
 from sync.services.push.context import PassContext, Work
@@ -17,13 +16,17 @@ from sync.services.push.read import Clients
 
 def contacts_stage(ctx: PassContext, items: list[Work], clients: Clients) -> None:
     mapped: dict[ClientKey, dict] = {}
+    cut_notes: dict[ClientKey, list[str]] = {}
     problems: dict[ClientKey, ExternalAPIError] = dict(clients.errors)
     for key, data in clients.data.items():
         kind, bitrix24_id = key
         number = contact_number_for(kind, bitrix24_id)
         to_contact = company_to_xero_contact if kind == ContactLink.Kind.COMPANY else person_to_xero_contact
+        shortened: list[str] = []
         try:
-            mapped[key] = to_contact(data["entity"], data["addresses"] or None, contact_number=number)
+            mapped[key] = to_contact(data["entity"], data["addresses"] or None, contact_number=number, notes=shortened)
+            if shortened:
+                cut_notes[key] = shortened
         except MappingError as exc:
             problems[key] = PermanentError(str(exc), system="bitrix24", code="mapping")
     needed = {item.client for item in items if item.client is not None}
@@ -32,12 +35,9 @@ def contacts_stage(ctx: PassContext, items: list[Work], clients: Clients) -> Non
         for link in ContactLink.objects.filter(portal=ctx.portal, bitrix24_id__in=[i for _k, i in needed])
     }
     to_ensure = {key: contact for key, contact in mapped.items() if key not in linked}
-    # A name shortened to Xero's limit is said on the log entry of the invoices it was made for.
-    cut = {
-        key: note
-        for key in to_ensure
-        if (note := cut_note("Client name", client_name_of(key[0], clients.data[key]["entity"]), NAME))
-    }
+    # What was shortened to Xero's limits (name, e-mail, phones, address) is said on the log entry of
+    # the invoices the contact was made for.
+    cut = {key: notes for key, notes in cut_notes.items() if key in to_ensure}
     if to_ensure:
         try:
             results = contacts_ensure(portal=ctx.portal, xero=ctx.xero, clients=to_ensure)
@@ -62,7 +62,7 @@ def contacts_stage(ctx: PassContext, items: list[Work], clients: Clients) -> Non
         elif item.client in linked:
             item.link_contact = linked[item.client]
             if item.client in cut:
-                item.truncation_notes = [cut[item.client]]
+                item.truncation_notes = cut[item.client]
         else:
             kind, bitrix24_id = item.client
             fail(
