@@ -101,3 +101,14 @@ def test_an_import_burst_reaches_xero_in_one_pass(b24, acme_xero, worker, sandbo
     assert len(contact_writes) == 1, [f"{c['method']} {c['target']}" for c in xero]
     org = sandbox.state()["xero"]["organisations"][0]
     assert sorted(len(i["LineItems"]) for i in org["invoices"]) == [1] * 10
+
+
+def test_a_backlog_is_worked_in_short_passes_while_other_portals_wait(lone_portal):
+    from sync.services.push.pipeline import CLAIM_LIMIT, SHARED_CLAIM_LIMIT, claim_limit
+    from tests.factories import PortalFactory
+
+    assert claim_limit(lone_portal.pk) == CLAIM_LIMIT
+    other = PortalFactory()
+    _job(other, "31:7")
+    assert claim_limit(lone_portal.pk) == SHARED_CLAIM_LIMIT
+    assert claim_limit(other.pk) == CLAIM_LIMIT  # its own jobs do not count
