@@ -24,6 +24,27 @@ JS_STRINGS = [
     gettext_noop("Done."),
     gettext_noop("Queued; working on it…"),
     gettext_noop("Queued {count} invoices; working on them…"),
+    # imports.js
+    gettext_noop("Waiting to start…"),
+    gettext_noop("Importing…"),
+    gettext_noop("Done"),
+    gettext_noop("Failed"),
+    gettext_noop("Import contacts as companies"),
+    gettext_noop("Import items as products"),
+    gettext_noop("Import Xero items"),
+    gettext_noop("Import Xero contacts"),
+    gettext_noop("{processed} of {total} processed"),
+    gettext_noop("Could not read the progress."),
+    gettext_noop("{message} Retrying…"),
+    gettext_noop("Starting…"),
+    gettext_noop("The import could not start."),
+    gettext_noop("The import could not start. Check your connection and try again."),
+    # product.js
+    gettext_noop("No matching Xero account."),
+    gettext_noop("Could not load Xero accounts: {error}"),
+    gettext_noop("Type a code or a name, e.g. 200 or Sales."),
+    gettext_noop("Creating in Xero and Bitrix24…"),
+    gettext_noop("Create product"),
 ]
 
 

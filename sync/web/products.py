@@ -13,6 +13,7 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.translation import gettext_lazy as _
 
 from accounts.auth import frame_login_required
 from accounts.services.frame import frame_session_bitrix24_client
@@ -34,10 +35,12 @@ def _field(widget_class, test_id: str, **attrs):
 
 class ProductForm(forms.Form):
     name = forms.CharField(
+        label=_("Name"),
         max_length=50,  # Xero's Item Name limit; Bitrix24 takes longer, both get the same name
         widget=_field(forms.TextInput, "field-name", autocomplete="off"),
     )
     price = forms.DecimalField(
+        label=_("Price"),
         min_value=Decimal(0),
         max_digits=15,
         decimal_places=2,
@@ -46,20 +49,20 @@ class ProductForm(forms.Form):
     currency = forms.ChoiceField(widget=_field(forms.Select, "field-currency"))
     section_id = forms.ChoiceField(
         required=False,
-        label="Bitrix24 section",
-        help_text="Where the product goes in the Bitrix24 catalog.",
+        label=_("Bitrix24 section"),
+        help_text=_("Where the product goes in the Bitrix24 catalog."),
         widget=_field(forms.Select, "field-section"),
     )
     code = forms.CharField(
         max_length=30,
-        label="Xero item code",
-        help_text="Unique in Xero, up to 30 characters. Suggested from the name.",
+        label=_("Xero item code"),
+        help_text=_("Unique in Xero, up to 30 characters. Suggested from the name."),
         widget=_field(forms.TextInput, "field-code", autocomplete="off", maxlength="30"),
     )
     account_code = forms.CharField(
         max_length=10,
-        label="Sales account",
-        help_text="Type a code or a name, e.g. 200 or Sales.",
+        label=_("Sales account"),
+        help_text=_("Type a code or a name, e.g. 200 or Sales."),
         widget=_field(
             forms.TextInput,
             "field-account",
@@ -68,17 +71,20 @@ class ProductForm(forms.Form):
             **{"aria-autocomplete": "list", "aria-expanded": "false", "aria-controls": "account-suggestions"},
         ),
     )
-    tax_type = forms.ChoiceField(label="Tax rate", widget=_field(forms.Select, "field-tax-type"))
+    tax_type = forms.ChoiceField(label=_("Tax rate"), widget=_field(forms.Select, "field-tax-type"))
     description = forms.CharField(
-        required=False, max_length=4000, widget=_field(forms.Textarea, "field-description", rows="3")
+        label=_("Description"),
+        required=False,
+        max_length=4000,
+        widget=_field(forms.Textarea, "field-description", rows="3"),
     )
     nonce = forms.CharField(widget=forms.HiddenInput(attrs={"data-test": "field-nonce"}))
 
     def __init__(self, *args, options: ProductFormOptions, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["currency"].choices = options.currencies
-        self.fields["section_id"].choices = [("", "— Top level of the catalog —"), *options.sections]
-        self.fields["tax_type"].choices = [("", "— Choose a tax rate —"), *options.tax_types]
+        self.fields["section_id"].choices = [("", _("— Top level of the catalog —")), *options.sections]
+        self.fields["tax_type"].choices = [("", _("— Choose a tax rate —")), *options.tax_types]
 
     def clean_code(self) -> str:
         return self.cleaned_data["code"].strip()

@@ -85,7 +85,12 @@ def test_the_xero_window_keeps_its_opener_and_the_frame_can_poll_the_connection(
     [
         (
             "de",
-            ["Abgleich", "Jetzt mit Xero abgleichen", "Noch nicht abgeglichen"],
+            [
+                "Abgleich",
+                "Jetzt mit Xero abgleichen",
+                "Noch nicht abgeglichen",
+                '"Import Xero items": "Import von Xero-Artikeln"',
+            ],
             ["Was Xero erhalten würde", "Summen", "Gesamt"],
         ),
         (

@@ -8,9 +8,17 @@
   var runs = document.getElementById("import-runs");
   var template = document.getElementById("import-progress-template");
   var POLL_MS = 1000;
-  var LABELS = { pending: "Waiting to start…", running: "Importing…", done: "Done", failed: "Failed" };
+  // Messages in the page's language (the server puts the translations in #app-i18n, as for app.js).
+  var catalog = {};
+  try { catalog = JSON.parse((document.getElementById("app-i18n") || {}).textContent || "{}"); } catch (e) { catalog = {}; }
+  function t(text, vars) {
+    var out = catalog[text] || text;
+    Object.keys(vars || {}).forEach(function (k) { out = out.split("{" + k + "}").join(String(vars[k])); });
+    return out;
+  }
+  var LABELS = { pending: t("Waiting to start…"), running: t("Importing…"), done: t("Done"), failed: t("Failed") };
   var BUTTONS = { import_contacts: "import-contacts", import_items: "import-items" };
-  var IDLE_TEXT = { "import-contacts": "Import contacts as companies", "import-items": "Import items as products" };
+  var IDLE_TEXT = { "import-contacts": t("Import contacts as companies"), "import-items": t("Import items as products") };
 
   function q(root, name) { return root.querySelector('[data-test="' + name + '"]'); }
 
@@ -31,7 +39,7 @@
     if (!button) { return; }
     button.disabled = busy;
     button.classList.toggle("is-busy", busy);
-    button.textContent = text || (busy ? "Importing…" : IDLE_TEXT[button.dataset.test]);
+    button.textContent = text || (busy ? t("Importing…") : IDLE_TEXT[button.dataset.test]);
   }
 
   function render(block, p) {
@@ -42,7 +50,7 @@
     var bar = q(block, "import-progress-bar");
     bar.max = Math.max(p.total || 0, p.processed || 0, 1);
     bar.value = p.processed || 0;
-    q(block, "import-progress-text").textContent = (p.processed || 0) + " of " + (p.total || 0) + " processed";
+    q(block, "import-progress-text").textContent = t("{processed} of {total} processed", { processed: p.processed || 0, total: p.total || 0 });
     ["created", "updated", "skipped", "failed"].forEach(function (name) {
       q(block, "import-" + name).textContent = p[name] || 0;
     });
@@ -65,7 +73,7 @@
           return response.json().then(function (body) { return { ok: response.ok, body: body }; });
         })
         .then(function (answer) {
-          if (!answer.ok) { throw new Error(answer.body.error || "Could not read the progress."); }
+          if (!answer.ok) { throw new Error(answer.body.error || t("Could not read the progress.")); }
           setToken(answer.body.ft);
           render(block, answer.body);
           if (answer.body.status === "done" || answer.body.status === "failed") {
@@ -75,7 +83,7 @@
           window.setTimeout(tick, POLL_MS);
         })
         .catch(function (error) {
-          showError(error.message + " Retrying…");
+          showError(t("{message} Retrying…", { message: error.message }));
           window.setTimeout(tick, POLL_MS * 3);
         });
     }
@@ -88,7 +96,7 @@
     block.dataset.kind = job.kind;
     block.dataset.progressUrl = job.progress_url;
     block.querySelector(".im-head strong").textContent =
-      job.kind === "import_items" ? "Import Xero items" : "Import Xero contacts";
+      job.kind === "import_items" ? t("Import Xero items") : t("Import Xero contacts");
     var empty = document.getElementById("import-empty");
     if (empty) { empty.remove(); }
     var existing = runs.querySelector('[data-test="import-progress"][data-job-id="' + job.job + '"]');
@@ -103,7 +111,7 @@
       event.preventDefault();
       var button = form.querySelector('button[type="submit"]');
       showError("");
-      setBusy(button, true, "Starting…");
+      setBusy(button, true, t("Starting…"));
       fetch(form.action, {
         method: "POST",
         body: new FormData(form),
@@ -114,13 +122,13 @@
           return response.json().then(function (body) { return { ok: response.ok, body: body }; });
         })
         .then(function (answer) {
-          if (!answer.ok) { throw new Error(answer.body.error || "The import could not start."); }
+          if (!answer.ok) { throw new Error(answer.body.error || t("The import could not start.")); }
           setBusy(button, true);
           follow(newBlock(answer.body));
         })
         .catch(function (error) {
           setBusy(button, false);
-          showError(error.message || "The import could not start. Check your connection and try again.");
+          showError(error.message || t("The import could not start. Check your connection and try again."));
         });
     });
   });

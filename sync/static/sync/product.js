@@ -7,6 +7,14 @@
 
   var DEBOUNCE_MS = 150;
   var CODE_MAX = 30;
+  // Messages in the page's language (the server puts the translations in #app-i18n, as for app.js).
+  var catalog = {};
+  try { catalog = JSON.parse((document.getElementById("app-i18n") || {}).textContent || "{}"); } catch (e) { catalog = {}; }
+  function t(text, vars) {
+    var out = catalog[text] || text;
+    Object.keys(vars || {}).forEach(function (k) { out = out.split("{" + k + "}").join(String(vars[k])); });
+    return out;
+  }
 
   // --- Xero item code from the name (until the user types a code of their own) -----------------
   var nameInput = form.querySelector('[data-test="field-name"]');
@@ -79,7 +87,7 @@
       var empty = document.createElement("li");
       empty.className = "empty";
       empty.setAttribute("data-test", "account-suggestions-empty");
-      empty.textContent = message || "No matching Xero account.";
+      empty.textContent = message || t("No matching Xero account.");
       list.appendChild(empty);
     }
     results.forEach(function (item, i) {
@@ -121,13 +129,13 @@
       })
       .catch(function (error) {
         if (error.name === "AbortError") { return; }
-        render([], "Could not load Xero accounts: " + error.message);
+        render([], t("Could not load Xero accounts: {error}", { error: error.message }));
       });
   }
 
   if (account && list && suggestUrl) {
     account.addEventListener("input", function () {
-      if (chosen) { chosen.textContent = "Type a code or a name, e.g. 200 or Sales."; }
+      if (chosen) { chosen.textContent = t("Type a code or a name, e.g. 200 or Sales."); }
       clearTimeout(timer);
       var query = account.value.trim();
       timer = setTimeout(function () {
@@ -168,7 +176,7 @@
       submit.classList.add("is-busy");
       submit.setAttribute("aria-busy", "true");
       var label = submit.querySelector(".label");
-      if (label) { label.textContent = "Creating in Xero and Bitrix24…"; }
+      if (label) { label.textContent = t("Creating in Xero and Bitrix24…"); }
     }
   });
   // Back/forward cache restores the page as it was left: make the button usable again.
@@ -179,6 +187,6 @@
     submit.classList.remove("is-busy");
     submit.removeAttribute("aria-busy");
     var label = submit.querySelector(".label");
-    if (label) { label.textContent = "Create product"; }
+    if (label) { label.textContent = t("Create product"); }
   });
 })();
