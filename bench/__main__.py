@@ -89,6 +89,11 @@ def _record(name: str, result: dict, seconds: float) -> None:
         "ok": result.get("ok"),
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(entry, indent=2, sort_keys=True, default=str) + "\n")
+    write_results_table()
+
+
+def write_results_table() -> None:
+    """bench/RESULTS.md from every kept result (also after results were merged from several runs)."""
     rows = []
     for path in sorted(RESULTS.glob("*.json")):
         kept = json.loads(path.read_text())

@@ -1,7 +1,7 @@
 """Ingest rate: how many Bitrix24 events and Xero webhooks a second the app stores, under gunicorn.
 
-The production shape on this machine: gunicorn (`gunicorn.conf.py` when present, else gthread
-workers), PostgreSQL, Redis and a Celery worker (bench/_harness.py Stack); the sandbox is
+The production shape on this machine: gunicorn with `gunicorn.conf.py` (WEB_CONCURRENCY workers x
+GUNICORN_THREADS threads), PostgreSQL, Redis and a Celery worker (bench/_harness.py Stack); the sandbox is
 installed and connected as the demo does it, and BENCH_INGEST_INVOICES (20) invoices are made and
 pushed first, so the events below name real invoices and their processing is real work.
 
@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 
-from bench._harness import ROOT, WEBHOOK_KEY, Bitrix24User, Stack, env_int, free_port, percentile, table, verdict
+from bench._harness import WEBHOOK_KEY, Bitrix24User, Stack, env_int, free_port, percentile, table, verdict
 
 TARGET_RPS = 500
 TARGET_P99_MS = 100.0
@@ -83,6 +84,7 @@ def run() -> dict:
     )
     print(f"   sent {len(result['answers'])} in {result['wall']:.1f} s; inbox rows stored {stored}; {processed}")
     return {
+        "gunicorn": f"{os.environ.get('WEB_CONCURRENCY', '3')} workers x {os.environ.get('GUNICORN_THREADS', '4')} threads",
         "rps": round(achieved),
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
@@ -115,11 +117,16 @@ def _wait_linked(portal, invoice_ids: list[int], timeout: float = 600) -> list[s
 
 def _start_gunicorn(stack: Stack) -> str:
     port = free_port()
-    args = ["-m", "gunicorn", "connector.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-    if (ROOT / "gunicorn.conf.py").exists():
-        args += ["--config", "gunicorn.conf.py"]
-    else:
-        args += ["--worker-class", "gthread", "--workers", "3", "--threads", "8", "--keep-alive", "30"]
+    # The production configuration (gunicorn.conf.py: WEB_CONCURRENCY workers x GUNICORN_THREADS).
+    args = [
+        "-m",
+        "gunicorn",
+        "--config",
+        "gunicorn.conf.py",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "connector.wsgi:application",
+    ]
     stack._start("gunicorn", *args)
     url = f"http://127.0.0.1:{port}"
     stack._wait(lambda: requests.get(f"{url}/health/", timeout=2).status_code < 500, "gunicorn")
