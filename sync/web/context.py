@@ -48,6 +48,37 @@ JS_STRINGS = [
 ]
 
 
+# The labels of model choices the pages show (SyncLog outcome/direction/object kind, Trigger): the
+# models keep plain English labels (no migration churn); templates translate the label they get
+# (`{% translate entry.get_outcome_display %}`) and this list is what makemessages extracts.
+CHOICE_LABELS = [
+    gettext_noop("Created"),
+    gettext_noop("Updated"),
+    gettext_noop("Status / stage changed"),
+    gettext_noop("Payment recorded"),
+    gettext_noop("Skipped (unchanged)"),
+    gettext_noop("Echo of our own change dropped"),
+    gettext_noop("Ignored (not an invoice of ours)"),
+    gettext_noop("Refused (rule)"),
+    gettext_noop("Held: totals differ"),
+    gettext_noop("Changed in Xero"),
+    gettext_noop("Failed, will retry"),
+    gettext_noop("Failed"),
+    gettext_noop("Bitrix24 → Xero"),
+    gettext_noop("Xero → Bitrix24"),
+    gettext_noop("Import from Xero"),
+    gettext_noop("Bitrix24 event"),
+    gettext_noop("Xero webhook"),
+    gettext_noop("User button"),
+    gettext_noop("Scheduled sweep"),
+    gettext_noop("Setup / import"),
+    gettext_noop("Invoice"),
+    gettext_noop("Contact"),
+    gettext_noop("Item / product"),
+    gettext_noop("Payment"),
+]
+
+
 def js_strings() -> dict[str, str]:
     return {text: _(text) for text in JS_STRINGS}
 
