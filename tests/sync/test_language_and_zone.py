@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from accounts.models import FrameSession
+from sync.models import SyncLogEntry
 from tests.accounts import conftest as accounts_fixtures
 
 acme = accounts_fixtures.acme
@@ -81,7 +82,7 @@ def test_the_xero_window_keeps_its_opener_and_the_frame_can_poll_the_connection(
 
 
 @pytest.mark.parametrize(
-    ("lang", "reconcile_words", "preview_words"),
+    ("lang", "reconcile_words", "preview_words", "log_words"),
     [
         (
             "de",
@@ -92,18 +93,21 @@ def test_the_xero_window_keeps_its_opener_and_the_frame_can_poll_the_connection(
                 '"Import Xero items": "Import von Xero-Artikeln"',
             ],
             ["Was Xero erhalten würde", "Summen", "Gesamt"],
+            ["Zahlung erfasst", "Schaltfläche des Benutzers"],
         ),
         (
             "ru",
             ["Сверка", "Сравнить с Xero сейчас", "Сравнение ещё не выполнялось"],
             ["Что получит Xero", "Итоги", "Итого"],
+            ["Оплата записана", "Кнопка пользователя"],
         ),
     ],
 )
 def test_reconciliation_and_preview_pages_speak_the_language(
-    sandbox, acme, app_url, lang, reconcile_words, preview_words
+    sandbox, acme, app_url, lang, reconcile_words, preview_words, log_words
 ):
-    """Drift's pages (reconciliation, preview of what Xero would receive) follow LANG too."""
+    """Drift's pages (reconciliation, preview of what Xero would receive) follow LANG too, and so do the
+    sync log's outcome and trigger labels (model choices, translated in the template)."""
     rita = sandbox.bitrix24_user("Rita Sales", admin=False, invoices="all")
     fields = {"title": "Language check", "currencyId": "NZD", "opportunity": 10}
     item = sandbox.bitrix24_rest("crm.item.add", {"entityTypeId": 31, "fields": fields}, auth=rita["access_token"])[
@@ -118,3 +122,10 @@ def test_reconciliation_and_preview_pages_speak_the_language(
     for word in preview_words:
         assert word in preview.text, (lang, word)
     assert "What Xero would receive" not in preview.text and "Compare with Xero now" not in reconcile.text
+    SyncLogEntry.objects.create(
+        portal=acme, direction="push", trigger="button", bitrix24_id=str(item["id"]), outcome="payment_recorded"
+    )
+    log = http.get(f"{app_url}/app/log/", params={"ft": token}, timeout=30)
+    assert log.status_code == 200
+    for word in log_words:
+        assert word in log.text, (lang, word)
