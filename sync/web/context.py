@@ -76,6 +76,17 @@ CHOICE_LABELS = [
     gettext_noop("Contact"),
     gettext_noop("Item / product"),
     gettext_noop("Payment"),
+    # Field labels of the preview (sync.services.preview.HEADER_LABELS) and of drift's differences
+    # (sync.mappers.drift HEADER_FIELDS/TOTAL_FIELDS; per-line labels are composed and stay English).
+    gettext_noop("Invoice number"),
+    gettext_noop("Reference"),
+    gettext_noop("Date"),
+    gettext_noop("Due date"),
+    gettext_noop("Currency"),
+    gettext_noop("Amounts are"),
+    gettext_noop("Subtotal"),
+    gettext_noop("Tax"),
+    gettext_noop("Total"),
 ]
 
 
