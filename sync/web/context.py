@@ -76,6 +76,8 @@ CHOICE_LABELS = [
     gettext_noop("Contact"),
     gettext_noop("Item / product"),
     gettext_noop("Payment"),
+    gettext_noop("Xero's rate (Xero uses its daily rate)"),
+    gettext_noop("Bitrix24's rate (sent as the invoice's CurrencyRate)"),
     # Field labels of the preview (sync.services.preview.HEADER_LABELS) and of drift's differences
     # (sync.mappers.drift HEADER_FIELDS/TOTAL_FIELDS; per-line labels are composed and stay English).
     gettext_noop("Invoice number"),

@@ -34,7 +34,7 @@ def open_in(sandbox, lang: str, user: int = 1) -> tuple[requests.Response, str, 
     ("lang", "html_lang", "words"),
     [
         # The last word comes from the JS messages' catalog (#app-i18n) the page carries for app.js.
-        ("de", "de", ["Einrichtung", "Rechnungen", "Einstellungen speichern", '"Finished.": "Fertig."']),
+        ("de", "de", ["Einrichtung", "Rechnungen", "Einstellungen speichern", "Steuersätze", '"Finished.": "Fertig."']),
         (
             "ru",
             "ru",
