@@ -39,21 +39,25 @@ STALE_RUN = dt.timedelta(minutes=30)
 def invoice_accept_xero(request: HttpRequest, invoice_id: int) -> JsonResponse:
     entity_type = _kind(request, request.GET.get("kind")) or SMART_INVOICE
     if not visible_invoice_ids(client=user_client(request), ids=[invoice_id], entity_type=entity_type):
-        return JsonResponse({"error": "You cannot see this invoice in Bitrix24.", "kind": "forbidden"}, status=403)
+        return JsonResponse(
+            {"error": gettext("You cannot see this invoice in Bitrix24."), "kind": "forbidden"}, status=403
+        )
     link = InvoiceLink.objects.filter(
         portal=request.portal, bitrix24_entity_type=entity_type, bitrix24_id=invoice_id
     ).first()
     if link is None or not link.drift:
         return JsonResponse(
-            {"error": "This invoice has no changes made in Xero to accept.", "kind": "input"}, status=409
+            {"error": gettext("This invoice has no changes made in Xero to accept."), "kind": "input"}, status=409
         )
     drift_accept(portal=request.portal, link=link, user_id=request.frame_user.bitrix_user_id)
     return JsonResponse(
         {
             "jobs": [],
             "count": 0,
-            "message": "Xero's version is kept; automatic sync leaves it alone. "
-            "Create / Edit on Xero still sends Bitrix24's version.",
+            "message": gettext(
+                "Xero's version is kept; automatic sync leaves it alone. "
+                "Create / Edit on Xero still sends Bitrix24's version."
+            ),
         }
     )
 
@@ -116,7 +120,7 @@ def reconcile_run(request: HttpRequest) -> JsonResponse:
     from sync.tasks.reconcile import reconcile_task
 
     if not xero_ready(request.portal):
-        return JsonResponse({"error": "Xero is not connected.", "kind": "xero"}, status=409)
+        return JsonResponse({"error": gettext("Xero is not connected."), "kind": "xero"}, status=409)
     running = ReconciliationRun.objects.filter(
         portal=request.portal, status=ReconciliationRun.Status.RUNNING, started_at__gte=timezone.now() - STALE_RUN
     ).first()
@@ -130,7 +134,7 @@ def reconcile_run(request: HttpRequest) -> JsonResponse:
             "jobs": [],
             "count": 0,
             "reload": True,
-            "message": "Comparing every linked invoice with Xero; the page refreshes with the result.",
+            "message": gettext("Comparing every linked invoice with Xero; the page refreshes with the result."),
         }
     )
 
