@@ -27,11 +27,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import quote
 
 import requests
 
-from bench._forms import form_as_shown
+from bench._forms import setup_accept_as_proposed
 
 ROOT = Path(__file__).resolve().parent.parent
 OAUTH = {
@@ -218,21 +218,11 @@ class Stack:
         return portal
 
     def accept_setup(self) -> None:
-        """What the portal's admin does on the first day: open the app, find Setup, save it as
-        proposed. Nothing syncs automatically before that (sync.services.gate), so a bench that
-        measures automatic sync starts from here, through the real page and its validation."""
-        frame = requests.post(
-            f"{self.sandbox_url}/_sandbox/bitrix24/frame", json={"user": 1, "placement": "DEFAULT"}, timeout=30
-        ).json()
-        http = requests.Session()
-        landed = http.post(frame["url"], data=frame["form"], timeout=60)
-        token = parse_qs(urlparse(landed.url).query).get("ft", [""])[0]
-        page = http.get(f"{self.public_url}/app/setup/", params={"ft": token}, timeout=60)
-        saved = http.post(
-            f"{self.public_url}/app/setup/", params={"ft": token}, data=form_as_shown(page.text), timeout=60
-        )
-        if saved.status_code != 200 or "Settings saved" not in saved.text:
-            raise RuntimeError(f"Setup was not saved ({saved.status_code}); see {self.logs / 'web.log'}")
+        """The admin saves Setup as proposed (bench/_forms.py): automatic sync starts only then."""
+        try:
+            setup_accept_as_proposed(self.sandbox_url, self.public_url)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see {self.logs / 'web.log'}") from None
 
     # --- sandbox ---
 

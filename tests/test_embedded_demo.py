@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench._forms import setup_accept_as_proposed
 from sandbox.client import SandboxClient
 from tests.test_operations import sample
 
@@ -99,6 +100,9 @@ def test_the_embedded_demo_pushes_an_invoice_to_xero_and_brings_its_payment_back
 
     def wait(predicate, what: str, timeout: float = 40):
         return _wait(predicate, timeout, what, proc, log)
+
+    # The first day: the admin saves Setup as proposed; nothing is pushed automatically before.
+    setup_accept_as_proposed(sandbox_url, web_url)
 
     # A new invoice, saved the way a user saves the form: it reaches Xero by itself (event -> inbox
     # -> job -> worker, every step through SQLite and the filesystem broker).
