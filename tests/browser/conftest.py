@@ -57,6 +57,10 @@ HEIGHT = 800
 TIMEOUT_MS = 15_000
 
 # Each element whose box sticks out past the frame's right edge (for the overflow assertion's message).
+_CONTENT_HEIGHT_JS = """() => {
+  const body = document.body, style = window.getComputedStyle(body);
+  return Math.ceil(body.getBoundingClientRect().height + parseFloat(style.marginTop) + parseFloat(style.marginBottom));
+}"""
 _OVERFLOW_JS = """() => {
   const de = document.documentElement, w = window.innerWidth, out = [];
   for (const el of document.body ? document.body.querySelectorAll('*') : []) {
@@ -312,12 +316,15 @@ def shoot(request):
                 # Only the width is awaited: the app itself asks for its content's height
                 # (BX24.fitWindow), so the frame's height may already be changing again.
                 app.frame.wait_for_function("b => window.innerWidth === b[0]", arg=box)
-                # Show the whole app, as BX24.fitWindow() would: the iframe as tall as its content.
-                content_height = app.frame.evaluate("document.documentElement.scrollHeight")
+                # Show the whole app: the iframe as tall as its content, measured as the app measures
+                # it (sync/static/sync/frame.js: the body's own box). documentElement.scrollHeight is
+                # never below the frame's current height, and the app's own resize (to its body height,
+                # arriving at any moment after the width changed) would then undercut what we wait for.
+                content_height = app.frame.evaluate(_CONTENT_HEIGHT_JS)
                 app.page.evaluate(
                     "h => { document.getElementById('b24-app').style.height = h + 'px'; }", content_height
                 )
-                app.frame.wait_for_function("h => window.innerHeight >= h", arg=content_height)
+                app.frame.wait_for_function("h => window.innerHeight >= h - 1", arg=content_height)
                 metrics = app.frame.evaluate(_OVERFLOW_JS)
                 path = SCREENSHOTS / f"{stem}-{width}.png"
                 # The app's frame is another origin (its own renderer process): a full-page screenshot
