@@ -17,17 +17,9 @@ from sandbox.xero import contacts as sandbox_contacts
 from sandbox.xero import invoices as sandbox_invoices
 from sandbox.xero.control import add_tax_rate
 from sandbox.xero.store import Organisation
-from sync.mappers.exactness import (
-    CAUSE_MANUAL,
-    CAUSE_ROUNDING,
-    CAUSE_TAX_RATE,
-    EXCLUSIVE,
-    INCLUSIVE,
-    Options,
-    make_exact,
-    xero_totals,
-)
+from sync.mappers.exactness import CAUSE_MANUAL, CAUSE_ROUNDING, CAUSE_TAX_RATE, Options, make_exact
 from sync.mappers.invoice import MappingSettings, invoice_to_xero
+from sync.mappers.xero_arithmetic import EXCLUSIVE, INCLUSIVE, xero_totals
 from tests.sync.money_corpus import EXTRA_TAX_RATES, TAX_MAP, XERO_RATES, CorpusInvoice, bitrix24_view, generate
 
 SETTINGS = MappingSettings(tax_types={None if k == "none" else k: v for k, v in TAX_MAP.items()})
