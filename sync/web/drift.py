@@ -27,7 +27,7 @@ from sync.services.drift import drift_accept
 from sync.services.invoice_list import visible_invoice_ids
 from sync.services.preview import invoice_preview
 from sync.services.reconcile import KIND_LABELS, latest_run, repairable_ids
-from sync.web.invoices import _kind, bitrix24_errors, user_client, xero_ready
+from sync.web.common import bitrix24_errors, invoice_refused_page, request_kind, user_client, xero_ready
 
 # A run still "running" after this long was lost (a worker killed mid-run); a click starts a new one.
 STALE_RUN = dt.timedelta(minutes=30)
@@ -37,7 +37,7 @@ STALE_RUN = dt.timedelta(minutes=30)
 @frame_login_required
 @bitrix24_errors
 def invoice_accept_xero(request: HttpRequest, invoice_id: int) -> JsonResponse:
-    entity_type = _kind(request, request.GET.get("kind")) or SMART_INVOICE
+    entity_type = request_kind(request, request.GET.get("kind")) or SMART_INVOICE
     if not visible_invoice_ids(client=user_client(request), ids=[invoice_id], entity_type=entity_type):
         return JsonResponse(
             {"error": gettext("You cannot see this invoice in Bitrix24."), "kind": "forbidden"}, status=403
@@ -71,18 +71,10 @@ def invoice_preview_page(request: HttpRequest, invoice_id: int) -> HttpResponse:
             portal=request.portal,
             client=user_client(request),
             invoice_id=invoice_id,
-            entity_type=_kind(request, request.GET.get("kind")) or SMART_INVOICE,
+            entity_type=request_kind(request, request.GET.get("kind")) or SMART_INVOICE,
         )
     except ExternalAPIError as exc:
-        if exc.retryable or (exc.code or "").upper() not in ("ACCESS_DENIED", "NOT_FOUND"):
-            raise
-        denied = (exc.code or "").upper() == "ACCESS_DENIED"
-        return render(
-            request,
-            "sync/invoice_denied.html",
-            {"invoice_id": invoice_id, "denied": denied, "message": exc.message},
-            status=403 if denied else 404,
-        )
+        return invoice_refused_page(request, invoice_id, exc)
     return render(request, "sync/invoice_preview.html", {"preview": preview, "xero_ready": xero_ready(request.portal)})
 
 

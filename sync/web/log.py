@@ -17,7 +17,7 @@ from sync.models import SyncJob, SyncLogEntry
 from sync.services.invoice_list import entry_entity_type, log_entry_job, visible_invoice_ids
 from sync.services.jobs import job_retry
 from sync.services.log_page import sync_log_grouped
-from sync.web.invoices import bitrix24_errors, json_body, user_client
+from sync.web.common import bitrix24_errors, json_body, user_client
 
 
 def _int(value, default: int = 1) -> int:

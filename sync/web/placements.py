@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 from accounts.auth import frame_login_required
 from sync.services.invoice_list import invoices_by_ids_for_user
 from sync.sources import OLD_INVOICE, SMART_INVOICE
-from sync.web.invoices import _kind, bitrix24_errors, parse_ids, user_client, xero_ready
+from sync.web.common import bitrix24_errors, parse_ids, request_kind, user_client, xero_ready
 
 
 def placement_invoice_ids(options: Any) -> list[int]:
@@ -61,7 +61,7 @@ def placement_landing(placement: str, ids: list[int], *, token: str) -> str:
 @bitrix24_errors
 def invoice_selection(request: HttpRequest) -> HttpResponse:
     ids = parse_ids(request.GET.get("ids", "")) or []
-    entity_type = _kind(request, request.GET.get("kind")) or request.portal.invoice_entity_types[0]
+    entity_type = request_kind(request, request.GET.get("kind")) or request.portal.invoice_entity_types[0]
     rows = invoices_by_ids_for_user(client=user_client(request), ids=ids, entity_type=entity_type) if ids else []
     return render(
         request,
