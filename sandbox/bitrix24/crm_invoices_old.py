@@ -31,153 +31,35 @@ and invoice/events-invoice/*.md. Only portals whose setting says they have old i
 * Lists page by 50 with `start` (-1 skips the count), filter with the classic operators (unknown
   keys ignored), order by any filterable field, select "*" (all but custom fields) by default.
 
+Here: the invoices' state, writes and the crm.invoice.* methods. Fields and values (in and out,
+product rows, totals): old_invoice_values.py; the status directory: crm_invoice_status.py; payer
+types and payment methods: crm_paysystems.py.
+
 Not simulated: custom fields (crm.invoice.userfield.*), recurring invoices, getexternallink,
 PR_LOCATION tax by location, requisite links.
 """
 
 from __future__ import annotations
 
-import string
 from datetime import timedelta
 from typing import Any
 
 from sandbox.bitrix24 import crm_status, currency, notify
+from sandbox.bitrix24.crm_invoice_status import DEFAULT_STATUSES, STATUS_ENTITY, status_out, status_semantics, statuses
+from sandbox.bitrix24.crm_paysystems import PAY_SYSTEMS, PERSON_TYPES
 from sandbox.bitrix24.filters import DATETIME, FLOAT, INT, STR, compile_filter, select_fields, sort_rows
-from sandbox.bitrix24.values import (
-    date_iso,
-    dict_param,
-    int_param,
-    now_iso,
-    to_date_iso,
-    to_datetime_iso,
-    to_float,
-    to_int,
-    to_yn,
-    today,
+from sandbox.bitrix24.old_invoice_values import (
+    DATE_FIELDS,
+    KINDS,
+    LIST_FIELDS,
+    WRITABLE,
+    apply_totals,
+    coerce,
+    read_rows,
+    render,
 )
-from sandbox.bitrix24.world import (
-    B24Error,
-    Bitrix24World,
-    Ctx,
-    ListResult,
-    User,
-    on_reset,
-    on_snapshot,
-    page_of,
-    rest_method,
-)
-
-STATUS_ENTITY = "INVOICE_STATUS"
-# (STATUS_ID, NAME, SORT, SEMANTICS): the statuses a portal with old invoices starts with.
-DEFAULT_STATUSES = (
-    ("N", "New", 10, None),
-    ("S", "Sent to client", 20, None),
-    ("P", "Paid", 130, "S"),
-    ("D", "Declined", 140, "F"),
-)
-PERSON_TYPES = (("1", "CRM_CONTACT", 100), ("2", "CRM_COMPANY", 200))
-# (ID, NAME, PERSON_TYPE_ID, ACTION_FILE, SORT)
-PAY_SYSTEMS = (
-    ("1", "Cash", "1", "cash", 100),
-    ("2", "Cash", "2", "cash", 110),
-    ("3", "Estimate", "1", "quote", 200),
-    ("4", "Estimate", "2", "quote", 210),
-    ("5", "Invoice (individuals)", "1", "bill", 300),
-    ("6", "Invoice", "2", "bill", 310),
-)
-
-# Filter/order kinds of the fields crm.invoice.list knows (crm-invoice-list.md "Fields Returned").
-KINDS = {
-    "ID": INT,
-    "ACCOUNT_NUMBER": STR,
-    "COMMENTS": STR,
-    "CREATED_BY": INT,
-    "CURRENCY": STR,
-    "DATE_BILL": DATETIME,
-    "DATE_INSERT": DATETIME,
-    "DATE_MARKED": DATETIME,
-    "DATE_PAY_BEFORE": DATETIME,
-    "DATE_PAYED": DATETIME,
-    "DATE_STATUS": DATETIME,
-    "DATE_UPDATE": DATETIME,
-    "EMP_PAYED_ID": INT,
-    "EMP_STATUS_ID": INT,
-    "LID": STR,
-    "IS_RECURRING": STR,
-    "XML_ID": STR,
-    "ORDER_TOPIC": STR,
-    "PAY_SYSTEM_ID": INT,
-    "PAY_VOUCHER_DATE": DATETIME,
-    "PAY_VOUCHER_NUM": STR,
-    "PAYED": STR,
-    "PERSON_TYPE_ID": INT,
-    "PRICE": FLOAT,
-    "REASON_MARKED": STR,
-    "RESPONSIBLE_EMAIL": STR,
-    "RESPONSIBLE_ID": INT,
-    "RESPONSIBLE_LAST_NAME": STR,
-    "RESPONSIBLE_LOGIN": STR,
-    "RESPONSIBLE_NAME": STR,
-    "RESPONSIBLE_PERSONAL_PHOTO": INT,
-    "RESPONSIBLE_SECOND_NAME": STR,
-    "RESPONSIBLE_WORK_POSITION": STR,
-    "STATUS_ID": STR,
-    "TAX_VALUE": FLOAT,
-    "UF_COMPANY_ID": INT,
-    "UF_CONTACT_ID": INT,
-    "UF_MYCOMPANY_ID": INT,
-    "UF_DEAL_ID": INT,
-    "UF_QUOTE_ID": INT,
-    "USER_DESCRIPTION": STR,
-}
-LIST_FIELDS = list(KINDS)
-GET_ONLY = ("PR_LOCATION", "INVOICE_PROPERTIES", "PRODUCT_ROWS")
-_MONEY = {"PRICE", "TAX_VALUE"}
-_DATES = {"DATE_BILL", "DATE_PAY_BEFORE", "PAY_VOUCHER_DATE"}
-_DATETIMES = {"DATE_INSERT", "DATE_MARKED", "DATE_PAYED", "DATE_STATUS", "DATE_UPDATE"}
-_INTS = {k for k, v in KINDS.items() if v == INT}
-WRITABLE = {
-    "ACCOUNT_NUMBER",
-    "COMMENTS",
-    "DATE_BILL",
-    "DATE_INSERT",
-    "DATE_MARKED",
-    "DATE_PAY_BEFORE",
-    "XML_ID",
-    "ORDER_TOPIC",
-    "PAY_SYSTEM_ID",
-    "PAY_VOUCHER_DATE",
-    "PAY_VOUCHER_NUM",
-    "PERSON_TYPE_ID",
-    "REASON_MARKED",
-    "RESPONSIBLE_ID",
-    "STATUS_ID",
-    "UF_COMPANY_ID",
-    "UF_CONTACT_ID",
-    "UF_MYCOMPANY_ID",
-    "UF_DEAL_ID",
-    "UF_QUOTE_ID",
-    "USER_DESCRIPTION",
-    "PR_LOCATION",
-}
-ROW_FIELDS = (
-    "ID",
-    "PRICE",
-    "DISCOUNT_PRICE",
-    "PRODUCT_ID",
-    "PRODUCT_NAME",
-    "VAT_RATE",
-    "VAT_INCLUDED",
-    "MEASURE_CODE",
-    "MEASURE_NAME",
-    "CATALOG_XML_ID",
-    "PRODUCT_XML_ID",
-    "QUANTITY",
-)
-
-
-def _error(text: str) -> B24Error:
-    return B24Error(400, "", text)
+from sandbox.bitrix24.values import classic_error, date_iso, dict_param, int_param, now_iso, today
+from sandbox.bitrix24.world import Bitrix24World, Ctx, ListResult, User, on_reset, on_snapshot, page_of, rest_method
 
 
 # --- state --------------------------------------------------------------------------------------
@@ -188,18 +70,6 @@ def _reset(world: Bitrix24World) -> None:
         crm_status._add_status(world, STATUS_ENTITY, status_id, name, sort, system="Y", semantics=semantics)
 
 
-def statuses(world: Bitrix24World) -> list[dict]:
-    rows = [r for r in world.data["statuses"].values() if r["ENTITY_ID"] == STATUS_ENTITY]
-    return sorted(rows, key=lambda r: (int(r["SORT"]), int(r["ID"])))
-
-
-def _status_semantics(world: Bitrix24World, status_id: str) -> str | None:
-    for row in statuses(world):
-        if row["STATUS_ID"] == status_id:
-            return row.get("SEMANTICS")
-    return None
-
-
 def can_see(user: User, invoice: dict) -> bool:
     return user.admin or user.invoices != "own" or invoice["RESPONSIBLE_ID"] == user.id
 
@@ -208,170 +78,32 @@ def _invoice_for(ctx: Ctx, params: dict) -> dict:
     invoice_id = int_param(params, "id")
     invoice = ctx.world.data["old_invoices"].get(invoice_id)
     if invoice is None:
-        raise _error("Not found")
+        raise classic_error("Not found")
     if not can_see(ctx.user, invoice):
-        raise _error("Access denied.")
+        raise classic_error("Access denied.")
     return invoice
-
-
-# --- values in and out ----------------------------------------------------------------------------
-def _out_value(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name in _MONEY:
-        return f"{value:.2f}"
-    if isinstance(value, bool):
-        return "Y" if value else "N"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return value
-
-
-def _row_out(row: dict) -> dict:
-    out = {}
-    for name in ROW_FIELDS:
-        value = row.get(name)
-        if name in ("PRICE", "DISCOUNT_PRICE", "QUANTITY", "VAT_RATE"):
-            out[name] = f"{value:.4f}" if value is not None else None
-        elif name in ("ID", "PRODUCT_ID", "MEASURE_CODE"):
-            out[name] = str(value) if value is not None else None
-        else:
-            out[name] = value
-    return out
-
-
-def render(invoice: dict, names: list[str] | None = None, *, full: bool = False) -> dict:
-    out = {name: _out_value(name, invoice.get(name)) for name in (names or LIST_FIELDS)}
-    if full:
-        out["PR_LOCATION"] = invoice.get("PR_LOCATION")
-        out["INVOICE_PROPERTIES"] = dict(invoice.get("INVOICE_PROPERTIES") or {})
-        out["PRODUCT_ROWS"] = [_row_out(row) for row in invoice["PRODUCT_ROWS"]]
-    return out
-
-
-def _not_valid(name: str, value: Any) -> B24Error:
-    return _error(f"Field {name} has an invalid value: {value!r}")
-
-
-def _coerce(world: Bitrix24World, name: str, value: Any) -> Any:
-    try:
-        if name in _DATES:
-            return to_date_iso(value)
-        if name in _DATETIMES:
-            return to_datetime_iso(value)
-        if name in _INTS:
-            if value in (None, ""):
-                return 0
-            number = to_int(value)
-            if number < 0:
-                raise ValueError(value)
-            return number
-        if name == "PR_LOCATION":
-            return None if value in (None, "") else to_int(value)
-        if name == "INVOICE_PROPERTIES":
-            if value in (None, "", []):
-                return {}
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return {str(k): "" if v is None else str(v) for k, v in value.items()}
-        if isinstance(value, (dict, list)):
-            raise ValueError(value)
-        return "" if value is None else str(value)
-    except ValueError:
-        raise _not_valid(name, value) from None
-
-
-def _rows(world: Bitrix24World, raw: Any, old_rows: list[dict]) -> list[dict]:
-    if isinstance(raw, dict):
-        raw = list(raw.values())
-    if raw in (None, ""):
-        raw = []
-    if not isinstance(raw, list):
-        raise _not_valid("PRODUCT_ROWS", raw)
-    by_id = {row["ID"]: row for row in old_rows}
-    out = []
-    for given in raw:
-        if not isinstance(given, dict):
-            raise _not_valid("PRODUCT_ROWS", given)
-        try:
-            row_id = to_int(given.get("ID") or 0)
-            product_id = to_int(given.get("PRODUCT_ID") or 0)
-            quantity = to_float(given.get("QUANTITY", 1))
-            price = to_float(given.get("PRICE", 0))
-            discount = to_float(given.get("DISCOUNT_PRICE") or 0)
-            vat_rate = to_float(given.get("VAT_RATE") or 0)
-            vat_included = to_yn(given.get("VAT_INCLUDED", "Y"))
-            measure_code = to_int(given.get("MEASURE_CODE") or 796)
-        except ValueError:
-            raise _not_valid("PRODUCT_ROWS", given) from None
-        if quantity <= 0 or price < 0 or discount < 0 or not 0 <= vat_rate < 1:
-            raise _not_valid("PRODUCT_ROWS", given)
-        previous = by_id.get(row_id) if row_id else None
-        name = str(given.get("PRODUCT_NAME") or (previous or {}).get("PRODUCT_NAME") or "").strip()
-        if not name and product_id:
-            product = world.data.get("products", {}).get(product_id) or {}
-            name = str(product.get("NAME") or product.get("name") or f"Product {product_id}")
-        if not name:
-            raise _error("Product name is not specified")
-        out.append(
-            {
-                "ID": previous["ID"] if previous else world.next_id("old_invoice_row"),
-                "PRICE": price,
-                "DISCOUNT_PRICE": discount,
-                "PRODUCT_ID": product_id,
-                "PRODUCT_NAME": name,
-                "VAT_RATE": vat_rate,
-                "VAT_INCLUDED": vat_included,
-                "MEASURE_CODE": measure_code,
-                "MEASURE_NAME": str(given.get("MEASURE_NAME") or "pcs"),
-                "CATALOG_XML_ID": None,
-                "PRODUCT_XML_ID": None,
-                "QUANTITY": quantity,
-            }
-        )
-    return out
-
-
-def row_amounts(row: dict) -> tuple[float, float]:
-    """(the row's total with tax, its tax), each rounded to the cent."""
-    line = row["PRICE"] * row["QUANTITY"]
-    rate = row["VAT_RATE"]
-    if row["VAT_INCLUDED"] == "Y":
-        tax = line - line / (1 + rate)
-        return round(line + 1e-9, 2), round(tax + 1e-9, 2)
-    tax = round(line * rate + 1e-9, 2)
-    return round(line + 1e-9, 2) + tax, tax
-
-
-def _apply_totals(invoice: dict) -> None:
-    total = tax = 0.0
-    for row in invoice["PRODUCT_ROWS"]:
-        row_total, row_tax = row_amounts(row)
-        total += row_total
-        tax += row_tax
-    invoice["PRICE"], invoice["TAX_VALUE"] = round(total, 2), round(tax, 2)
 
 
 def _validate(world: Bitrix24World, invoice: dict) -> None:
     if not str(invoice.get("ORDER_TOPIC") or "").strip():
-        raise _error("Field ORDER_TOPIC is required")
+        raise classic_error("Field ORDER_TOPIC is required")
     person_type = invoice.get("PERSON_TYPE_ID") or 0
     if str(person_type) not in {p[0] for p in PERSON_TYPES}:
-        raise _error(f"Payer type {person_type} is not found (crm.persontype.list)")
+        raise classic_error(f"Payer type {person_type} is not found (crm.persontype.list)")
     if str(invoice.get("PAY_SYSTEM_ID") or 0) not in {p[0] for p in PAY_SYSTEMS}:
-        raise _error(f"Payment method {invoice.get('PAY_SYSTEM_ID')} is not found (crm.paysystem.list)")
+        raise classic_error(f"Payment method {invoice.get('PAY_SYSTEM_ID')} is not found (crm.paysystem.list)")
     if not invoice.get("UF_COMPANY_ID") and not invoice.get("UF_CONTACT_ID"):
-        raise _error("The payer is not specified: set UF_COMPANY_ID or UF_CONTACT_ID")
+        raise classic_error("The payer is not specified: set UF_COMPANY_ID or UF_CONTACT_ID")
     companies = world.data.get("companies", {})
     contacts = world.data.get("contacts", {})
     if invoice.get("UF_COMPANY_ID") and _lookup(companies, invoice["UF_COMPANY_ID"]) is None:
-        raise _error(f"Company {invoice['UF_COMPANY_ID']} is not found")
+        raise classic_error(f"Company {invoice['UF_COMPANY_ID']} is not found")
     if invoice.get("UF_CONTACT_ID") and _lookup(contacts, invoice["UF_CONTACT_ID"]) is None:
-        raise _error(f"Contact {invoice['UF_CONTACT_ID']} is not found")
+        raise classic_error(f"Contact {invoice['UF_CONTACT_ID']} is not found")
     if invoice["STATUS_ID"] not in {r["STATUS_ID"] for r in statuses(world)}:
-        raise _error(f"Status {invoice['STATUS_ID']!r} is not found in INVOICE_STATUS")
+        raise classic_error(f"Status {invoice['STATUS_ID']!r} is not found in INVOICE_STATUS")
     if invoice["RESPONSIBLE_ID"] not in world.users:
-        raise _error(f"User {invoice['RESPONSIBLE_ID']} is not found")
+        raise classic_error(f"User {invoice['RESPONSIBLE_ID']} is not found")
 
 
 def _lookup(store: dict, key: int) -> Any:
@@ -393,7 +125,7 @@ def _status_moved(world: Bitrix24World, invoice: dict, user: User, fields: dict)
     stamp = now_iso()
     invoice["DATE_STATUS"] = stamp
     invoice["EMP_STATUS_ID"] = user.id
-    semantics = _status_semantics(world, invoice["STATUS_ID"])
+    semantics = status_semantics(world, invoice["STATUS_ID"])
     if semantics == "S":
         invoice["PAYED"] = "Y"
         invoice["DATE_PAYED"] = stamp
@@ -414,11 +146,11 @@ def _write(world: Bitrix24World, invoice: dict, fields: dict) -> None:
     for name, value in fields.items():
         name = str(name).upper()
         if name in WRITABLE or name == "INVOICE_PROPERTIES":
-            invoice[name] = _coerce(world, name, value)
+            invoice[name] = coerce(world, name, value)
     if "PRODUCT_ROWS" in {str(k).upper() for k in fields}:
         raw = next(v for k, v in fields.items() if str(k).upper() == "PRODUCT_ROWS")
-        invoice["PRODUCT_ROWS"] = _rows(world, raw, invoice["PRODUCT_ROWS"])
-    _apply_totals(invoice)
+        invoice["PRODUCT_ROWS"] = read_rows(world, raw, invoice["PRODUCT_ROWS"])
+    apply_totals(invoice)
 
 
 def new_invoice(world: Bitrix24World, user: User, fields: dict) -> dict:
@@ -456,7 +188,7 @@ def new_invoice(world: Bitrix24World, user: User, fields: dict) -> dict:
     invoice["ID"] = world.next_id("old_invoice")
     invoice["ACCOUNT_NUMBER"] = invoice.get("ACCOUNT_NUMBER") or str(invoice["ID"])
     _set_responsible(world, invoice)
-    if _status_semantics(world, invoice["STATUS_ID"]) is not None:
+    if status_semantics(world, invoice["STATUS_ID"]) is not None:
         _status_moved(world, invoice, user, fields)
     world.data["old_invoices"][invoice["ID"]] = invoice
     return invoice
@@ -479,7 +211,7 @@ def invoice_fields(ctx: Ctx, params: dict) -> dict:
     types = {INT: "integer", FLOAT: "double", STR: "string", DATETIME: "datetime"}
     out = {}
     for name, kind in KINDS.items():
-        b24type = "date" if name in _DATES else types[kind]
+        b24type = "date" if name in DATE_FIELDS else types[kind]
         if name == "STATUS_ID":
             b24type = "crm_status"
         elif name == "CURRENCY":
@@ -553,156 +285,9 @@ def _event(world: Bitrix24World, kind: str, invoice_id: int, user: User | None) 
     notify.raise_event(world, f"ONCRMINVOICE{kind}", {"FIELDS": {"ID": invoice_id}}, user)
 
 
-# --- crm.invoice.status.* (the INVOICE_STATUS directory) -------------------------------------------
-STATUS_FIELDS = ("ID", "ENTITY_ID", "STATUS_ID", "NAME", "NAME_INIT", "SORT", "SYSTEM")
-
-
-def _status_out(row: dict) -> dict:
-    return {name: row.get(name) for name in STATUS_FIELDS}
-
-
-def _status_row(world: Bitrix24World, params: dict) -> dict:
-    key = int_param(params, "id")
-    row = world.data["statuses"].get(key)
-    if row is None or row["ENTITY_ID"] != STATUS_ENTITY:
-        raise _error("Not found")
-    return row
-
-
-@rest_method("crm.invoice.status.fields")
-def status_fields(ctx: Ctx, params: dict) -> dict:
-    read_only = {"ENTITY_ID", "ID", "NAME_INIT", "STATUS_ID", "SYSTEM"}
-    types = {"ID": "integer", "SORT": "integer", "SYSTEM": "char"}
-    return {
-        name: {
-            "type": types.get(name, "string"),
-            "isRequired": name in ("NAME", "SORT"),
-            "isReadOnly": name in read_only,
-            "isImmutable": False,
-            "isMultiple": False,
-            "isDynamic": False,
-            "title": name,
-        }
-        for name in STATUS_FIELDS
-    }
-
-
-@rest_method("crm.invoice.status.list")
-def status_list(ctx: Ctx, params: dict) -> ListResult:
-    match = compile_filter(params.get("filter"), crm_status.STATUS_KINDS, allow_logic=False, unknown="ignore")
-    rows = [r for r in statuses(ctx.world) if match(r)]
-    rows = sort_rows(rows, params.get("order") or {"SORT": "ASC"}, crm_status.STATUS_KINDS, unknown="ignore")
-    return ListResult([_status_out(r) for r in rows], total=len(rows))
-
-
-@rest_method("crm.invoice.status.get")
-def status_get(ctx: Ctx, params: dict) -> dict:
-    return _status_out(_status_row(ctx.world, params))
-
-
-@rest_method("crm.invoice.status.add", admin=True)
-def status_add(ctx: Ctx, params: dict) -> int:
-    world = ctx.world
-    fields = dict_param(params, "fields", required=True)
-    name = str(fields.get("NAME") or "").strip()
-    if not name:
-        raise _error("Field NAME is required")
-    try:
-        sort = to_int(fields.get("SORT") or 0)
-    except ValueError:
-        raise _not_valid("SORT", fields.get("SORT")) from None
-    if sort <= 0:
-        raise _error("Field SORT is required")
-    taken = {r["STATUS_ID"] for r in statuses(world)}
-    status_id = next((c for c in string.ascii_uppercase if c not in taken), None)
-    if status_id is None:
-        raise _error("No free status identifier is left")
-    row = crm_status._add_status(world, STATUS_ENTITY, status_id, name, sort)
-    return int(row["ID"])
-
-
-@rest_method("crm.invoice.status.update", admin=True)
-def status_update(ctx: Ctx, params: dict) -> bool:
-    row = _status_row(ctx.world, params)
-    fields = dict_param(params, "fields", required=True)
-    if "NAME" in fields:
-        name = str(fields["NAME"] or "").strip()
-        if not name:
-            raise _error("Field NAME is required")
-        row["NAME"] = name
-    if "SORT" in fields:
-        try:
-            row["SORT"] = str(to_int(fields["SORT"]))
-        except ValueError:
-            raise _not_valid("SORT", fields["SORT"]) from None
-    return True
-
-
-@rest_method("crm.invoice.status.delete", admin=True)
-def status_delete(ctx: Ctx, params: dict) -> bool:
-    world = ctx.world
-    row = _status_row(world, params)
-    if row["SYSTEM"] == "Y":
-        raise _error("Can't delete system status")
-    if any(inv["STATUS_ID"] == row["STATUS_ID"] for inv in world.data["old_invoices"].values()):
-        raise _error("There are invoices in this status; move them first")
-    del world.data["statuses"][int(row["ID"])]
-    return True
-
-
-# --- payer types and payment methods ----------------------------------------------------------------
-_PT_KINDS = {"ID": INT, "NAME": STR, "SORT": INT, "LID": STR, "ACTIVE": STR}
-_PS_KINDS = {"ID": INT, "NAME": STR, "SORT": INT, "ACTIVE": STR, "PERSON_TYPE_ID": INT, "ACTION_FILE": STR}
-
-
-def _person_types() -> list[dict]:
-    return [{"ID": i, "NAME": n, "SORT": str(s), "LID": "s1", "ACTIVE": "Y"} for i, n, s in PERSON_TYPES]
-
-
-def _pay_systems() -> list[dict]:
-    return [
-        {
-            "ID": i,
-            "NAME": n,
-            "ACTIVE": "Y",
-            "SORT": str(s),
-            "DESCRIPTION": "",
-            "PERSON_TYPE_ID": pt,
-            "ACTION_FILE": action,
-            "HANDLER": action,
-        }
-        for i, n, pt, action, s in PAY_SYSTEMS
-    ]
-
-
-def _simple_list(rows: list[dict], params: dict, kinds: dict) -> list[dict]:
-    match = compile_filter(params.get("filter"), kinds, allow_logic=False, unknown="ignore")
-    return sort_rows([r for r in rows if match(r)], params.get("order"), kinds, unknown="ignore")
-
-
-@rest_method("crm.persontype.list")
-def person_type_list(ctx: Ctx, params: dict) -> list[dict]:
-    return _simple_list(_person_types(), params, _PT_KINDS)
-
-
-@rest_method("crm.persontype.fields")
-def person_type_fields(ctx: Ctx, params: dict) -> dict:
-    return {name: {"type": "integer" if kind == INT else "string", "title": name} for name, kind in _PT_KINDS.items()}
-
-
-@rest_method("crm.paysystem.list")
-def pay_system_list(ctx: Ctx, params: dict) -> list[dict]:
-    return _simple_list(_pay_systems(), params, _PS_KINDS)
-
-
-@rest_method("crm.paysystem.fields")
-def pay_system_fields(ctx: Ctx, params: dict) -> dict:
-    return {name: {"type": "integer" if kind == INT else "string", "title": name} for name, kind in _PS_KINDS.items()}
-
-
 @on_snapshot
 def _snapshot(world: Bitrix24World) -> dict:
     return {
         "old_invoices": [render(inv, full=True) for inv in world.data["old_invoices"].values()],
-        "invoice_statuses": [_status_out(r) for r in statuses(world)],
+        "invoice_statuses": [status_out(r) for r in statuses(world)],
     }

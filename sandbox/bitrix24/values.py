@@ -171,3 +171,17 @@ def dict_param(params: dict, name: str, *, required: bool = False) -> dict:
             f"Invalid value to match with parameter {{{name}}}. Should be value of type array.",
         )
     return value
+
+
+def classic_error(text: str) -> B24Error:
+    """An error of the classic crm.* methods (companies, contacts, requisites, old invoices): PHP's
+    empty `"error": ""` with Bitrix24's English text."""
+    return B24Error(400, "", text)
+
+
+def classic_fields_param(params: dict) -> dict:
+    """The classic methods' `fields`, which must be an array (an object in JSON)."""
+    fields = params.get("fields")
+    if not isinstance(fields, dict):
+        raise classic_error("Parameter 'fields' must be array.")
+    return fields
