@@ -27,6 +27,7 @@ from sandbox.bitrix24 import (  # noqa: F401  isort: skip
     crm_payments,
     crm_paysystems,
     crm_productrows,
+    crm_requisites,
     crm_status,
     currency,
     invoice_kinds,
