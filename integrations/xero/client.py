@@ -1,188 +1,240 @@
-"""The one way the connector calls Xero's Accounting API: xero-python behind our throttle and tokens.
+"""XeroClient: the connector's named, typed calls to Xero's Accounting API.
 
     client = XeroClient(connection, interactive=True)
-    invoices = client.call("create_invoices", invoices=Invoices(...), summarize_errors=False,
-                           idempotency_key=key)
-    for invoice in invoices.invoices:
-        problems = element_errors(invoice)
+    for answer in client.invoices_upsert(bodies, idempotency_key=key):
+        if not answer.ok:
+            print(answer.errors)            # Xero's ValidationErrors for that invoice
+        else:
+            print(answer.result.invoice_id)
 
-Each call: make sure the token has two minutes left (single-flight refresh), wait for a slot of the
-tenant's throttle, call the SDK with a timeout, feed the rate headers back to the throttle, and turn
-whatever the SDK raised into our RetryableError / RateLimitedError / PermanentError /
-AuthorizationLostError. A 401 gets one forced refresh and one retry.
-
-One XeroClient per connection per thread: the SDK's ApiClient keeps per-call state
-(`last_response`, the OAuth2Token it fills from the getter) that must not be shared (§11.4 pitfall 2).
+Callers pass Xero's JSON (the pure mappers' output: PascalCase, ISO dates, Decimal money) and get
+back the frozen dataclasses of integrations.xero.types; the SDK's operation names and models stay
+in this package (convert.py, transport.py). Every method is one HTTP request through the transport:
+single-flight token refresh, the tenant's throttle, errors classified where they arise
+(integrations.xero.errors). Batch writes go with summarizeErrors=false and the caller's
+Idempotency-Key, and answer per element (`Written`); a request refused as a whole raises.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC
-from typing import Protocol
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
 
-from django.conf import settings
-from xero_python.accounting import AccountingApi
-from xero_python.api_client import ApiClient
-from xero_python.api_client.configuration import Configuration
-from xero_python.api_client.oauth2 import OAuth2Token
-from xero_python.exceptions import ApiTypeError, ApiValueError, RateLimitException
+from integrations.xero import convert
+from integrations.xero.errors import element_errors
+from integrations.xero.transport import XeroCredentials, XeroTransport
+from integrations.xero.types import (
+    Account,
+    Contact,
+    ContactPage,
+    CreditNote,
+    Currency,
+    Invoice,
+    Item,
+    Organisation,
+    Payment,
+    TaxRate,
+    Written,
+)
 
-from integrations import endpoints
-from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RetryableError
-from integrations.common.throttle import xero_observe, xero_penalize, xero_slot
-from integrations.common.tokens import TokenHolder, token_ensure_fresh, token_mark_lost
-from integrations.xero.errors import element_errors, headers_of, token_problem, xero_classify
-from integrations.xero.oauth import xero_connections, xero_refresh
+__all__ = ["XeroClient", "XeroCredentials", "element_errors"]
 
-__all__ = ["XeroClient", "element_errors"]
+Row = Mapping[str, Any]  # one record as Xero's JSON (what sync.mappers build)
 
-logger = logging.getLogger(__name__)
-
-# (connect, read) seconds; the SDK has no default and would wait forever (§11.4 pitfall 10).
-REQUEST_TIMEOUT = (5, 60)
-
-
-# Properties Xero's OpenAPI description marks readOnly that xero-python's models default to False
-# and would otherwise send in every request body ("HasAttachments": false on each invoice, payment,
-# account, item...). Xero ignores them, but a request that writes a read-only property breaks the
-# published contract (the sandbox's strict mode, sandbox/xero/strict.py, reports it).
-READ_ONLY_DEFAULTS = ("_has_attachments",)
+# Xero answers GET /Invoices?IDs=… with whole invoices (lines included) only for a paged request;
+# ~50 GUIDs keep the URL short (xero-api.md §2.3).
+INVOICE_IDS_MAX = 50
 
 
-def without_read_only_defaults(value, _depth: int = 0) -> None:
-    """Unset, in place, read-only flags an SDK model (or list of models) carries only by default."""
-    if _depth > 6 or value is None:
-        return
-    if isinstance(value, list):
-        for item in value:
-            without_read_only_defaults(item, _depth + 1)
-        return
-    if not hasattr(value, "openapi_types"):
-        return
-    for name in READ_ONLY_DEFAULTS:
-        if getattr(value, name, None) is False:
-            setattr(value, name, None)
-    for attribute in value.openapi_types:
-        child = getattr(value, f"_{attribute}", None)
-        if isinstance(child, list) or hasattr(child, "openapi_types"):
-            without_read_only_defaults(child, _depth + 1)
+class XeroClient(XeroTransport):
+    """One per connection per thread (the SDK's ApiClient keeps per-call state)."""
 
+    # --- contacts ----------------------------------------------------------------------------------
 
-class XeroCredentials(TokenHolder, Protocol):
-    """A Xero connection as the client needs it (accounts.models.XeroConnection implements it)."""
+    def contacts_list(
+        self, page: int, *, page_size: int, include_archived: bool = False, summary_only: bool = False
+    ) -> ContactPage:
+        """GET /Contacts, one page. Each contact carries its JSON (`data`) unless `summary_only`."""
+        kwargs: dict[str, Any] = {"page": page, "page_size": page_size}
+        if include_archived:
+            kwargs["include_archived"] = True
+        if summary_only:
+            kwargs["summary_only"] = True
+        answer = self.call("get_contacts", **kwargs)
+        return convert.contact_page(answer, page, with_data=not summary_only)
 
-    tenant_id: str
-    tenant_name: str
+    def contacts_find(self, where: str) -> list[Contact]:
+        """GET /Contacts?where=… (e.g. an OR-chain of ContactNumber=="…" / Name=="…" terms)."""
+        answer = self.call("get_contacts", where=where)
+        return [convert.contact(c) for c in answer.contacts or []]
 
+    def contacts_search(self, term: str, *, page: int, page_size: int) -> list[Contact]:
+        """GET /Contacts?searchTerm=… (substring of name, names, number or e-mail), summaries, one page."""
+        answer = self.call("get_contacts", search_term=term, page=page, page_size=page_size, summary_only=True)
+        return [convert.contact(c) for c in answer.contacts or []]
 
-class XeroClient:
-    def __init__(self, connection: XeroCredentials, *, interactive: bool = False) -> None:
-        self.connection = connection
-        self.interactive = interactive
-        client_id, client_secret = settings.XERO_CLIENT_ID, settings.XERO_CLIENT_SECRET
-        self._api_client = ApiClient(
-            Configuration(oauth2_token=OAuth2Token(client_id=client_id, client_secret=client_secret)),
-            pool_threads=1,
-            oauth2_token_getter=self._token_for_sdk,
+    def contacts_create(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[Contact]]:
+        """PUT /Contacts (new ones only), Xero's answer per element."""
+        contacts = convert.sdk_models(self.accounting, "Contacts", batch)
+        answer = self.call(
+            "create_contacts", contacts=contacts, summarize_errors=False, idempotency_key=idempotency_key
         )
-        # Configuration is a singleton-with-copy that ignores its arguments after the first call and
-        # shares the first OAuth2Token among all clients: give this client its own (pitfall 1).
-        self._api_client.configuration.oauth2_token = OAuth2Token(client_id=client_id, client_secret=client_secret)
-        # The SDK leaves urllib3's default Retry(3) in place, which sleeps out a 429's or 503's
-        # Retry-After (hours, for the daily limit) inside the call, holding the worker and the
-        # tenant's slot, and silently re-sends a PUT after a read timeout. Retrying is the task's job.
-        self._api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
-        self.accounting = AccountingApi(self._api_client, base_url=endpoints.xero_accounting_base())
+        return [convert.written(c, convert.contact(c)) for c in answer.contacts or []]
 
-    def call(self, operation: str, **kwargs):
-        """Run `AccountingApi.<operation>(**kwargs)` for this connection's tenant; return its model."""
-        if not self.connection.tenant_id:
-            raise PermanentError("This Xero connection has no organisation chosen", system="xero", code="no_tenant")
-        method = getattr(self.accounting, operation)
-        for value in kwargs.values():
-            without_read_only_defaults(value)
-        self.connection = token_ensure_fresh(self.connection, xero_refresh)
-        try:
-            return self._call_once(method, operation, kwargs)
-        except _TokenRejected as rejected:
-            # The token looked valid but Xero said 401: refresh once (unless a sibling already did,
-            # which the generation tells) and try once more. A second 401 is not a token problem.
-            self.connection = token_ensure_fresh(
-                self.connection, xero_refresh, force=True, seen_generation=rejected.generation
-            )
-            try:
-                return self._call_once(method, operation, kwargs)
-            except _TokenRejected as again:
-                raise PermanentError(
-                    f"Xero rejected a freshly refreshed token ({operation}): {again.cause}",
-                    system="xero",
-                    status=401,
-                    code="unauthorized",
-                ) from again.cause
-
-    # --- internals -------------------------------------------------------------------------------
-
-    def _call_once(self, method, operation: str, kwargs: dict):
-        tenant_id = self.connection.tenant_id
-        generation = self.connection.token_generation
-        try:
-            with xero_slot(tenant_id, interactive=self.interactive):
-                data, _status, headers = method(
-                    xero_tenant_id=tenant_id,
-                    _request_timeout=REQUEST_TIMEOUT,
-                    _return_http_data_only=False,
-                    **kwargs,
-                )
-        except (ExternalAPIError, ApiTypeError, ApiValueError, TypeError):
-            raise  # our throttle's RateLimitedError, or a bug in the call: not Xero's doing
-        except Exception as exc:
-            xero_observe(tenant_id, headers_of(exc))
-            if token_problem(exc):
-                raise _TokenRejected(generation, exc) from exc
-            error = xero_classify(exc, operation=operation)
-            if isinstance(exc, RateLimitException):
-                # Everyone waits, not just this caller: the next call would only be refused too.
-                xero_penalize(tenant_id, error.retry_after or 0, error.code or "429")
-            if error.status == 403:
-                raise self._forbidden(error) from exc
-            raise error from exc
-        xero_observe(tenant_id, headers)
-        return data
-
-    def _forbidden(self, error: ExternalAPIError) -> ExternalAPIError:
-        """A 403 means a missing role or scope, or that the organisation was disconnected; ask
-        /connections which, and mark the connection only in the second case."""
-        try:
-            tenants = {c.get("tenantId") for c in xero_connections(self.connection.access_token)}
-        except (RetryableError, PermanentError):
-            return error
-        if self.connection.tenant_id in tenants:
-            return error
-        reason = (
-            f"The Xero organisation {self.connection.tenant_name or self.connection.tenant_id} is no longer connected"
+    def contacts_upsert(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[Contact]]:
+        """POST /Contacts: updates those with a ContactID, creates the others; answer per element."""
+        contacts = convert.sdk_models(self.accounting, "Contacts", batch)
+        answer = self.call(
+            "update_or_create_contacts", contacts=contacts, summarize_errors=False, idempotency_key=idempotency_key
         )
-        lost: AuthorizationLostError = token_mark_lost(self.connection, reason, code="tenant_disconnected")
-        return lost
+        return [convert.written(c, convert.contact(c)) for c in answer.contacts or []]
 
-    def _token_for_sdk(self) -> dict:
-        """The token as the SDK wants it, WITHOUT refresh_token: the SDK then can never refresh on
-        its own (it raises AccessTokenExpiredError instead); rotation belongs to tokens.py."""
-        conn = self.connection
-        expires_at = conn.token_expires_at
-        return {
-            "access_token": conn.access_token,
-            "token_type": "Bearer",
-            "scope": conn.scope.split(),  # a list: a string would be joined letter by letter (pitfall 4)
-            "expires_in": 1800,
-            "expires_at": expires_at.astimezone(UTC).timestamp() if expires_at else None,
-        }
+    # --- invoices ----------------------------------------------------------------------------------
 
+    def invoices_get(self, ids: Sequence[str], *, lines: bool = True) -> list[Invoice]:
+        """GET /Invoices?IDs=… (at most INVOICE_IDS_MAX). With `lines` Xero sends whole invoices with
+        4-decimal unit prices (page=1); without, summaries (enough for amounts due and paid)."""
+        if len(ids) > INVOICE_IDS_MAX:
+            raise ValueError(f"at most {INVOICE_IDS_MAX} InvoiceIDs per request, not {len(ids)}")
+        kwargs: dict[str, Any] = {"i_ds": [str(i) for i in ids]}
+        if lines:
+            kwargs.update(page=1, page_size=INVOICE_IDS_MAX, unitdp=4)
+        answer = self.call("get_invoices", **kwargs)
+        return [convert.invoice(i) for i in answer.invoices or []]
 
-class _TokenRejected(Exception):
-    """Xero rejected the access token of generation `generation`."""
+    def invoices_by_number(self, numbers: Sequence[str]) -> list[Invoice]:
+        """GET /Invoices?InvoiceNumbers=… (summaries)."""
+        answer = self.call("get_invoices", invoice_numbers=list(numbers))
+        return [convert.invoice(i) for i in answer.invoices or []]
 
-    def __init__(self, generation: int, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.generation = generation
-        self.cause = cause
+    def invoices_modified_since(self, since: dt.datetime, *, page: int, page_size: int) -> list[Invoice]:
+        """GET /Invoices with If-Modified-Since, oldest change first, whole invoices (4 dp), one page."""
+        answer = self.call(
+            "get_invoices",
+            if_modified_since=since,
+            order="UpdatedDateUTC ASC",
+            page=page,
+            page_size=page_size,
+            unitdp=4,
+        )
+        return [convert.invoice(i) for i in answer.invoices or []]
+
+    def invoices_where(self, where: str, *, page: int, page_size: int) -> list[Invoice]:
+        """GET /Invoices?where=… summaries, one page."""
+        answer = self.call("get_invoices", where=where, page=page, page_size=page_size, summary_only=True)
+        return [convert.invoice(i) for i in answer.invoices or []]
+
+    def invoices_upsert(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[Invoice]]:
+        """POST /Invoices (4-dp unit prices): updates those with an InvoiceID, creates the others."""
+        invoices = convert.sdk_models(self.accounting, "Invoices", batch)
+        answer = self.call(
+            "update_or_create_invoices",
+            invoices=invoices,
+            summarize_errors=False,
+            unitdp=4,
+            idempotency_key=idempotency_key,
+        )
+        return [convert.written(i, convert.invoice(i)) for i in answer.invoices or []]
+
+    def invoice_online_url(self, invoice_id: str) -> str:
+        """GET /Invoices/{id}/OnlineInvoice: the customer's link ("" when Xero gives none)."""
+        answer = self.call("get_online_invoice", invoice_id=str(invoice_id))
+        urls = [o.online_invoice_url for o in answer.online_invoices or [] if o.online_invoice_url]
+        return str(urls[0]) if urls else ""
+
+    # --- credit notes and payments -----------------------------------------------------------------
+
+    def credit_notes_upsert(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[CreditNote]]:
+        """POST /CreditNotes (4-dp unit prices), answer per element."""
+        notes = convert.sdk_models(self.accounting, "CreditNotes", batch)
+        answer = self.call(
+            "update_or_create_credit_notes",
+            credit_notes=notes,
+            summarize_errors=False,
+            unitdp=4,
+            idempotency_key=idempotency_key,
+        )
+        return [convert.written(n, convert.credit_note(n)) for n in answer.credit_notes or []]
+
+    def credit_notes_modified_since(self, since: dt.datetime, *, page: int, page_size: int) -> list[CreditNote]:
+        """GET /CreditNotes with If-Modified-Since, oldest change first, one page."""
+        answer = self.call(
+            "get_credit_notes",
+            if_modified_since=since,
+            order="UpdatedDateUTC ASC",
+            page=page,
+            page_size=page_size,
+            unitdp=4,
+        )
+        return [convert.credit_note(n) for n in answer.credit_notes or []]
+
+    def payment_create(
+        self,
+        *,
+        invoice_id: str,
+        account_code: str,
+        date: dt.date,
+        amount: Decimal,
+        reference: str,
+        idempotency_key: str,
+    ) -> Payment:
+        """PUT /Payments: `amount` paid on the invoice to the account with that code."""
+        payment = convert.sdk_model(
+            self.accounting,
+            "Payment",
+            {
+                "Invoice": {"InvoiceID": str(invoice_id)},
+                "Account": {"Code": account_code},
+                "Date": date,
+                "Amount": amount,
+                "Reference": reference,
+            },
+        )
+        answer = self.call("create_payment", payment=payment, idempotency_key=idempotency_key)
+        payments = getattr(answer, "payments", None) or []
+        return convert.payment(payments[0]) if payments else Payment(payment_id="", amount=amount)
+
+    # --- items -------------------------------------------------------------------------------------
+
+    def items_list(self) -> list[Item]:
+        """GET /Items, all of them (not paged, xero-api.md §6.1), each with its JSON (`data`)."""
+        answer = self.call("get_items")
+        return [convert.item(i, with_data=True) for i in answer.items or []]
+
+    def items_create(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[Item]]:
+        """PUT /Items, answer per element."""
+        items = convert.sdk_models(self.accounting, "Items", batch)
+        answer = self.call("create_items", items=items, summarize_errors=False, idempotency_key=idempotency_key)
+        return [convert.written(i, convert.item(i)) for i in answer.items or []]
+
+    def item_delete(self, item_id: str) -> None:
+        """DELETE /Items/{id} (a 404 raises PermanentError with status 404)."""
+        self.call("delete_item", item_id=str(item_id))
+
+    # --- settings ----------------------------------------------------------------------------------
+
+    def accounts_list(self, *, modified_since: dt.datetime | None = None, where: str | None = None) -> list[Account]:
+        """GET /Accounts, filtered by If-Modified-Since and/or a where clause."""
+        kwargs: dict[str, Any] = {}
+        if modified_since is not None:
+            kwargs["if_modified_since"] = modified_since
+        if where is not None:
+            kwargs["where"] = where
+        answer = self.call("get_accounts", **kwargs)
+        return [convert.account(a) for a in answer.accounts or []]
+
+    def tax_rates_list(self, *, where: str | None = None) -> list[TaxRate]:
+        answer = self.call("get_tax_rates", **({"where": where} if where is not None else {}))
+        return [convert.tax_rate(t) for t in answer.tax_rates or []]
+
+    def currencies_list(self) -> list[Currency]:
+        answer = self.call("get_currencies")
+        return [convert.currency(c) for c in answer.currencies or []]
+
+    def organisation_get(self) -> Organisation | None:
+        """GET /Organisation: the connected organisation (None if Xero lists none)."""
+        answer = self.call("get_organisations")
+        organisations = answer.organisations or []
+        return convert.organisation(organisations[0]) if organisations else None

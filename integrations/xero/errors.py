@@ -33,12 +33,40 @@ DEFAULT_RETRY_AFTER_S = 60.0
 
 
 def token_problem(exc: BaseException) -> bool:
-    """True when `exc` means "this access token is not (or no longer) good": refresh and retry."""
+    """True when `exc` means "this access token is not (or no longer) good": refresh and retry.
+
+    A 401 that says the grant lacks a scope (`WWW-Authenticate: Bearer error="insufficient_scope"`,
+    xero-api.md §1.4) is not: a new token of the same grant has the same scopes."""
     if isinstance(exc, AccessTokenExpiredError):
         return True
     if isinstance(exc, BadRequestException) and _error_data(exc) == {"error": "invalid_grant"}:
         return True  # the SDK's own refresh failed; only possible if it was handed a refresh token
-    return isinstance(exc, HTTPStatusException) and exc.status == 401
+    return isinstance(exc, HTTPStatusException) and exc.status == 401 and not scope_missing(exc)
+
+
+def scope_missing(exc: BaseException) -> bool:
+    """A 401 whose challenge says the token's grant lacks the scope the call needs."""
+    if not (isinstance(exc, HTTPStatusException) and exc.status == 401):
+        return False
+    challenge = next((str(v) for k, v in headers_of(exc).items() if str(k).lower() == "www-authenticate"), "")
+    return "insufficient_scope" in challenge
+
+
+def unauthorized(exc: BaseException, *, operation: str, refreshed: bool = False) -> PermanentError:
+    """Our error for a 401 that a refresh does not (or did not) cure, in Xero's words."""
+    detail = (_detail(exc) if isinstance(exc, HTTPStatusException) else "") or str(exc) or "Unauthorized"
+    if scope_missing(exc):
+        return PermanentError(
+            f"Xero refused {operation}: the connection was not granted the permission (scope) it needs "
+            f"({detail}). Reconnect Xero to grant it.",
+            system=SYSTEM,
+            status=401,
+            code="insufficient_scope",
+        )
+    when = " after a token refresh" if refreshed else ""
+    return PermanentError(
+        f"Xero refused the token{when} ({operation}): {detail}", system=SYSTEM, status=401, code="unauthorized"
+    )
 
 
 def headers_of(exc: BaseException) -> dict:
@@ -86,6 +114,8 @@ def xero_classify(exc: BaseException, *, operation: str) -> ExternalAPIError:
                 status=status,
                 retry_after=_retry_after(exc),
             )
+        if status == 401:
+            return unauthorized(exc, operation=operation)
         if status == 403:
             return PermanentError(
                 f"Xero refused access ({operation}): {_detail(exc) or 'Forbidden'}",

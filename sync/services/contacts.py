@@ -30,9 +30,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from accounts.models import Portal, XeroConnection
+from accounts.models import Portal
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError
-from integrations.xero.client import XeroClient, element_errors
+from integrations.xero.client import XeroClient
+from integrations.xero.types import Contact
 from sync.mappers.canonical import canonical_hash, idempotency_key
 from sync.mappers.contact import contact_number_for, xero_name_where
 from sync.models import ContactLink
@@ -45,24 +46,6 @@ BATCH_SIZE = 50
 WHERE_URL_BUDGET = 1500
 PAGE_SIZE = 1000
 DUPLICATE_NAME = "already assigned to another contact"
-
-
-class CountingXero:
-    """A XeroClient that counts the HTTP calls it makes (for PushReport and the bench)."""
-
-    def __init__(self, connection: XeroConnection, *, interactive: bool = False) -> None:
-        self.client = XeroClient(connection, interactive=interactive)
-        self.calls = 0
-
-    def call(self, operation: str, **kwargs):
-        self.calls += 1
-        return self.client.call(operation, **kwargs)
-
-    def model(self, type_name: str, data: Mapping):
-        """An SDK model (e.g. "Invoice") from our PascalCase JSON, the way the SDK reads answers."""
-        from xero_python.api_client.deserializer import deserialize
-
-        return deserialize(type_name, data, self.client.accounting.get_model_finder())
 
 
 @dataclass
@@ -83,7 +66,7 @@ class _Pending:
 
 
 def contacts_ensure(
-    *, portal: Portal, xero: CountingXero, clients: Mapping[ClientKey, dict]
+    *, portal: Portal, xero: XeroClient, clients: Mapping[ClientKey, dict]
 ) -> dict[ClientKey, ContactResult]:
     """A ContactLink (or Xero's/our reason why not) for every client; `clients` are the mapped Xero
     contacts of the Bitrix24 companies/persons that had no link when the caller looked."""
@@ -144,11 +127,11 @@ def _links(portal: Portal, keys: Iterable[ClientKey]) -> dict[ClientKey, Contact
 # --- lookup -----------------------------------------------------------------------------------------
 
 
-def _summary(contact) -> dict:
+def _summary(contact: Contact) -> dict:
     return {
-        "ContactID": str(contact.contact_id),
-        "Name": contact.name or "",
-        "ContactNumber": contact.contact_number or "",
+        "ContactID": contact.contact_id,
+        "Name": contact.name,
+        "ContactNumber": contact.contact_number,
         "ContactStatus": contact.contact_status or "ACTIVE",
     }
 
@@ -158,14 +141,14 @@ def _name_key(name: str) -> str:
     return " ".join(str(name).split()).casefold()
 
 
-def _find_in_xero(portal: Portal, xero: CountingXero, pending: list[_Pending]) -> None:
+def _find_in_xero(portal: Portal, xero: XeroClient, pending: list[_Pending]) -> None:
     chains_needed = 2 * math.ceil(len(pending) / 40)
     seen: list[dict] = []
     if chains_needed > 2:
         page = 1
         while True:
             try:
-                answer = xero.call("get_contacts", page=page, page_size=PAGE_SIZE, summary_only=True)
+                answer = xero.contacts_list(page, page_size=PAGE_SIZE, summary_only=True)
             except AuthorizationLostError:
                 raise
             except ExternalAPIError as exc:
@@ -173,9 +156,9 @@ def _find_in_xero(portal: Portal, xero: CountingXero, pending: list[_Pending]) -
                     _fail_pending([p for p in pending if p.found is None], exc)
                     return
                 break  # paging refused: the chains below look up what is still missing
-            seen.extend(_summary(c) for c in answer.contacts or [])
+            seen.extend(_summary(c) for c in answer.contacts)
             _match(portal, pending, seen)
-            page_count = getattr(answer.pagination, "page_count", None) or 1
+            page_count = answer.page_count or 1
             missing = [p for p in pending if p.found is None]
             if page >= page_count or not missing:
                 return
@@ -219,7 +202,7 @@ def _fail_pending(pending: list[_Pending], error: ExternalAPIError) -> None:
             p.failure = error
 
 
-def _lookup_chains(xero: CountingXero, groups: dict[str, list[_Pending]], seen: list[dict]) -> list[str]:
+def _lookup_chains(xero: XeroClient, groups: dict[str, list[_Pending]], seen: list[dict]) -> list[str]:
     """Look the terms up in OR-chains; a chain Xero refuses is split down to single terms. Returns the
     single terms Xero refused (their clients are not failed here: the caller may try another way);
     a retryable failure fails the clients of that request."""
@@ -228,7 +211,7 @@ def _lookup_chains(xero: CountingXero, groups: dict[str, list[_Pending]], seen: 
     while todo:
         terms = todo.pop(0)
         try:
-            answer = xero.call("get_contacts", where=" OR ".join(terms))
+            found = xero.contacts_find(" OR ".join(terms))
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:
@@ -244,11 +227,11 @@ def _lookup_chains(xero: CountingXero, groups: dict[str, list[_Pending]], seen: 
                     p.errors = [exc.message]
                     p.failure = exc
             continue
-        seen.extend(_summary(c) for c in answer.contacts or [])
+        seen.extend(_summary(c) for c in found)
     return refused
 
 
-def _lookup_search(xero: CountingXero, name: str, group: list[_Pending], seen: list[dict]) -> None:
+def _lookup_search(xero: XeroClient, name: str, group: list[_Pending], seen: list[dict]) -> None:
     """searchTerm matches Name, FirstName, LastName, ContactNumber and EmailAddress by substring;
     _match keeps only an exact name. Pages on while full pages come back."""
     for p in group:
@@ -256,7 +239,7 @@ def _lookup_search(xero: CountingXero, name: str, group: list[_Pending], seen: l
     page = 1
     while True:
         try:
-            answer = xero.call("get_contacts", search_term=name, page=page, page_size=PAGE_SIZE, summary_only=True)
+            contacts = xero.contacts_search(name, page=page, page_size=PAGE_SIZE)
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:
@@ -264,7 +247,6 @@ def _lookup_search(xero: CountingXero, name: str, group: list[_Pending], seen: l
                 p.errors = [exc.message]
                 p.failure = exc
             return
-        contacts = answer.contacts or []
         seen.extend(_summary(c) for c in contacts)
         if len(contacts) < PAGE_SIZE:
             return
@@ -324,7 +306,7 @@ def _match(portal: Portal, pending: list[_Pending], seen: list[dict]) -> None:
 # --- creation ---------------------------------------------------------------------------------------
 
 
-def _create_in_xero(portal: Portal, xero: CountingXero, to_create: list[_Pending]) -> None:
+def _create_in_xero(portal: Portal, xero: XeroClient, to_create: list[_Pending]) -> None:
     retry: list[_Pending] = []
     for start in range(0, len(to_create), BATCH_SIZE):
         batch = to_create[start : start + BATCH_SIZE]
@@ -339,15 +321,14 @@ def _create_in_xero(portal: Portal, xero: CountingXero, to_create: list[_Pending
         _create_batch(portal, xero, retry[start : start + BATCH_SIZE])
 
 
-def _create_batch(portal: Portal, xero: CountingXero, batch: list[_Pending]) -> list[_Pending]:
+def _create_batch(portal: Portal, xero: XeroClient, batch: list[_Pending]) -> list[_Pending]:
     """Create one batch; returns the elements refused only for a duplicate name."""
     if not batch:
         return []
     material = "|".join(f"{p.contact['ContactNumber']}={canonical_hash(p.contact)}" for p in batch)
     key = idempotency_key(portal.member_id, "contacts", hashlib.sha256(material.encode()).hexdigest(), operation="con")
-    contacts = xero.model("Contacts", {"Contacts": [p.contact for p in batch]})
     try:
-        answer = xero.call("create_contacts", contacts=contacts, summarize_errors=False, idempotency_key=key)
+        answers = xero.contacts_create([p.contact for p in batch], idempotency_key=key)
     except AuthorizationLostError:
         raise
     except ExternalAPIError as exc:
@@ -360,13 +341,12 @@ def _create_batch(portal: Portal, xero: CountingXero, batch: list[_Pending]) -> 
             p.failure = exc
         return []
     duplicates = []
-    for p, element in zip(batch, answer.contacts or [], strict=False):
-        problems = element_errors(element)
-        if (element.status_attribute_string or "OK") != "ERROR" and not problems:
-            p.found = _summary(element)
+    for p, answer in zip(batch, answers, strict=False):
+        if answer.ok:
+            p.found = _summary(answer.result)
             continue
-        p.errors = problems or ["Xero did not create the contact."]
-        if any(DUPLICATE_NAME in message for message in problems):
+        p.errors = list(answer.errors) or ["Xero did not create the contact."]
+        if any(DUPLICATE_NAME in message for message in answer.errors):
             duplicates.append(p)
     return duplicates
 
@@ -375,4 +355,4 @@ def client_key(kind: str, bitrix24_id: int) -> ClientKey:
     return (kind, int(bitrix24_id))
 
 
-__all__ = ["ClientKey", "ContactResult", "CountingXero", "client_key", "contact_number_for", "contacts_ensure"]
+__all__ = ["ClientKey", "ContactResult", "client_key", "contact_number_for", "contacts_ensure"]

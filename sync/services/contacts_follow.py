@@ -21,12 +21,11 @@ from django.utils import timezone
 from accounts.models import Portal, XeroConnection
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.common.errors import ExternalAPIError
-from integrations.xero.client import element_errors
+from integrations.xero.client import XeroClient
 from sync.mappers import MappingError
 from sync.mappers.canonical import canonical_hash, idempotency_key
 from sync.mappers.contact import company_to_xero_contact, contact_number_for, person_to_xero_contact
 from sync.models import ContactLink, Direction, SyncLogEntry, SyncSettings, Trigger
-from sync.services.contacts import CountingXero
 from sync.services.log import sync_log_write
 
 logger = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ def _update(portal, connection, client, entities: dict, links: dict) -> int:
             wanted.append((link, {**contact, "ContactID": str(link.xero_contact_id)}, fingerprint))
     if not wanted:
         return 0
-    xero = CountingXero(connection)
+    xero = XeroClient(connection)
     updated = 0
     for start in range(0, len(wanted), BATCH):
         batch = wanted[start : start + BATCH]
@@ -125,17 +124,15 @@ def _update(portal, connection, client, entities: dict, links: dict) -> int:
         key = idempotency_key(
             portal.member_id, "contacts", hashlib.sha256(material.encode()).hexdigest(), operation="conu"
         )
-        model = xero.model("Contacts", {"Contacts": [contact for _l, contact, _f in batch]})
         try:
-            answer = xero.call("update_or_create_contacts", contacts=model, summarize_errors=False, idempotency_key=key)
+            answers = xero.contacts_upsert([contact for _l, contact, _f in batch], idempotency_key=key)
         except ExternalAPIError as exc:
             for link, _contact, _fp in batch:
                 _log(portal, link, SyncLogEntry.Outcome.FAILED, exc.message)
             continue
-        for (link, contact, fingerprint), element in zip(batch, answer.contacts or [], strict=False):
-            problems = element_errors(element)
-            if (element.status_attribute_string or "OK") == "ERROR" or problems:
-                _log(portal, link, SyncLogEntry.Outcome.FAILED, "; ".join(problems) or "Xero refused the update.")
+        for (link, contact, fingerprint), answer in zip(batch, answers, strict=False):
+            if not answer.ok:
+                _log(portal, link, SyncLogEntry.Outcome.FAILED, "; ".join(answer.errors) or "Xero refused the update.")
                 continue
             ContactLink.objects.filter(pk=link.pk).update(
                 last_pushed_hash=fingerprint, xero_name=contact["Name"][:255], updated_at=timezone.now()

@@ -29,7 +29,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RetryableError
-from integrations.xero.client import element_errors
+from integrations.xero.client import XeroClient
+from integrations.xero.types import CreditNote
 from sync.mappers.canonical import idempotency_key, invoice_pull_fingerprint, invoice_push_fingerprint
 from sync.mappers.money import to_decimal
 from sync.models import InvoiceLink, SyncLogEntry
@@ -84,7 +85,6 @@ def credit_note_body(body: dict) -> dict:
 def write_credit_notes(ctx, items: list) -> None:
     """Send the credit notes among `items` and settle each (created/updated, or its error)."""
     from sync.services.push.outcomes import fail, fail_all
-    from sync.services.push.write import wire
 
     ready = list(items)
     missing = [
@@ -107,39 +107,31 @@ def write_credit_notes(ctx, items: list) -> None:
         key = idempotency_key(
             ctx.portal.member_id, "cn", hashlib.sha256(material.encode()).hexdigest(), operation="cnb"
         )
-        model = ctx.xero.model("CreditNotes", {"CreditNotes": [wire(body) for body in bodies]})
         try:
-            answer = ctx.xero_call(
-                "update_or_create_credit_notes",
-                credit_notes=model,
-                summarize_errors=False,
-                unitdp=4,
-                idempotency_key=key,
-            )
+            answers = ctx.xero.credit_notes_upsert(bodies, idempotency_key=key)
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:
             fail_all(ctx, batch, exc)
             continue
-        elements = answer.credit_notes or []
         for index, item in enumerate(batch):
-            element = elements[index] if index < len(elements) else None
-            if element is None:
+            answer = answers[index] if index < len(answers) else None
+            if answer is None:
                 fail(ctx, item, RetryableError("Xero's answer did not include this credit note.", system="xero"))
                 continue
-            problems = element_errors(element)
-            if (element.status_attribute_string or "OK") == "ERROR" or problems:
-                fail(ctx, item, PermanentError("; ".join(problems) or "Xero refused the credit note.", system="xero"))
+            if not answer.ok:
+                message = "; ".join(answer.errors) or "Xero refused the credit note."
+                fail(ctx, item, PermanentError(message, system="xero"))
                 continue
-            _store(ctx, item, element)
+            _store(ctx, item, answer.result)
 
 
-def _store(ctx, item, element) -> None:
+def _store(ctx, item, element: CreditNote) -> None:
     from sync.services.push.outcomes import fail, finish
     from sync.services.push.sources import source_for
 
     created = "InvoiceID" not in item.body
-    status = _status(element.status)
+    status = element.status
     total = to_decimal(element.total)
     used = total - to_decimal(element.remaining_credit)
     stage = source_for(item.entity_type).stage_of(item.invoice)
@@ -215,15 +207,10 @@ def _refuse(ctx, item, message: str) -> None:
         job_failed(item.job, PermanentError(message, system="xero", code="document_kind"))
 
 
-def _status(value) -> str:
-    text = str(value or "")
-    return text.split(".")[-1]
-
-
 # --- pull ---------------------------------------------------------------------------------------
 
 
-def credit_notes_pull_recent(*, portal, client, modified_since: datetime, page_size: int) -> list:
+def credit_notes_pull_recent(*, portal, client: XeroClient, modified_since: datetime, page_size: int) -> list:
     """The portal's credit notes changed since `modified_since`, as pull states (empty without any)."""
     from sync.services.pull import XeroInvoiceState
 
@@ -232,27 +219,19 @@ def credit_notes_pull_recent(*, portal, client, modified_since: datetime, page_s
     out = []
     page = 1
     while True:
-        answer = client.call(
-            "get_credit_notes",
-            if_modified_since=modified_since,
-            order="UpdatedDateUTC ASC",
-            page=page,
-            page_size=page_size,
-            unitdp=4,
-        )
-        notes = answer.credit_notes or []
+        notes = client.credit_notes_modified_since(modified_since, page=page, page_size=page_size)
         for note in notes:
-            if str(note.type).split(".")[-1] != CREDIT_NOTE:
+            if note.type != CREDIT_NOTE:
                 continue
             total = to_decimal(note.total or 0)
             out.append(
                 XeroInvoiceState(
-                    invoice_id=uuid.UUID(str(note.credit_note_id)),
-                    number=note.credit_note_number or "",
-                    status=_status(note.status),
+                    invoice_id=uuid.UUID(note.credit_note_id),
+                    number=note.credit_note_number,
+                    status=note.status,
                     amount_paid=total - to_decimal(note.remaining_credit or 0),
                     updated_at=note.updated_date_utc,
-                    raw={"HasLines": False, "Status": _status(note.status)},
+                    raw={"HasLines": False, "Status": note.status},
                 )
             )
         if len(notes) < page_size:

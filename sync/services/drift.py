@@ -1,7 +1,7 @@
 """Drift between Bitrix24 and Xero: noticed, shown, accepted or restored; Xero's payment details.
 
-- `xero_invoice_dict` turns the SDK's Invoice into the plain PascalCase dict the pure comparison
-  (sync.mappers.drift) reads.
+- `xero_invoice_dict` gives Xero's invoice (integrations.xero.types.Invoice) as the plain
+  PascalCase dict the pure comparison (sync.mappers.drift) reads.
 - `drift_observe` is called by the pull engine for every linked invoice it reads (webhook, button,
   sweep): it compares Xero's version with the invoice JSON last pushed (`last_pushed_content`) and
   stores the differences on the link ("Changed in Xero" while non-empty), logging each new drift
@@ -28,6 +28,8 @@ from django.utils import timezone
 from accounts.models import Portal
 from integrations.common.errors import ExternalAPIError
 from integrations.common.locks import LockTimeout, redis_lock
+from integrations.xero.client import XeroClient
+from integrations.xero.types import Invoice as XeroInvoice
 from sync.mappers.drift import CONTACT, CONTENT, TOTALS, Difference, invoice_differences, xero_content_fingerprint
 from sync.mappers.money import to_decimal
 from sync.models import ContactLink, Direction, InvoiceLink, SyncLogEntry, SyncSettings, Trigger
@@ -42,53 +44,12 @@ LOCKED = ("PAID", "VOIDED", "DELETED")
 DRIFT_KINDS = (CONTENT, CONTACT, TOTALS)
 
 
-def _enum(value: object) -> str:
-    value = getattr(value, "value", value)
-    return "" if value is None else str(value)
+def xero_invoice_dict(invoice: XeroInvoice) -> dict:
+    """Xero's invoice as its JSON names it (what drift and payments read); lines when Xero sent them."""
+    return dict(invoice.data)
 
 
-def xero_invoice_dict(invoice) -> dict:
-    """The SDK's Invoice model as Xero's JSON names it (only what drift and payments read)."""
-    contact = invoice.contact
-    return {
-        "InvoiceID": str(invoice.invoice_id or ""),
-        "Type": _enum(invoice.type),
-        "InvoiceNumber": invoice.invoice_number or "",
-        "Reference": invoice.reference or "",
-        "Date": invoice.date,
-        "DueDate": invoice.due_date,
-        "CurrencyCode": _enum(invoice.currency_code),
-        "LineAmountTypes": _enum(invoice.line_amount_types),
-        "Status": _enum(invoice.status),
-        "Url": invoice.url or "",
-        "Contact": {"ContactID": str(contact.contact_id or ""), "Name": contact.name or ""} if contact else {},
-        "LineItems": [
-            {
-                "Description": line.description or "",
-                "Quantity": line.quantity,
-                "UnitAmount": line.unit_amount,
-                "DiscountRate": line.discount_rate,
-                "DiscountAmount": line.discount_amount,
-                "AccountCode": line.account_code or "",
-                "TaxType": line.tax_type or "",
-                "ItemCode": line.item_code or "",
-                "LineAmount": line.line_amount,
-                "TaxAmount": line.tax_amount,
-            }
-            for line in invoice.line_items or []
-        ],
-        "SubTotal": invoice.sub_total,
-        "TotalTax": invoice.total_tax,
-        "Total": invoice.total,
-        "AmountDue": invoice.amount_due,
-        "AmountPaid": invoice.amount_paid,
-        "FullyPaidOnDate": invoice.fully_paid_on_date,
-        "UpdatedDateUTC": invoice.updated_date_utc,
-        "HasLines": invoice.line_items is not None,
-    }
-
-
-def pushed_content(content: Mapping, element) -> dict:
+def pushed_content(content: Mapping, element: XeroInvoice) -> dict:
     """What a push stores as `last_pushed_content`: the JSON sent (without Status) and the totals Xero
     computed for it, so a later change of either is noticed."""
     out = dict(content)
@@ -97,7 +58,7 @@ def pushed_content(content: Mapping, element) -> dict:
         "TotalTax": element.total_tax,
         "Total": element.total,
     }
-    contact = getattr(element, "contact", None)
+    contact = element.contact
     if contact is not None and contact.name and isinstance(out.get("Contact"), Mapping):
         out["Contact"] = {**out["Contact"], "Name": contact.name}
     return out
@@ -305,15 +266,13 @@ def push_gate(
     return Gate()
 
 
-def xero_current(call, ids: Iterable[uuid.UUID | str]) -> dict[str, dict]:
+def xero_current(client: XeroClient, ids: Iterable[uuid.UUID | str]) -> dict[str, dict]:
     """Xero's current invoices by InvoiceID (lower-case str), 50 IDs a call, with 4-dp unit prices."""
     wanted = [str(i) for i in dict.fromkeys(str(i) for i in ids)]
     out: dict[str, dict] = {}
     for start in range(0, len(wanted), IDS_PER_CALL):
-        chunk = wanted[start : start + IDS_PER_CALL]
-        answer = call("get_invoices", i_ds=chunk, page=1, page_size=IDS_PER_CALL, unitdp=4)
-        for invoice in answer.invoices or []:
-            out[str(invoice.invoice_id).lower()] = xero_invoice_dict(invoice)
+        for invoice in client.invoices_get(wanted[start : start + IDS_PER_CALL]):
+            out[invoice.invoice_id.lower()] = xero_invoice_dict(invoice)
     return out
 
 
@@ -326,23 +285,19 @@ def online_url_ensure(*, portal: Portal, link: InvoiceLink | None, interactive: 
     if link.xero_online_url:
         return link.xero_online_url
     from accounts.models import XeroConnection
-    from integrations.xero.client import XeroClient
 
     connection = XeroConnection.objects.filter(portal=portal).first()
     if connection is None or not connection.is_active:
         return ""
     try:
-        answer = XeroClient(connection, interactive=interactive).call(
-            "get_online_invoice", invoice_id=str(link.xero_invoice_id)
-        )
+        url = XeroClient(connection, interactive=interactive).invoice_online_url(str(link.xero_invoice_id))
     except ExternalAPIError as exc:
         logger.info("online invoice for %s not available: %s", link.xero_invoice_id, exc)
         return ""
-    urls = [o.online_invoice_url for o in answer.online_invoices or [] if o.online_invoice_url]
-    if not urls:
+    if not url:
         return ""
-    InvoiceLink.objects.filter(pk=link.pk).update(xero_online_url=urls[0][:500])
-    link.xero_online_url = urls[0][:500]
+    InvoiceLink.objects.filter(pk=link.pk).update(xero_online_url=url[:500])
+    link.xero_online_url = url[:500]
     return link.xero_online_url
 
 

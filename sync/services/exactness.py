@@ -198,10 +198,8 @@ def _xero_base_currency(ctx) -> str:
     if base is None:
         base = ""
         try:
-            answer = ctx.xero_call("get_organisations")
-            org = (answer.organisations or [None])[0]
-            base = str(getattr(org, "base_currency", "") or "")
-            base = base.split(".")[-1]
+            organisation = ctx.xero.organisation_get()
+            base = organisation.base_currency if organisation is not None else ""
         except ExternalAPIError:
             base = ""
         ctx._xero_base = base

@@ -98,7 +98,7 @@ class PullReport:
 
 @dataclass(frozen=True)
 class XeroInvoiceState:
-    """The few fields a pull acts on, read off the SDK's Invoice model."""
+    """The few fields a pull acts on, read off Xero's invoice (integrations.xero.types.Invoice)."""
 
     invoice_id: uuid.UUID
     number: str
@@ -175,7 +175,7 @@ def _serve_jobs(*, portal: Portal, connection: XeroConnection, jobs: list[SyncJo
         chunk = ids[start : start + IDS_PER_CALL]
         try:
             # page=1 makes Xero answer full invoices; 50 IDs always fit one page.
-            answer = client.call("get_invoices", i_ds=[str(i) for i in chunk], page=1, page_size=IDS_PER_CALL, unitdp=4)
+            invoices = client.invoices_get([str(i) for i in chunk])
         except ExternalAPIError as error:
             report.errors.append(str(error))
             # A rate limit, an outage or a lost grant hits every later call too: the rest waits.
@@ -186,7 +186,7 @@ def _serve_jobs(*, portal: Portal, connection: XeroConnection, jobs: list[SyncJo
                 break
             continue
         report.xero_calls += 1
-        fetched.extend(XeroInvoiceState.of(invoice) for invoice in answer.invoices or [])
+        fetched.extend(XeroInvoiceState.of(invoice) for invoice in invoices)
     report.fetched += len(fetched)
     outcomes.update(_apply(portal=portal, invoices=fetched, links=links, triggers=triggers, report=report))
 
@@ -230,16 +230,9 @@ def statuses_pull_recent(*, portal: Portal, trigger: Trigger | str) -> PullRepor
         hold: datetime | None = None
         page = 1
         while True:
-            answer = client.call(
-                "get_invoices",
-                if_modified_since=modified_since,
-                order="UpdatedDateUTC ASC",
-                page=page,
-                page_size=PAGE_SIZE,
-                unitdp=4,
-            )
+            changed = client.invoices_modified_since(modified_since, page=page, page_size=PAGE_SIZE)
             report.xero_calls += 1
-            invoices = [XeroInvoiceState.of(invoice) for invoice in answer.invoices or []]
+            invoices = [XeroInvoiceState.of(invoice) for invoice in changed]
             report.fetched += len(invoices)
             stamps = [i.updated_at for i in invoices if i.updated_at is not None]
             if stamps:

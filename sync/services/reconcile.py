@@ -62,6 +62,9 @@ class _Calls:
     xero: int = 0
     bitrix24: int = 0
 
+    def count_xero(self) -> None:
+        self.xero += 1
+
 
 def reconcile_portal(
     *, portal: Portal, trigger: str = Trigger.SWEEP, run: ReconciliationRun | None = None
@@ -72,21 +75,17 @@ def reconcile_portal(
     connection = XeroConnection.objects.filter(portal=portal).first()
     if connection is None or not connection.is_active:
         return _finish(run, error="Xero is not connected.")
-    client = XeroClient(connection, interactive=str(trigger) == Trigger.BUTTON)
     calls = _Calls()
-
-    def counted(operation: str, **kwargs):
-        calls.xero += 1
-        return client.call(operation, **kwargs)
+    client = XeroClient(connection, interactive=str(trigger) == Trigger.BUTTON, on_call=calls.count_xero)
 
     try:
         links = list(InvoiceLink.objects.filter(portal=portal, xero_invoice_id__isnull=False))
-        current = xero_current(counted, [link.xero_invoice_id for link in links])
+        current = xero_current(client, [link.xero_invoice_id for link in links])
         rows = [_compare(portal, link, current.get(str(link.xero_invoice_id).lower()), trigger) for link in links]
         run.rows = [row for row in rows if row["kinds"]]
         run.checked = len(links)
         run.missing = _not_in_xero(portal, calls)
-        run.orphans = _orphans(portal, counted, {str(link.xero_invoice_id).lower() for link in links})
+        run.orphans = _orphans(portal, client, {str(link.xero_invoice_id).lower() for link in links})
     except ExternalAPIError as exc:
         run.xero_calls, run.bitrix24_calls = calls.xero, calls.bitrix24
         return _finish(run, error=exc.message)
@@ -174,24 +173,23 @@ def _not_in_xero(portal: Portal, calls: _Calls) -> list[dict]:
     ]
 
 
-def _orphans(portal: Portal, call, linked_ids: set[str]) -> list[dict]:
+def _orphans(portal: Portal, client: XeroClient, linked_ids: set[str]) -> list[dict]:
     prefix = invoice_url(portal.domain, SMART_INVOICE, 0).removesuffix("0/")
     where = f'Type=="ACCREC" AND Url.StartsWith("{prefix}")'
     out: list[dict] = []
     page = 1
     while True:
-        answer = call("get_invoices", where=where, page=page, page_size=ORPHAN_PAGE, summary_only=True)
-        invoices = answer.invoices or []
+        invoices = client.invoices_where(where, page=page, page_size=ORPHAN_PAGE)
         for invoice in invoices:
-            if str(invoice.invoice_id).lower() in linked_ids or str(invoice.status) == "DELETED":
+            if invoice.invoice_id.lower() in linked_ids or invoice.status == "DELETED":
                 continue
             out.append(
                 {
-                    "xero_invoice_id": str(invoice.invoice_id),
-                    "number": invoice.invoice_number or "",
-                    "reference": invoice.reference or "",
-                    "url": invoice.url or "",
-                    "status": str(getattr(invoice.status, "value", invoice.status) or ""),
+                    "xero_invoice_id": invoice.invoice_id,
+                    "number": invoice.invoice_number,
+                    "reference": invoice.reference,
+                    "url": invoice.url,
+                    "status": invoice.status,
                     "total": str(invoice.total if invoice.total is not None else ""),
                 }
             )

@@ -13,9 +13,9 @@ from decimal import Decimal
 import pytest
 
 from integrations.bitrix24.client import Bitrix24Client
+from integrations.xero.client import XeroClient
 from sync.models import ContactLink, InvoiceLink, ItemLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.buttons import invoices_push_request
-from sync.services.contacts import CountingXero
 from sync.services.push import invoices_push_pending
 from sync.services.stages import stage_map_refresh
 
@@ -208,13 +208,10 @@ def test_a_second_invoice_for_the_same_company_reuses_its_xero_contact(portal, b
 
 @pytest.mark.parametrize("name", ['Smith & Sons "Joinery"', "ООО «Ромашка»", "O'Brien & Co"])
 def test_a_company_a_xero_user_already_created_is_matched_by_its_exact_name(portal, b24_admin, sandbox, name):
-    xero = CountingXero(portal.xero_connection)
-    made = xero.call(
-        "create_contacts",
-        contacts=xero.model("Contacts", {"Contacts": [{"Name": name, "ContactNumber": "XERO-USER-7"}]}),
-        summarize_errors=False,
+    [made] = XeroClient(portal.xero_connection).contacts_create(
+        [{"Name": name, "ContactNumber": "XERO-USER-7"}], idempotency_key=f"test-{uuid.uuid4()}"
     )
-    theirs = str(made.contacts[0].contact_id)
+    theirs = made.result.contact_id
 
     report = push(portal, invoice(b24_admin, company(b24_admin, name), ROWS[:1]))
 

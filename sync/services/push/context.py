@@ -11,10 +11,12 @@ from accounts.models import Portal, XeroConnection
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
+from integrations.xero.client import XeroClient
+from integrations.xero.types import Invoice as XeroInvoice
 from sync.mappers.invoice import ItemRef
 from sync.mappers.stage import Decision
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSettings
-from sync.services.contacts import ClientKey, CountingXero
+from sync.services.contacts import ClientKey
 from sync.services.drift import Gate
 from sync.services.exactness import known_tax_rates
 from sync.services.jobs import JOB_LEASE_S, job_leases_renew
@@ -67,7 +69,7 @@ class Work:
     body: dict | None = None  # what is sent (content + Status + InvoiceID)
     gap_message: str = ""
     # write: Xero's answer element for this invoice
-    answer: Any = None
+    answer: XeroInvoice | None = None
     # record: set once Xero answered for the invoice (its write, or a read before paying it)
     amount_due: Decimal | None = None
     amount_paid: Decimal = Decimal(0)
@@ -90,7 +92,8 @@ class PassContext:
         self.portal = portal
         self.report = report
         self.b24 = Bitrix24Client(portal, interactive=interactive)
-        self.xero = CountingXero(connection, interactive=interactive)
+        # Every Xero request of the pass is counted on the report and keeps the jobs' leases alive.
+        self.xero = XeroClient(connection, interactive=interactive, on_call=self._xero_called)
         self.settings, _ = SyncSettings.objects.get_or_create(portal=portal)
         self.b24_to_xero, _xero_to_b24 = stage_map_load(portal)
         items = {
@@ -115,12 +118,9 @@ class PassContext:
         self.report.bitrix24_calls += -(-len(commands) // 50)
         return self.b24.batch_all(commands)
 
-    def xero_call(self, operation: str, **kwargs):
+    def _xero_called(self) -> None:
         self.keep_leases()
-        try:
-            return self.xero.call(operation, **kwargs)
-        finally:
-            self.report.xero_calls = self.xero.calls
+        self.report.xero_calls = self.xero.calls
 
     def links(self, items: list[Work]) -> dict[tuple[int, int], InvoiceLink]:
         """The InvoiceLinks of these invoices, by (entity type, Bitrix24 id)."""

@@ -28,7 +28,7 @@ def drift_stage(ctx: PassContext, items: list[Work]) -> None:
     current: dict[str, dict] = {}
     if asked:
         try:
-            current = xero_current(ctx.xero_call, [item.link.xero_invoice_id for item in asked])
+            current = xero_current(ctx.xero, [item.link.xero_invoice_id for item in asked])
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:

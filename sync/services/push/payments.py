@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError
+from integrations.xero.client import INVOICE_IDS_MAX
 from sync.mappers.canonical import invoice_pull_fingerprint
 from sync.mappers.money import to_decimal
 from sync.mappers.stage import PAID
@@ -18,23 +19,23 @@ from sync.services.log import sync_log_write
 from sync.services.push.context import PassContext, Work, unfinished
 from sync.services.push.outcomes import fail, fail_all, finish
 from sync.services.push.sources import source_for
-from sync.services.push.write import wire
 
 
 def payments_stage(ctx: PassContext, items: list[Work]) -> None:
     items = [item for item in items if item.decision and item.decision.record_payment]
     unknown = [item for item in items if item.amount_due is None]
-    if unknown:
+    for start in range(0, len(unknown), INVOICE_IDS_MAX):
+        chunk = unknown[start : start + INVOICE_IDS_MAX]
         try:
-            answer = ctx.xero_call("get_invoices", i_ds=[str(item.link.xero_invoice_id) for item in unknown])
+            invoices = ctx.xero.invoices_get([str(item.link.xero_invoice_id) for item in chunk], lines=False)
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:
-            fail_all(ctx, unknown, exc)
+            fail_all(ctx, chunk, exc)
         else:
-            by_id = {str(inv.invoice_id): inv for inv in answer.invoices or []}
-            for item in unknown:
-                found = by_id.get(str(item.link.xero_invoice_id))
+            by_id = {inv.invoice_id.lower(): inv for inv in invoices}
+            for item in chunk:
+                found = by_id.get(str(item.link.xero_invoice_id).lower())
                 if found is None:
                     fail(ctx, item, PermanentError("Xero did not return the invoice to pay.", system="xero"))
                     continue
@@ -50,18 +51,15 @@ def _pay(ctx: PassContext, item: Work) -> None:
     amount = item.amount_due
     if amount > 0:
         number = item.invoice.get("accountNumber") or item.invoice_id
-        payment = ctx.xero.model(
-            "Payment",
-            {
-                "Invoice": {"InvoiceID": xero_id},
-                "Account": {"Code": account},
-                "Date": wire({"Date": timezone.localdate().isoformat()})["Date"],
-                "Amount": amount,
-                "Reference": f"Bitrix24 invoice {number}",
-            },
-        )
         try:
-            ctx.xero_call("create_payment", payment=payment, idempotency_key=f"b24x:pay:{xero_id}:{amount}")
+            ctx.xero.payment_create(
+                invoice_id=xero_id,
+                account_code=account,
+                date=timezone.localdate(),
+                amount=amount,
+                reference=f"Bitrix24 invoice {number}",
+                idempotency_key=f"b24x:pay:{xero_id}:{amount}",
+            )
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:

@@ -5,12 +5,10 @@ answer element (item.answer) or its own failure; a request that fails fails only
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Callable
 
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError, RetryableError
-from integrations.xero.client import element_errors
 from sync.mappers.canonical import idempotency_key, invoice_push_fingerprint
 from sync.models import InvoiceLink
 from sync.services.credit_notes import is_credit_note, write_credit_notes
@@ -51,18 +49,18 @@ def guard_lost_creates(ctx: PassContext, items: list[Work]) -> None:
     for start in range(0, len(suspicious), NUMBERS_PER_LOOKUP):
         chunk = suspicious[start : start + NUMBERS_PER_LOOKUP]
         try:
-            answer = ctx.xero_call("get_invoices", invoice_numbers=[item.body["InvoiceNumber"] for item in chunk])
+            numbered = ctx.xero.invoices_by_number([item.body["InvoiceNumber"] for item in chunk])
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:
             fail_all(ctx, chunk, exc)
             continue
-        found = {inv.invoice_number: inv for inv in answer.invoices or [] if inv.type == "ACCREC"}
+        found = {inv.invoice_number: inv for inv in numbered if inv.type == "ACCREC"}
         for item in chunk:
             existing = found.get(item.body["InvoiceNumber"])
             # Only an invoice that points back at this Bitrix24 invoice is ours to adopt.
             if existing is not None and (existing.url or "") == item.body.get("Url", ""):
-                item.body["InvoiceID"] = str(existing.invoice_id)
+                item.body["InvoiceID"] = existing.invoice_id
                 if existing.status not in ("DRAFT", "SUBMITTED") and item.body.get("Status") in ("DRAFT", "SUBMITTED"):
                     item.body.pop("Status")  # it went further in Xero meanwhile; don't ask to go back
     missing = [
@@ -93,39 +91,19 @@ def batch_key(ctx: PassContext, batch: list[Work]) -> str:
 
 def send_batch(ctx: PassContext, batch: list[Work]) -> None:
     batch.sort(key=lambda item: item.invoice_id)
-    model = ctx.xero.model("Invoices", {"Invoices": [wire(item.body) for item in batch]})
     try:
-        answer = ctx.xero_call(
-            "update_or_create_invoices",
-            invoices=model,
-            summarize_errors=False,
-            unitdp=4,
-            idempotency_key=batch_key(ctx, batch),
-        )
+        answers = ctx.xero.invoices_upsert([item.body for item in batch], idempotency_key=batch_key(ctx, batch))
     except AuthorizationLostError:
         raise
     except ExternalAPIError as exc:
         fail_all(ctx, batch, exc)
         return
-    elements = answer.invoices or []
     for index, item in enumerate(batch):
-        element = elements[index] if index < len(elements) else None
-        if element is None:
+        answer = answers[index] if index < len(answers) else None
+        if answer is None:
             fail(ctx, item, RetryableError("Xero's answer did not include this invoice.", system="xero"))
             continue
-        problems = element_errors(element)
-        if (element.status_attribute_string or "OK") == "ERROR" or problems:
-            fail(ctx, item, PermanentError("; ".join(problems) or "Xero refused the invoice.", system="xero"))
+        if not answer.ok:
+            fail(ctx, item, PermanentError("; ".join(answer.errors) or "Xero refused the invoice.", system="xero"))
             continue
-        item.answer = element
-
-
-def wire(body: dict) -> dict:
-    """Our mapped JSON in the shape the SDK reads: dates as Xero's /Date(ms)/ strings."""
-    out = dict(body)
-    for name in ("Date", "DueDate"):
-        if out.get(name):
-            day = dt.date.fromisoformat(str(out[name]))
-            ms = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
-            out[name] = f"/Date({ms}+0000)/"
-    return out
+        item.answer = answer.result
