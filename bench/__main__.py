@@ -52,14 +52,22 @@ def main(argv: list[str] | None = None) -> int:
 
     configured = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    from bench._harness import failed_jobs_count
+
     missed: list[str] = []
     try:
         for name in args.names or available:
             module = importlib.import_module(f"bench.{name}")
             print(f"== bench {name} ==", flush=True)
             started = time.monotonic()
+            failed_before = failed_jobs_count()
             result = module.run()
             print(f"   ({time.monotonic() - started:.1f} s)", flush=True)
+            # Any job or inbox row that failed during the bench fails it, whatever its figures.
+            failed = failed_jobs_count() - failed_before
+            if failed and isinstance(result, dict):
+                print(f"   {failed} jobs/inbox rows failed during the bench", flush=True)
+                result = {**result, "failed_jobs": max(failed, result.get("failed_jobs", 0)), "ok": False}
             # A bench that reports {"ok": False} missed a target: the run fails (CI, scripts).
             if isinstance(result, dict) and result.get("ok") is False:
                 missed.append(name)

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -241,6 +242,33 @@ class Stack:
         return response.json()
 
 
+class CallWatcher:
+    """The sandbox's call log, each call handed out once and only once it has finished.
+
+    The log lists a call as soon as it starts (status and `finished` still empty), so a poller
+    that moved its mark past every id it saw would pass over a call that was in flight at that
+    poll, and never see it finish: the fairness bench counted such changes as 'not in Xero
+    within 60 s' although their write had landed (4 of 842 in one run). The mark stays below the
+    oldest call still in flight; calls after it that finished are handed out and remembered."""
+
+    def __init__(self, fetch: Callable[[int], list[dict]], mark: int) -> None:
+        self._fetch = fetch
+        self._mark = mark
+        self._given: set[int] = set()
+
+    def finished(self) -> list[dict]:
+        calls = self._fetch(self._mark)
+        fresh = [c for c in calls if c["finished"] is not None and c["id"] not in self._given]
+        in_flight = [c["id"] for c in calls if c["finished"] is None]
+        self._given.update(c["id"] for c in fresh)
+        if in_flight:
+            self._mark = min(in_flight) - 1
+        elif calls:
+            self._mark = max(c["id"] for c in calls)
+        self._given = {i for i in self._given if i > self._mark}
+        return sorted(fresh, key=lambda c: c["id"])
+
+
 def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
@@ -392,6 +420,17 @@ def wait_push_jobs(portal, expected: int, *, timeout: float, on_tick=None) -> di
         if time.monotonic() > deadline:
             raise RuntimeError(f"push jobs not finished after {timeout:.0f}s: {counts}")
         time.sleep(0.2)
+
+
+def failed_jobs_count() -> int:
+    """Jobs and inbox rows that ended failed in the bench's database: a bench run that leaves any is
+    a failed run, whatever its figures say (issue 17; bench/__main__.py checks it after each bench)."""
+    from sync.models import InboxEvent, SyncJob
+
+    return (
+        SyncJob.objects.filter(status=SyncJob.Status.FAILED).count()
+        + InboxEvent.objects.filter(status=InboxEvent.Status.FAILED).count()
+    )
 
 
 def process_group(pgid: int) -> list[int]:

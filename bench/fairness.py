@@ -46,6 +46,7 @@ import requests
 
 from bench._harness import (
     Bitrix24User,
+    CallWatcher,
     Stack,
     env_int,
     median,
@@ -99,8 +100,10 @@ def run() -> dict:
             for n, (portal, tenant) in enumerate(installs[1:])
         }
         latencies: list[float] = []
+        measured: list[tuple[object, float, float]] = []  # (portal, change made at, in Xero at)
+        misses: list[tuple[object, float]] = []
         missed = 0
-        seen = mark
+        watcher = CallWatcher(stack.calls_since, mark)
         big_tenant = installs[0][1]
         big_done_at = None
         price = 100
@@ -121,15 +124,16 @@ def run() -> dict:
                     _send_event(stack, form, event_auth, s["portal"].member_id, s["invoice"])
                 elif s["at"] is not None and now - s["at"] > 60:
                     missed += 1  # counted as infinitely late; start again
+                    misses.append((s["portal"], s["at"]))
                     s["at"], s["next"] = None, now + rng.uniform(*gap)
-            for call in stack.calls_since(seen):
-                seen = max(seen, call["id"])
+            for call in watcher.finished():
                 if call["system"] != "xero" or call["target"] != "/Invoices" or call["method"] not in ("PUT", "POST"):
                     continue
                 s = state.get(call["key"])
                 landed = s is not None and s["at"] is not None and (call["status"] or 0) == 200
                 if landed and call["finished"] and call["finished"] > s["at"]:
                     latencies.append(call["finished"] - s["at"])
+                    measured.append((s["portal"], s["at"], call["finished"]))
                     s["at"], s["next"] = None, time.time() + rng.uniform(*gap)
             if big_done_at is None and _all_pushed(installs[0][0], backfill):
                 big_done_at = time.time()
@@ -139,6 +143,10 @@ def run() -> dict:
         big_calls = [c for c in calls if c["system"] == "xero" and c["key"] == big_tenant]
         small_xero = sum(1 for c in calls if c["system"] == "xero" and c["key"] != big_tenant)
         jobs = _job_counts(installs[0][0])
+        failed_jobs = _failed_jobs()
+        parts = _latency_parts(stack, measured)
+        for portal, at in misses:
+            _explain_miss(portal, at)
 
     every = latencies + [math.inf] * missed
     p50 = median(every) if every else math.inf
@@ -168,6 +176,8 @@ def run() -> dict:
             "-",
         ),
         ("backfill: busiest rolling minute", busiest, f"{MINUTE_LIMIT}, never over", "-", verdict(at_limit)),
+        ("changes not in Xero within 60 s", missed, "0", "-", verdict(not missed)),
+        ("failed push jobs", failed_jobs, "0", "-", verdict(not failed_jobs)),
         (
             "backfill done (min)",
             f"{span:.1f}" if big_done_at else f"not in {max_s} s",
@@ -183,11 +193,27 @@ def run() -> dict:
     )
     print(f"   backfill: {backfill} invoices x {lines} rows, {len(big_calls)} Xero calls; jobs {jobs}")
     print(f"   small portals' Xero calls: {small_xero}")
+    for name, values in parts.items():
+        if values:
+            print(
+                f"   latency part {name}: p50 {percentile(values, 50):.2f} p95 {percentile(values, 95):.2f} "
+                f"max {max(values):.2f} s (of {len(values)} changes)"
+            )
+    print(f"   worker log: {stack.logs}; failed push jobs: {failed_jobs}")
     if latencies:
         ordered = sorted(latencies)
         print(f"   latencies, deciles: {' '.join(f'{percentile(ordered, q):.2f}' for q in range(10, 101, 10))}")
-    ok = p95 < TARGET_P95_S and at_limit
-    return {"p50_s": p50, "p95_s": p95, "backfill_calls_per_min": round(rate, 1), "busiest_minute": busiest, "ok": ok}
+    # Issue 17: a bench fails when any job failed, and a change that never reached Xero is a failure too.
+    ok = p95 < TARGET_P95_S and at_limit and not missed and not failed_jobs and big_done_at is not None
+    return {
+        "p50_s": round(p50, 3),
+        "p95_s": round(p95, 3),
+        "missed": missed,
+        "failed_jobs": failed_jobs,
+        "backfill_calls_per_min": round(rate, 1),
+        "busiest_minute": busiest,
+        "ok": ok,
+    }
 
 
 def _copies(big, count: int) -> list[tuple[object, str]]:
@@ -285,3 +311,76 @@ def _busiest_minute(times: list[float]) -> int:
             j += 1
         peak = max(peak, j - i)
     return peak
+
+
+def _failed_jobs() -> int:
+    from sync.models import SyncJob
+
+    return SyncJob.objects.filter(kind=SyncJob.Kind.PUSH_INVOICE, status=SyncJob.Status.FAILED).count()
+
+
+def _latency_parts(stack: Stack, measured: list[tuple[object, float, float]]) -> dict[str, list[float]]:
+    """What each small portal's change->Xero time is made of, from the inbox row (web: the event
+    stored; inbox: the job made), the push task that wrote it (its start, from the worker's log
+    line `push of portal N: {... took_s}`): 'queue' is job made -> that task started (debounce
+    wait and waiting for a free worker), 'work' is task start -> the write finished in Xero."""
+    import json
+    from datetime import datetime
+
+    from sync.models import InboxEvent
+
+    starts: dict[int, list[float]] = {}
+    for line in (stack.logs / "worker.log").read_text(errors="replace").splitlines():
+        if '"push of portal' not in line:
+            continue
+        try:
+            record = json.loads(line)
+            took = float(record["message"].rsplit("'took_s': ", 1)[1].rstrip("}"))
+            portal_id = int(record["message"].split()[3].rstrip(":"))
+        except (ValueError, KeyError, IndexError):
+            continue
+        end = datetime.fromisoformat(record["timestamp"]).timestamp()
+        starts.setdefault(portal_id, []).append(end - took)
+    parts: dict[str, list[float]] = {"web": [], "inbox": [], "queue": [], "work": []}
+    for portal, at, landed in measured:
+        row = (
+            InboxEvent.objects.filter(portal=portal, received_at__gte=_aware(at - 1))
+            .order_by("received_at")
+            .values_list("received_at", "processed_at")
+            .first()
+        )
+        if row is None or row[1] is None:
+            continue
+        received, processed = row[0].timestamp(), row[1].timestamp()
+        began = max((t for t in starts.get(portal.pk, []) if processed - 0.05 <= t < landed), default=None)
+        if began is None:
+            continue
+        parts["web"].append(received - at)
+        parts["inbox"].append(processed - received)
+        parts["queue"].append(began - processed)
+        parts["work"].append(landed - began)
+    return parts
+
+
+def _aware(ts: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def _explain_miss(portal, at: float) -> None:
+    """Print what became of a change that was not in Xero within 60 s: its inbox row, the portal's
+    push jobs and sync log entries since then."""
+    from sync.models import InboxEvent, SyncJob, SyncLogEntry
+
+    since = _aware(at - 1)
+    print(f"   MISSED: portal {portal.pk} change at {_aware(at).isoformat()}", flush=True)
+    for row in InboxEvent.objects.filter(portal=portal, received_at__gte=since).order_by("received_at")[:3]:
+        print(f"     inbox {row.pk} {row.status} recv {row.received_at} done {row.processed_at} {row.error!r}")
+    for job in SyncJob.objects.filter(portal=portal, updated_at__gte=since).order_by("created_at")[:5]:
+        print(
+            f"     job {job.pk} {job.status} att {job.attempts} created {job.created_at} "
+            f"nb {job.not_before} upd {job.updated_at} holder {job.holder!r} {job.last_error[:200]!r}"
+        )
+    for entry in SyncLogEntry.objects.filter(portal=portal, created_at__gte=since).order_by("created_at")[:5]:
+        print(f"     log {entry.created_at} {entry.outcome} {entry.message[:200]!r}")
