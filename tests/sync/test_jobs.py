@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -18,6 +18,7 @@ from sync.services.jobs import MAX_ATTEMPTS, job_done, job_enqueue, job_failed, 
 from tests.sync.conftest import queued_tasks
 
 PUSH = SyncJob.Kind.PUSH_INVOICE
+PUSH_TASK = "sync.tasks.push.push_invoices_task"
 
 
 def enqueue(portal, target: str, **kwargs) -> SyncJob:
@@ -176,21 +177,33 @@ def test_retry_of_a_job_whose_invoice_already_waits_returns_the_waiting_one(lone
     assert SyncJob.objects.get(pk=failed.pk).status == SyncJob.Status.FAILED
 
 
-def test_a_burst_of_100_enqueues_in_one_window_sends_one_dispatch_and_one_trailing(lone_portal, monkeypatch):
+def test_a_burst_of_100_clicks_in_one_window_sends_one_dispatch_and_one_trailing(lone_portal, monkeypatch):
     # The window is made long enough to hold the whole burst however slow the machine is: what is
     # checked is the coalescing rule (per window: one send at once, one trailing send a window
     # later that runs after every skipped caller committed), not how many windows 100 enqueues span.
     monkeypatch.setattr("sync.services.jobs.dispatch.DISPATCH_WINDOW_MS", 60_000)
     for n in range(100):
-        enqueue(lone_portal, f"31:{n}")
+        enqueue(lone_portal, f"31:{n}", priority=SyncJob.Priority.USER, trigger=Trigger.BUTTON)
 
     messages = queued_tasks()
     assert SyncJob.objects.filter(status=SyncJob.Status.PENDING).count() == 100
-    assert [(m["task"], m["argsrepr"]) for m in messages] == [
-        ("sync.tasks.push.push_invoices_task", f"[{lone_portal.pk}]")
-    ] * 2
+    assert [(m["task"], m["argsrepr"]) for m in messages] == [(PUSH_TASK, f"[{lone_portal.pk}]")] * 2
     immediate, trailing = sorted(messages, key=lambda m: m["eta"] or "")
     assert immediate["eta"] is None and trailing["eta"] is not None
+
+
+def test_a_burst_of_100_events_sends_one_dispatch_for_when_the_portal_is_quiet(lone_portal, settings):
+    # An event's push would only be told by the debounce to come back after PUSH_QUIET_S: it is
+    # sent for then, once per portal while one such message waits (a long quiet time holds the burst).
+    settings.PUSH_QUIET_S = 60.0
+    before = timezone.now()
+    for n in range(100):
+        enqueue(lone_portal, f"31:{n}")
+
+    (message,) = queued_tasks()
+    assert (message["task"], message["argsrepr"]) == (PUSH_TASK, f"[{lone_portal.pk}]")
+    assert datetime.fromisoformat(message["eta"]) >= before + timedelta(seconds=59)
+    assert SyncJob.objects.filter(status=SyncJob.Status.PENDING).count() == 100
 
 
 @pytest.fixture

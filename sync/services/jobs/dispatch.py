@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.db import transaction
 
 from connector.coordination import redis_client
@@ -180,3 +181,16 @@ def job_dispatch_after_quiet(*, portal_id: int, countdown: float) -> bool:
 
 def dispatch_on_commit(portal_id: int, kind: str, countdown: float | None = None) -> None:
     transaction.on_commit(lambda: job_dispatch(portal_id=portal_id, kind=kind, countdown=countdown), robust=True)
+
+
+def dispatch_new_job_on_commit(portal_id: int, kind: str, priority: int) -> None:
+    """The processor for a job just queued. A push nobody is waiting on (an event, a sweep) would
+    only be told by the debounce to come back once the portal has been quiet for PUSH_QUIET_S
+    (sync/services/debounce.py), so it is sent for then at once: one message through the broker
+    queue instead of two, which on a busy pool is one queue wait less per change. A person's click
+    goes at once."""
+    quiet_s = float(settings.PUSH_QUIET_S)
+    if kind != SyncJob.Kind.PUSH_INVOICE or priority <= SyncJob.Priority.USER or quiet_s <= 0:
+        dispatch_on_commit(portal_id, kind)
+        return
+    transaction.on_commit(lambda: job_dispatch_after_quiet(portal_id=portal_id, countdown=quiet_s), robust=True)

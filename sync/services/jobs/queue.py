@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import Portal
 from connector import metrics
 from sync.models import SyncJob, Trigger
-from sync.services.jobs.dispatch import dispatch_on_commit
+from sync.services.jobs.dispatch import dispatch_new_job_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def job_enqueue(
                     )
             except IntegrityError:
                 continue  # a concurrent enqueue of the same target won: hurry that one
-        dispatch_on_commit(portal.pk, kind)
+        dispatch_new_job_on_commit(portal.pk, kind, priority)
         return created if created is not None else SyncJob.objects.get(pk=job_id)
     raise RuntimeError(f"could not enqueue {kind} {target} for portal {portal.pk}: the pending job kept changing")
 
