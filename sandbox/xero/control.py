@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.xero import contacts, credit_notes, invoices, items, payments, reference
+from sandbox.xero import contacts, credit_notes, invoice_render, invoices, items, payments, reference
 from sandbox.xero.store import Outcome
 from sandbox.xero.wire import to_decimal
 
@@ -74,7 +74,7 @@ def register(bp: Blueprint, sandbox) -> None:
                 return _bad_request("; ".join(outcome.errors))
             result = {
                 "payment": payments.render_payment(org, outcome.entity),
-                "invoice": invoices.render_invoice(org, invoice),
+                "invoice": invoice_render.render_invoice(org, invoice),
             }
         world.emit(org.id, outcome.events)
         return jsonify(result)
@@ -112,7 +112,7 @@ def register(bp: Blueprint, sandbox) -> None:
             outcome = invoices.write_invoice(org, {"Status": status}, target_id=invoice["InvoiceID"])
             if not outcome.ok:
                 return _bad_request("; ".join(outcome.errors))
-            result = {"invoice": invoices.render_invoice(org, outcome.entity)}
+            result = {"invoice": invoice_render.render_invoice(org, outcome.entity)}
         world.emit(org.id, outcome.events)
         return jsonify(result)
 
@@ -131,7 +131,7 @@ def register(bp: Blueprint, sandbox) -> None:
             outcome = invoices.write_invoice(org, element, target_id=invoice["InvoiceID"], unitdp=4)
             if not outcome.ok:
                 return _bad_request("; ".join(outcome.errors))
-            result = {"invoice": invoices.render_invoice(org, outcome.entity)}
+            result = {"invoice": invoice_render.render_invoice(org, outcome.entity)}
         world.emit(org.id, outcome.events)
         return jsonify(result)
 

@@ -1,7 +1,7 @@
 """Credit notes (/CreditNotes, xero_accounting.yaml `CreditNote`): ACCRECCREDIT and ACCPAYCREDIT.
 
 A credit note is written and totalled exactly like an invoice (same header, contact, status
-transitions, line items and per-line rounding: sandbox/xero/invoices.py), so it is kept in the same
+transitions, line items and per-line rounding: sandbox/xero/invoices.py, invoice_lines.py), so it is kept in the same
 shape internally (InvoiceID/InvoiceNumber/AmountDue) and renamed on the wire: CreditNoteID,
 CreditNoteNumber, RemainingCredit. Its own rules:
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sandbox.xero import invoices
+from sandbox.xero import invoice_lines, invoice_render, invoices
 from sandbox.xero.store import Organisation, Outcome
 from sandbox.xero.wire import ZERO_GUID, is_guid, ms_date, new_id, number, parse_date, to_decimal, utc_now
 
@@ -113,7 +113,7 @@ def write_credit_note(
         if holder and holder != note.get("InvoiceID") and note["CreditNoteType"] == "ACCRECCREDIT":
             draft.errors.append("Credit Note # must be unique.")
         note["InvoiceNumber"] = wanted.strip()
-    invoices._compute_totals(note, org)
+    invoice_lines.compute_totals(note, org)
     note.setdefault("Allocations", [])
     _remaining(note)
     if note["Status"] == "AUTHORISED" and note["Total"] < 0:
@@ -215,7 +215,7 @@ def allocate(org: Organisation, note: dict, element: object) -> Outcome:
     _remaining(note)
     note["UpdatedDateUTC"] = utc_now()
     invoice["AmountCredited"] += amount
-    invoices._compute_totals(invoice, org)
+    invoice_lines.compute_totals(invoice, org)
     if invoice["AmountDue"] <= 0:
         invoice["Status"] = "PAID"
         invoice["FullyPaidOnDate"] = utc_now()
@@ -225,7 +225,7 @@ def allocate(org: Organisation, note: dict, element: object) -> Outcome:
 
 # --- rendering -----------------------------------------------------------------------------------
 def render_credit_note(org: Organisation, note: dict, *, full: bool = True, unitdp: int = 2) -> dict:
-    body = invoices.render_invoice(org, note, full=full, unitdp=unitdp)
+    body = invoice_render.render_invoice(org, note, full=full, unitdp=unitdp)
     body["CreditNoteID"] = body.pop("InvoiceID")
     body["CreditNoteNumber"] = body.pop("InvoiceNumber")
     body["RemainingCredit"] = body.pop("AmountDue")

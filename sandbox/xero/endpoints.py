@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response
 
-from sandbox.xero import contacts, credit_notes, invoices, items, payments, settings
+from sandbox.xero import contacts, credit_notes, invoice_render, invoices, items, payments, settings
 from sandbox.xero.api import (
     PREFIX,
     Call,
@@ -95,11 +95,15 @@ def register(bp: Blueprint, sandbox) -> None:
                 )
 
             page = select(
-                source, fields=invoices.QUERY_FIELDS, resolve=invoices.resolve_field(org), paged=True, extra=extra
+                source,
+                fields=invoice_render.QUERY_FIELDS,
+                resolve=invoice_render.resolve_field(org),
+                paged=True,
+                extra=extra,
             )
             # Unpaged lists carry no line items and only a contact summary (xero-api.md §2.3).
             full = page.pagination is not None and not parse_bool(arg("summaryOnly"), default=False)
-            rendered = [invoices.render_invoice(org, invoice, full=full, unitdp=places) for invoice in page.items]
+            rendered = [invoice_render.render_invoice(org, invoice, full=full, unitdp=places) for invoice in page.items]
         return json_response(200, envelope("Invoices", rendered, page.pagination))
 
     @bp.get(f"{PREFIX}/Invoices/<key>")
@@ -109,7 +113,7 @@ def register(bp: Blueprint, sandbox) -> None:
             invoice = call.org.invoice_by_id_or_number(key)
             if invoice is None:
                 return not_found()
-            rendered = invoices.render_invoice(call.org, invoice, unitdp=unitdp())
+            rendered = invoice_render.render_invoice(call.org, invoice, unitdp=unitdp())
         return json_response(200, envelope("Invoices", [rendered]))
 
     @bp.get(f"{PREFIX}/Invoices/<key>/OnlineInvoice")
@@ -121,17 +125,17 @@ def register(bp: Blueprint, sandbox) -> None:
             invoice = call.org.invoices.get(key.lower()) if is_guid(key) else None
             if invoice is None:
                 return not_found()
-            refused = invoices.online_invoice_refusal(invoice)
+            refused = invoice_render.online_invoice_refusal(invoice)
             if refused:
                 return json_response(400, validation_exception([{"ValidationErrors": [{"Message": refused}]}]))
-            url = f"{sandbox.base_url}/xero/in/{invoices.online_invoice_token(invoice)}"
+            url = f"{sandbox.base_url}/xero/in/{invoice_render.online_invoice_token(invoice)}"
         return json_response(200, envelope("OnlineInvoices", [{"OnlineInvoiceUrl": url}]))
 
     @bp.get("/xero/in/<token>")
     def online_invoice_page(token: str):
         # What the customer opens: a plain page naming the invoice and what is due.
         with sandbox.lock:
-            found = invoices.find_by_online_token(world, token)
+            found = invoice_render.find_by_online_token(world, token)
             if found is None:
                 return not_found()
             org, invoice = found
@@ -151,7 +155,7 @@ def register(bp: Blueprint, sandbox) -> None:
                 call.org, element, target_id=target, create_only=create_only, unitdp=places, client_id=call.client_id
             )
 
-        return writer, lambda outcome: invoices.render_outcome(call.org, outcome, places)
+        return writer, lambda outcome: invoice_render.render_outcome(call.org, outcome, places)
 
     @bp.put(f"{PREFIX}/Invoices")
     @api

@@ -1,32 +1,18 @@
-"""Invoices: the write rules (statuses, numbers, contacts, lines, totals) and rendering.
+"""Invoices: the write rules (statuses, numbers, contacts, lines) of PUT/POST Invoices.
 
-Totals follow Xero: each line's amount and tax are rounded half-up to cents, then summed; a Total sent
-by the client is ignored. A line's TaxAmount, when sent, overrides the computed tax (LineItem.TaxAmount:
-"can be overriden if the calculated TaxAmount is not correct"). Line items are replaced on update; a LineItemID sent back keeps its line.
+Lines and totals are computed in invoice_lines.py; rendering, where/order and the online invoice
+link are in invoice_render.py.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 from decimal import Decimal
 
 from sandbox.xero import contacts, reference
+from sandbox.xero.invoice_lines import build_line, compute_line, compute_totals
 from sandbox.xero.store import Organisation, Outcome
-from sandbox.xero.wire import (
-    ZERO_GUID,
-    date_string,
-    instant_string,
-    is_guid,
-    ms_date,
-    new_id,
-    number,
-    parse_date,
-    round_money,
-    to_decimal,
-    utc_now,
-    validation_errors,
-)
+from sandbox.xero.wire import is_guid, new_id, parse_date, to_decimal, utc_now
 
 TYPES = ("ACCREC", "ACCPAY")
 STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
@@ -44,32 +30,6 @@ TEXT_FIELDS = {"Reference": 255, "Url": 2000, "BrandingThemeID": 36}
 NOT_EDITABLE = "Invoice not of valid status for modification"
 NEGATIVE_TOTAL = "An invoice with a total below zero cannot be approved. Raise a credit note instead."
 HAS_PAYMENTS = "This document cannot be voided as it has a payment or credit note allocated to it."
-
-# Fields a where/order clause may name on invoices.
-QUERY_FIELDS = {
-    "InvoiceID",
-    "InvoiceNumber",
-    "Type",
-    "Status",
-    "Reference",
-    "Url",
-    "Date",
-    "DueDate",
-    "FullyPaidOnDate",
-    "UpdatedDateUTC",
-    "CurrencyCode",
-    "SubTotal",
-    "TotalTax",
-    "Total",
-    "AmountDue",
-    "AmountPaid",
-    "AmountCredited",
-    "SentToContact",
-    "Contact",
-    "LineAmountTypes",
-    "BrandingThemeID",
-    "HasAttachments",
-}
 
 
 def new_invoice() -> dict:
@@ -149,7 +109,7 @@ def write_invoice(
     _apply_status(draft)
     _apply_lines(draft)
     _apply_number(draft)
-    _compute_totals(draft.invoice, org)
+    compute_totals(draft.invoice, org)
     if draft.invoice["Status"] == "AUTHORISED" and draft.invoice["Total"] < 0:
         # Xero saves a draft below zero but will not approve it: that is what credit notes are for.
         draft.errors.append(NEGATIVE_TOTAL)
@@ -295,109 +255,13 @@ def _apply_lines(draft: _Draft) -> None:
             draft.errors.append("LineItems must be a list")
             return
         kept = {line["LineItemID"]: line for line in invoice["LineItems"]}
-        invoice["LineItems"] = [_build_line(draft, raw, kept) for raw in given]
+        invoice["LineItems"] = [build_line(draft, raw, kept) for raw in given]
     else:
         # Lines stay; recompute their tax in case LineAmountTypes changed.
         for line in invoice["LineItems"]:
-            _compute_line(draft, line)
+            compute_line(draft, line)
     if invoice["Status"] in ("SUBMITTED", "AUTHORISED") and not invoice["LineItems"]:
         draft.errors.append("One or more line items must be specified")
-
-
-def _number_field(draft: _Draft, raw: dict, field: str, places: int) -> Decimal | None:
-    if raw.get(field) is None:
-        return None
-    try:
-        return round_money(to_decimal(raw[field]), places)
-    except ValueError:
-        draft.errors.append(f"{field} must be a number")
-        return None
-
-
-def _build_line(draft: _Draft, raw: object, kept: dict) -> dict:
-    if not isinstance(raw, dict):
-        draft.errors.append("A line item must be an object")
-        return {"LineItemID": new_id()}
-    org, sales = draft.org, draft.invoice["Type"] != "ACCPAY"
-    line_id = str(raw.get("LineItemID") or "").lower()
-    line = {"LineItemID": line_id if line_id in kept else new_id()}
-    code = raw.get("ItemCode")
-    item = None
-    if code:
-        item = org.item_by_id_or_code(str(code))
-        if item is None:
-            draft.errors.append(f"Item code '{code}' is not valid")
-        else:
-            line["ItemCode"] = item["Code"]
-    details = (item or {}).get("SalesDetails" if sales else "PurchaseDetails") or {}
-    description = raw.get("Description")
-    if description is None and item is not None:
-        description = item.get("Description" if sales else "PurchaseDescription") or item.get("Name")
-    if description is not None:
-        if len(str(description)) > 4000:
-            draft.errors.append("Description must not be more than 4000 characters long.")
-        line["Description"] = str(description)
-    line["Quantity"] = _number_field(draft, raw, "Quantity", 4)
-    line["UnitAmount"] = _number_field(draft, raw, "UnitAmount", draft.unitdp)
-    if line["UnitAmount"] is None and details.get("UnitPrice") is not None:
-        line["UnitAmount"] = round_money(details["UnitPrice"], draft.unitdp)
-    line["GivenLineAmount"] = _number_field(draft, raw, "LineAmount", 2)
-    line["DiscountRate"] = _number_field(draft, raw, "DiscountRate", 4)
-    line["DiscountAmount"] = _number_field(draft, raw, "DiscountAmount", 2)
-    # "This value can be overriden if the calculated <TaxAmount> is not correct" (LineItem.TaxAmount).
-    line["TaxAmountOverride"] = _number_field(draft, raw, "TaxAmount", 2)
-    account = None
-    if raw.get("AccountCode") or raw.get("AccountID"):
-        account = org.account(code=raw.get("AccountCode"), account_id=raw.get("AccountID"))
-        if account is None or account["Status"] != "ACTIVE":
-            draft.errors.append("Account must be valid.")
-    elif details.get("AccountCode"):
-        account = org.account(code=details["AccountCode"])
-    if account is not None:
-        line["AccountCode"] = account["Code"]
-        line["AccountID"] = account["AccountID"]
-    tax_type = raw.get("TaxType") or details.get("TaxType")
-    if tax_type:
-        if tax_type not in org.tax_rates:
-            draft.errors.append("Tax rate must be valid.")
-        line["TaxType"] = tax_type
-    elif account is not None:
-        line["TaxType"] = account["TaxType"]
-    if isinstance(raw.get("Tracking"), list):
-        line["Tracking"] = raw["Tracking"]
-    _compute_line(draft, line)
-    return line
-
-
-def _compute_line(draft: _Draft, line: dict) -> None:
-    quantity, unit, given = line.get("Quantity"), line.get("UnitAmount"), line.get("GivenLineAmount")
-    if quantity is None and unit is None and given is not None:
-        quantity, unit = Decimal(1), given
-    elif quantity is None and unit is not None:
-        quantity = Decimal(1)
-    elif unit is None and quantity is not None:
-        unit = round_money(given / quantity, draft.unitdp) if given is not None and quantity else Decimal(0)
-    line["Quantity"], line["UnitAmount"] = quantity, unit
-    gross = (quantity or 0) * (unit or 0)
-    amount = gross
-    if line.get("DiscountRate"):
-        amount = gross * (100 - line["DiscountRate"]) / 100
-    elif line.get("DiscountAmount"):
-        amount = gross - line["DiscountAmount"]
-    line["LineAmount"] = round_money(Decimal(amount))
-    line["Discount"] = round_money(Decimal(gross)) - line["LineAmount"]
-    modes = draft.invoice["LineAmountTypes"]
-    if modes == "NoTax":
-        line["TaxType"] = "NONE"
-    rate = draft.org.tax_rates.get(line.get("TaxType") or "NONE", {}).get("Rate", Decimal(0))
-    if modes != "NoTax" and line.get("TaxAmountOverride") is not None:
-        line["TaxAmount"] = line["TaxAmountOverride"]
-    elif modes == "Exclusive":
-        line["TaxAmount"] = round_money(line["LineAmount"] * rate / 100)
-    elif modes == "Inclusive":
-        line["TaxAmount"] = round_money(line["LineAmount"] * rate / (100 + rate))
-    else:
-        line["TaxAmount"] = Decimal("0.00")
 
 
 def _apply_number(draft: _Draft) -> None:
@@ -415,22 +279,6 @@ def _apply_number(draft: _Draft) -> None:
             draft.errors.append("Invoice # must be unique.")
             return
     invoice["InvoiceNumber"] = wanted or None
-
-
-def _compute_totals(invoice: dict, org: Organisation) -> None:
-    lines = invoice["LineItems"]
-    amounts = sum((line.get("LineAmount", Decimal(0)) for line in lines), Decimal("0.00"))
-    tax = sum((line.get("TaxAmount", Decimal(0)) for line in lines), Decimal("0.00"))
-    if invoice["LineAmountTypes"] == "Inclusive":
-        invoice["SubTotal"], invoice["Total"] = amounts - tax, amounts
-    else:
-        invoice["SubTotal"], invoice["Total"] = amounts, amounts + tax
-    invoice["TotalTax"] = tax
-    invoice["TotalDiscount"] = sum((line.get("Discount", Decimal(0)) for line in lines), Decimal("0.00"))
-    if invoice["Status"] in ("VOIDED", "DELETED"):
-        invoice["AmountDue"] = Decimal("0.00")
-    else:
-        invoice["AmountDue"] = invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"]
 
 
 def _commit(draft: _Draft, client_id: str | None) -> Outcome:
@@ -454,142 +302,3 @@ def _commit(draft: _Draft, client_id: str | None) -> Outcome:
     if invoice["Status"] != "DELETED":
         events.extend(contacts.mark_role(org, invoice["ContactID"], invoice["Type"]))
     return Outcome(entity=invoice, created=created, events=events)
-
-
-# --- online invoice ------------------------------------------------------------------------------
-ONLINE_STATUSES = ("AUTHORISED", "PAID")
-
-
-def online_invoice_refusal(invoice: dict) -> str:
-    """Why Xero would not give an online invoice URL ("" = it will)."""
-    if invoice.get("Type") != "ACCREC":
-        return "Online invoices are only available for sales invoices (ACCREC)."
-    if invoice.get("Status") not in ONLINE_STATUSES:
-        return "Online invoices are only available for approved invoices (AUTHORISED or PAID)."
-    return ""
-
-
-def online_invoice_token(invoice: dict) -> str:
-    """Stable per invoice, unguessable enough for a fake: 40 characters like Xero's in.xero.com links."""
-    return hashlib.sha256(f"online:{invoice['InvoiceID']}".encode()).hexdigest()[:40]
-
-
-def find_by_online_token(world, token: str) -> tuple[Organisation, dict] | None:
-    for org in world.organisations.values():
-        for invoice in org.invoices.values():
-            if online_invoice_token(invoice) == token and not online_invoice_refusal(invoice):
-                return org, invoice
-    return None
-
-
-# --- rendering -----------------------------------------------------------------------------------
-def render_line(line: dict, unitdp: int) -> dict:
-    body = {"LineItemID": line["LineItemID"]}
-    if line.get("Description") is not None:
-        body["Description"] = line["Description"]
-    if line.get("Quantity") is not None:
-        body["Quantity"] = number(line["Quantity"])
-    if line.get("UnitAmount") is not None:
-        body["UnitAmount"] = number(round_money(line["UnitAmount"], unitdp))
-    for field in ("ItemCode", "AccountCode", "AccountID", "TaxType"):
-        if line.get(field):
-            body[field] = line[field]
-    body["TaxAmount"] = number(line.get("TaxAmount", Decimal(0)))
-    body["LineAmount"] = number(line.get("LineAmount", Decimal(0)))
-    if line.get("DiscountRate") is not None:
-        body["DiscountRate"] = number(line["DiscountRate"])
-    if line.get("DiscountAmount") is not None:
-        body["DiscountAmount"] = number(line["DiscountAmount"])
-    body["Tracking"] = line.get("Tracking", [])
-    return body
-
-
-def render_invoice(org: Organisation, invoice: dict, *, full: bool = True, unitdp: int = 2) -> dict:
-    contact = org.contacts.get(invoice["ContactID"]) if invoice["ContactID"] else None
-    body = {
-        "Type": invoice["Type"],
-        "InvoiceID": invoice["InvoiceID"],
-        "InvoiceNumber": invoice.get("InvoiceNumber") or "",
-        "Reference": invoice.get("Reference") or "",
-        "Payments": [_payment_summary(org.payments[pid]) for pid in invoice["PaymentIDs"]],
-        "CreditNotes": [],
-        "Prepayments": [],
-        "Overpayments": [],
-        "AmountDue": number(invoice.get("AmountDue")),
-        "AmountPaid": number(invoice["AmountPaid"]),
-        "AmountCredited": number(invoice["AmountCredited"]),
-        "CurrencyRate": number(invoice["CurrencyRate"]),
-        "IsDiscounted": bool(invoice.get("TotalDiscount")),
-        "HasAttachments": False,
-        "HasErrors": False,
-    }
-    if contact is not None:
-        body["Contact"] = contacts.render_contact(contact) if full else contacts.render_contact_summary(contact)
-    for field in DATE_FIELDS:
-        if invoice.get(field) is not None:
-            body[f"{field}String"] = date_string(invoice[field])
-            body[field] = ms_date(invoice[field])
-    body["Status"] = invoice["Status"]
-    body["LineAmountTypes"] = invoice["LineAmountTypes"]
-    if full:
-        body["LineItems"] = [render_line(line, unitdp) for line in invoice["LineItems"]]
-    body["SubTotal"] = number(invoice.get("SubTotal"))
-    body["TotalTax"] = number(invoice.get("TotalTax"))
-    body["Total"] = number(invoice.get("Total"))
-    if invoice.get("TotalDiscount"):
-        body["TotalDiscount"] = number(invoice["TotalDiscount"])
-    body["UpdatedDateUTC"] = ms_date(invoice["UpdatedDateUTC"])
-    body["UpdatedDateUTCString"] = instant_string(invoice["UpdatedDateUTC"])
-    body["CurrencyCode"] = invoice["CurrencyCode"]
-    if invoice.get("FullyPaidOnDate") is not None:
-        body["FullyPaidOnDate"] = ms_date(invoice["FullyPaidOnDate"])
-    for field in ("Url", "BrandingThemeID"):
-        if invoice.get(field):
-            body[field] = invoice[field]
-    body["SentToContact"] = invoice["SentToContact"]
-    return body
-
-
-def _payment_summary(payment: dict) -> dict:
-    return {
-        "PaymentID": payment["PaymentID"],
-        "Date": ms_date(payment["Date"]),
-        "Amount": number(payment["Amount"]),
-        "Reference": payment.get("Reference") or "",
-        "CurrencyRate": number(payment["CurrencyRate"]),
-        "HasAccount": False,
-        "HasValidationErrors": False,
-    }
-
-
-def render_outcome(org: Organisation, outcome: Outcome, unitdp: int) -> dict:
-    """A write response element: OK with the saved invoice, or ERROR with the echo and its messages."""
-    invoice = outcome.entity
-    if outcome.ok:
-        body = render_invoice(org, invoice, unitdp=unitdp)
-        body["StatusAttributeString"] = "OK"
-        return body
-    echo = dict(invoice)
-    echo.setdefault("SubTotal", None)
-    if not echo.get("InvoiceID"):
-        echo["InvoiceID"] = ZERO_GUID
-    echo["PaymentIDs"] = [pid for pid in echo.get("PaymentIDs", []) if pid in org.payments]
-    body = render_invoice(org, echo, unitdp=unitdp)
-    body["HasErrors"] = True
-    body["StatusAttributeString"] = "ERROR"
-    body["ValidationErrors"] = validation_errors(outcome.errors)
-    return body
-
-
-def resolve_field(org: Organisation):
-    """How where/order read an invoice: Contact.* comes from the contact record."""
-
-    def resolve(invoice: dict, path: str) -> object:
-        if path.startswith("Contact"):
-            if path in ("Contact", "Contact.ContactID"):
-                return invoice["ContactID"]
-            contact = org.contacts.get(invoice["ContactID"]) or {}
-            return contact.get(path.split(".", 1)[1])
-        return invoice.get(path)
-
-    return resolve

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from sandbox.xero import contacts, credit_notes, identity, invoices, items, payments, reference, settings
+from sandbox.xero import (
+    contacts,
+    credit_notes,
+    identity,
+    invoice_render,
+    items,
+    payments,
+    reference,
+    settings,
+)
 from sandbox.xero.idempotency import IdempotencyStore
 from sandbox.xero.limits import XeroLimiter
 from sandbox.xero.store import Organisation
@@ -103,7 +112,7 @@ class XeroWorld:
             "base_currency": org.base_currency,
             "organisation": settings.render_organisation(org),
             "contacts": [contacts.render_contact(contact) for contact in org.contacts.values()],
-            "invoices": [invoices.render_invoice(org, invoice) for invoice in org.invoices.values()],
+            "invoices": [invoice_render.render_invoice(org, invoice) for invoice in org.invoices.values()],
             "credit_notes": [credit_notes.render_credit_note(org, note) for note in credit_notes.store(org).values()],
             "items": [items.render_item(item) for item in org.items.values()],
             "payments": [payments.render_payment(org, payment) for payment in org.payments.values()],
