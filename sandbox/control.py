@@ -24,7 +24,7 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
     def quiesce():
         """Reset, then wait (up to 15 s) until no event or webhook is still on its way to the app:
         a test's teardown calls it so nothing reaches the app while its database is wiped."""
-        from sandbox.bitrix24.events import wait_delivered
+        from sandbox.bitrix24.event_delivery import wait_delivered
 
         sandbox.reset()
         idle = wait_delivered(timeout=15) and OUTBOUND.wait_idle(timeout=15)

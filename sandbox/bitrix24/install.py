@@ -21,7 +21,8 @@ import requests
 from flask import jsonify, request
 
 from sandbox.bitrix24.app_state import APP_VERSION, LANGUAGE_ID, state
-from sandbox.bitrix24.events import auth_block, is_url, lifecycle_pairs, send_now
+from sandbox.bitrix24.event_delivery import auth_block, lifecycle_pairs, send_now
+from sandbox.bitrix24.events import is_url
 from sandbox.bitrix24.portal_page import frame_request
 from sandbox.bitrix24.world import Bitrix24World
 
