@@ -33,7 +33,7 @@ Control routes (JSON, no auth):
   given organisation (default: the first). -> {"tenant_id", "created", "failed", "<Key>": [one compact
   row per element: ids, number/name, StatusAttributeString, ValidationErrors on failures]}.
 - POST /_sandbox/xero/limits ... (sandbox/xero/limits.py) and POST /_sandbox/xero/webhooks {"url", "key"}
-  (sandbox/xero/webhooks.py).
+  (sandbox/xero/webhooks.py, webhooks_control.py).
 
 Authorize also takes `user=<login>` to choose which Xero user consents (default demo@example.com).
 Accounting also serves GET /Invoices/{InvoiceID}/OnlineInvoice (approved sales invoices only; the URL
@@ -49,9 +49,9 @@ __all__ = ["XeroWorld", "create_blueprint"]
 
 
 def create_blueprint(sandbox) -> Blueprint:
-    from sandbox.xero import control, endpoints, identity, limits, webhooks
+    from sandbox.xero import control, endpoints, identity, limits, webhooks_control
 
     bp = Blueprint("xero", __name__)
-    for module in (identity, endpoints, control, limits, webhooks):
+    for module in (identity, endpoints, control, limits, webhooks_control):
         module.register(bp, sandbox)
     return bp
