@@ -49,9 +49,9 @@ __all__ = ["XeroWorld", "create_blueprint"]
 
 
 def create_blueprint(sandbox) -> Blueprint:
-    from sandbox.xero import control, endpoints, identity, limits, webhooks_control
+    from sandbox.xero import control, endpoints, endpoints_directory, identity, limits, webhooks_control
 
     bp = Blueprint("xero", __name__)
-    for module in (identity, endpoints, control, limits, webhooks_control):
+    for module in (identity, endpoints, endpoints_directory, control, limits, webhooks_control):
         module.register(bp, sandbox)
     return bp

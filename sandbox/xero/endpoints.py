@@ -1,4 +1,8 @@
-"""The accounting API routes (/xero/api.xro/2.0/...): thin handlers over the entity modules."""
+"""The accounting API routes (/xero/api.xro/2.0/...): thin handlers over the entity modules.
+
+Here: invoices and credit notes, and the batch-write handler every entity shares; contacts, items
+and payments are in endpoints_directory.py.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response
 
-from sandbox.xero import contacts, credit_notes, invoice_render, invoices, items, payments, settings
+from sandbox.xero import credit_notes, invoice_render, invoices
 from sandbox.xero.api import (
     PREFIX,
     Call,
@@ -21,34 +25,9 @@ from sandbox.xero.listing import arg, csv_arg, select
 from sandbox.xero.store import Outcome
 from sandbox.xero.wire import ZERO_GUID, envelope, is_guid, json_response, ms_date, parse_bool, validation_exception
 
-CONTACT_QUERY_FIELDS = {
-    "ContactID",
-    "Name",
-    "ContactNumber",
-    "AccountNumber",
-    "EmailAddress",
-    "FirstName",
-    "LastName",
-    "ContactStatus",
-    "IsCustomer",
-    "IsSupplier",
-    "UpdatedDateUTC",
-    "CompanyNumber",
-    "TaxNumber",
-    "DefaultCurrency",
-}
 
-
-def dotted(entity: dict, path: str) -> object:
-    value: object = entity
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def register(bp: Blueprint, sandbox) -> None:
-    world = sandbox.xero
-    api = accounting(world, sandbox)
+def batch_writer(world, sandbox) -> Callable:
+    """The handler of a PUT/POST of `{"<key>": [...]}` (shared by every entity's routes)."""
 
     def batch(call: Call, key: str, entity: str, writer: Callable, render: Callable, single_ok: bool = False):
         """A PUT/POST of `{"<key>": [...]}`: every element is written on its own (valid ones are kept
@@ -64,6 +43,14 @@ def register(bp: Blueprint, sandbox) -> None:
             return 200, envelope(key, [render(outcome) for outcome in outcomes]), events
 
         return write(world, sandbox, call, perform)
+
+    return batch
+
+
+def register(bp: Blueprint, sandbox) -> None:
+    world = sandbox.xero
+    api = accounting(world, sandbox)
+    batch = batch_writer(world, sandbox)
 
     # --- invoices ------------------------------------------------------------------------------
     @bp.get(f"{PREFIX}/Invoices")
@@ -259,178 +246,3 @@ def register(bp: Blueprint, sandbox) -> None:
             render,
             True,
         )
-
-    # --- contacts ------------------------------------------------------------------------------
-    @bp.get(f"{PREFIX}/Contacts")
-    @api
-    def get_contacts(call: Call):
-        org = call.org
-        with sandbox.lock:
-            ids = csv_arg("IDs")
-            source = (
-                [org.contacts[i.lower()] for i in ids if i.lower() in org.contacts] if ids else org.contacts.values()
-            )
-            archived = bool(ids) or parse_bool(arg("includeArchived"), default=False)
-            term = (arg("searchTerm") or "").casefold()
-
-            def extra(contact: dict) -> bool:
-                if not archived and contact.get("ContactStatus") == "ARCHIVED":
-                    return False
-                if not term:
-                    return True
-                fields = ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
-                return any(term in (contact.get(field) or "").casefold() for field in fields)
-
-            page = select(source, fields=CONTACT_QUERY_FIELDS, resolve=dotted, paged=True, extra=extra)
-            full = not parse_bool(arg("summaryOnly"), default=False)
-            rendered = [contacts.render_contact(contact, full=full) for contact in page.items]
-        return json_response(200, envelope("Contacts", rendered, page.pagination))
-
-    @bp.get(f"{PREFIX}/Contacts/<key>")
-    @api
-    def get_contact(call: Call, key: str):
-        with sandbox.lock:
-            # The same path serves ContactID and ContactNumber; Xero tells them apart by GUID shape.
-            contact = call.org.contacts.get(key.lower()) if is_guid(key) else call.org.contact_numbered(key)
-            if contact is None:
-                return not_found()
-            rendered = contacts.render_contact(contact)
-        return json_response(200, envelope("Contacts", [rendered]))
-
-    def contact_writer(call: Call, create_only: bool, target: str | None = None):
-        def writer(element):
-            return contacts.write_contact(call.org, element, target_id=target, create_only=create_only)
-
-        return writer, contacts.render_outcome
-
-    @bp.put(f"{PREFIX}/Contacts")
-    @api
-    def put_contacts(call: Call):
-        return batch(call, "Contacts", "Contact", *contact_writer(call, create_only=True))
-
-    @bp.post(f"{PREFIX}/Contacts")
-    @api
-    def post_contacts(call: Call):
-        return batch(call, "Contacts", "Contact", *contact_writer(call, create_only=False))
-
-    @bp.post(f"{PREFIX}/Contacts/<key>")
-    @api
-    def post_contact(call: Call, key: str):
-        with sandbox.lock:
-            found = call.org.contacts.get(key.lower()) if is_guid(key) else call.org.contact_numbered(key)
-        if found is None:
-            return not_found()
-        return batch(call, "Contacts", "Contact", *contact_writer(call, False, found["ContactID"]))
-
-    # --- items ---------------------------------------------------------------------------------
-    @bp.get(f"{PREFIX}/Items")
-    @api
-    def get_items(call: Call):
-        places = unitdp()
-        with sandbox.lock:
-            page = select(call.org.items.values(), fields=items.QUERY_FIELDS, resolve=dotted, paged=False)
-            rendered = [items.render_item(item, places) for item in page.items]
-        return json_response(200, envelope("Items", rendered))
-
-    @bp.get(f"{PREFIX}/Items/<key>")
-    @api
-    def get_item(call: Call, key: str):
-        with sandbox.lock:
-            item = call.org.item_by_id_or_code(key)
-            if item is None:
-                return not_found()
-            rendered = items.render_item(item, unitdp())
-        return json_response(200, envelope("Items", [rendered]))
-
-    def item_writer(call: Call, create_only: bool, target: str | None = None):
-        places = unitdp()
-
-        def writer(element):
-            return items.write_item(call.org, element, target_id=target, create_only=create_only, unitdp=places)
-
-        return writer, lambda outcome: items.render_outcome(outcome, places)
-
-    @bp.put(f"{PREFIX}/Items")
-    @api
-    def put_items(call: Call):
-        return batch(call, "Items", "Item", *item_writer(call, create_only=True))
-
-    @bp.post(f"{PREFIX}/Items")
-    @api
-    def post_items(call: Call):
-        return batch(call, "Items", "Item", *item_writer(call, create_only=False))
-
-    @bp.post(f"{PREFIX}/Items/<key>")
-    @api
-    def post_item(call: Call, key: str):
-        with sandbox.lock:
-            found = call.org.item_by_id_or_code(key)
-        if found is None:
-            return not_found()
-        return batch(call, "Items", "Item", *item_writer(call, False, found["ItemID"]))
-
-    @bp.delete(f"{PREFIX}/Items/<key>")
-    @api
-    def delete_item(call: Call, key: str):
-        with sandbox.lock:
-            item = call.org.items.get(key.lower())
-            if item is None:
-                return not_found()
-            call.org.remove_item(item)
-        return Response(status=204)
-
-    # --- payments ------------------------------------------------------------------------------
-    def payment_writer(call: Call):
-        return (lambda element: payments.create_payment(call.org, element)), (
-            lambda outcome: payments.render_outcome(call.org, outcome)
-        )
-
-    @bp.put(f"{PREFIX}/Payments")
-    @api
-    def put_payments(call: Call):
-        return batch(call, "Payments", "Payment", *payment_writer(call))
-
-    @bp.post(f"{PREFIX}/Payments")
-    @api
-    def post_payments(call: Call):
-        # The SDK's create_payment sends one bare Payment object here.
-        return batch(call, "Payments", "Payment", *payment_writer(call), single_ok=True)
-
-    @bp.get(f"{PREFIX}/Payments")
-    @api
-    def get_payments(call: Call):
-        org = call.org
-        with sandbox.lock:
-            page = select(
-                org.payments.values(), fields=payments.QUERY_FIELDS, resolve=payments.resolve_field(org), paged=True
-            )
-            rendered = [payments.render_payment(org, payment) for payment in page.items]
-        return json_response(200, envelope("Payments", rendered, page.pagination))
-
-    @bp.get(f"{PREFIX}/Payments/<key>")
-    @api
-    def get_payment(call: Call, key: str):
-        with sandbox.lock:
-            payment = payments.find_payment(call.org, key)
-            if payment is None:
-                return not_found()
-            rendered = payments.render_payment(call.org, payment)
-        return json_response(200, envelope("Payments", [rendered]))
-
-    @bp.post(f"{PREFIX}/Payments/<key>")
-    @api
-    def post_payment(call: Call, key: str):
-        with sandbox.lock:
-            payment = payments.find_payment(call.org, key)
-        if payment is None:
-            return not_found()
-
-        def writer(element):
-            return payments.delete_payment(call.org, payment, element)
-
-        return batch(
-            call, "Payments", "Payment", writer, lambda outcome: payments.render_outcome(call.org, outcome), True
-        )
-
-    # --- settings ------------------------------------------------------------------------------
-    settings.register(bp, sandbox, api, dotted)
