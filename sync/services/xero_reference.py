@@ -28,6 +28,7 @@ from django.conf import settings
 from accounts.models import Portal, XeroConnection
 from connector.coordination import redis_client
 from integrations.xero.client import XeroClient
+from integrations.xero.types import Account, Currency, TaxRate
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +180,6 @@ def _connection(portal: Portal) -> XeroConnection:
     return connection
 
 
-def _enum(value: Any) -> str:
-    return str(getattr(value, "value", value) or "")
-
-
 def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
@@ -192,31 +189,32 @@ def _iso(value: Any) -> str:
     return ""
 
 
-def _account(model: Any) -> dict:
+def _account(account: Account) -> dict:
     return {
-        "id": str(model.account_id),
-        "code": str(model.code or ""),
-        "name": str(model.name or ""),
-        "type": _enum(model.type),
-        "status": _enum(model.status),
-        "tax_type": str(model.tax_type or ""),
-        "payments_allowed": bool(model.enable_payments_to_account),
-        "updated": _iso(model.updated_date_utc),
+        "id": account.account_id,
+        "code": account.code,
+        "name": account.name,
+        "type": account.type,
+        "status": account.status,
+        "tax_type": account.tax_type,
+        "payments_allowed": account.enable_payments_to_account,
+        "updated": _iso(account.updated_date_utc),
     }
 
 
-def _tax_rate(model: Any) -> dict:
+def _tax_rate(rate: TaxRate) -> dict:
     return {
-        "tax_type": str(model.tax_type or ""),
-        "name": str(model.name or ""),
-        "rate": float(model.effective_rate) if model.effective_rate is not None else None,
-        "revenue": bool(model.can_apply_to_revenue),
-        "report_tax_type": str(model.report_tax_type or ""),
+        "tax_type": rate.tax_type,
+        "name": rate.name,
+        # A rate for the selects and the exactness check's label, not money (JSON has no Decimal).
+        "rate": float(rate.effective_rate) if rate.effective_rate is not None else None,
+        "revenue": rate.can_apply_to_revenue,
+        "report_tax_type": rate.report_tax_type,
     }
 
 
-def _currency(model: Any) -> dict:
-    return {"code": _enum(model.code), "description": str(model.description or "")}
+def _currency(currency: Currency) -> dict:
+    return {"code": currency.code, "description": currency.description}
 
 
 def _fetch(connection: XeroConnection, current: ReferenceData | None, *, full: bool) -> ReferenceData:
@@ -228,7 +226,7 @@ def _fetch(connection: XeroConnection, current: ReferenceData | None, *, full: b
     )
     if incremental:
         since = datetime.fromisoformat(current.accounts_modified) - MODIFIED_OVERLAP
-        changed = client.call("get_accounts", if_modified_since=since).accounts or []
+        changed = client.accounts_list(modified_since=since)
         accounts = dict(current.accounts)
         for model in changed:
             account = _account(model)
@@ -238,15 +236,15 @@ def _fetch(connection: XeroConnection, current: ReferenceData | None, *, full: b
                 accounts.pop(account["id"], None)  # archived or deleted since: no longer offered
         newest = max([current.accounts_modified, *(_account(m)["updated"] for m in changed)])
     else:
-        listed = client.call("get_accounts", where='Status=="ACTIVE"').accounts or []
+        listed = client.accounts_list(where='Status=="ACTIVE"')
         # Accounts without a code (some bank accounts) cannot be put on an invoice line.
         accounts = {a["id"]: a for a in map(_account, listed) if a["code"]}
         newest = max((a["updated"] for a in accounts.values()), default="")
         data.full_at = now
     data.accounts = accounts
     data.accounts_modified = newest
-    data.tax_rates = [_tax_rate(m) for m in client.call("get_tax_rates", where='Status=="ACTIVE"').tax_rates or []]
-    data.currencies = [_currency(m) for m in client.call("get_currencies").currencies or []]
+    data.tax_rates = [_tax_rate(rate) for rate in client.tax_rates_list(where='Status=="ACTIVE"')]
+    data.currencies = [_currency(currency) for currency in client.currencies_list()]
     data.fetched_at = now
     data.build_index()
     return data

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-from xero_python.api_client.serializer import serialize
 
 from accounts.models import Portal, XeroConnection
 from connector.coordination import redis_client
@@ -51,11 +48,6 @@ def _xero(portal: Portal) -> XeroClient:
     if connection is None or not connection.is_active:
         raise ImportRefused("Xero is not connected; connect it on the app's home page and try again.")
     return XeroClient(connection, interactive=True)
-
-
-def _plain(models: Iterable[Any]) -> list[dict]:
-    """SDK models -> the PascalCase JSON Xero sent, which the mappers read."""
-    return [serialize(model) for model in models or []]
 
 
 def _chunks(rows: list, size: int) -> Iterable[list]:

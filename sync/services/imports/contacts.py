@@ -15,7 +15,7 @@ from sync.mappers import MappingError
 from sync.mappers.canonical import canonical_hash
 from sync.mappers.contact import XERO_ORIGINATOR, xero_contact_to_company
 from sync.models import ContactLink, SyncJob
-from sync.services.imports.common import _chunks, _Hashes, _message, _plain, _ran, _renew, _tick, _xero
+from sync.services.imports.common import _chunks, _Hashes, _message, _ran, _renew, _tick, _xero
 from sync.services.imports.progress import BATCH, CONTACTS_PAGE_SIZE, ImportSummary, import_progress_write
 
 logger = logging.getLogger(__name__)
@@ -45,11 +45,9 @@ def contacts_import(
     page = 1
     while True:
         # Archived ones are listed too, so the summary counts them as skipped rather than hiding them.
-        answer = xero.call("get_contacts", page=page, page_size=CONTACTS_PAGE_SIZE, include_archived=True)
-        contacts = _plain(answer.contacts)
-        pagination = getattr(answer, "pagination", None)
-        item_count = getattr(pagination, "item_count", None) if pagination else None
-        summary.total = int(item_count) if item_count else summary.total + len(contacts)
+        listed = xero.contacts_list(page, page_size=CONTACTS_PAGE_SIZE, include_archived=True)
+        contacts = [dict(contact.data) for contact in listed.contacts]  # Xero's JSON, which the mapper reads
+        summary.total = listed.item_count or summary.total + len(contacts)
         for chunk in _chunks(contacts, BATCH):
             _contacts_chunk(portal, b24, hashes, chunk, summary, everyone=everyone)
             _tick(job, summary, force=True)

@@ -15,7 +15,7 @@ from sync.mappers import MappingError
 from sync.mappers.canonical import canonical_hash
 from sync.mappers.contact import xero_item_to_product
 from sync.models import ItemLink, SyncJob
-from sync.services.imports.common import _chunks, _Hashes, _plain, _ran, _renew, _tick, _xero
+from sync.services.imports.common import _chunks, _Hashes, _ran, _renew, _tick, _xero
 from sync.services.imports.progress import (
     BATCH,
     FALLBACK_PRICE_TYPE,
@@ -50,7 +50,7 @@ def items_import(
     hashes = _Hashes(portal, "item")
     summary = ImportSummary(status=SyncJob.Status.RUNNING)
     import_progress_write(job.pk, summary)
-    items = _plain(xero.call("get_items").items)  # Items are not paged (xero-api.md §6.1)
+    items = [dict(item.data) for item in xero.items_list()]  # Xero's JSON; not paged (xero-api.md §6.1)
     summary.total = len(items)
     import_progress_write(job.pk, summary)
     iblock_id = _catalog_iblock(b24)

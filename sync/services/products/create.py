@@ -11,7 +11,8 @@ from accounts.models import Portal, XeroConnection
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.common.errors import ExternalAPIError, PermanentError
 from integrations.common.locks import LockTimeout, redis_lock
-from integrations.xero.client import XeroClient, element_errors
+from integrations.xero.client import XeroClient
+from integrations.xero.types import Item
 from sync.mappers.canonical import canonical_hash, idempotency_key
 from sync.mappers.contact import product_to_xero_item
 from sync.models import ItemLink, SyncLogEntry
@@ -83,7 +84,7 @@ def _create(
     xero_item = _xero_item_create(
         portal=portal, xero=xero, item=item, nonce=str(form_data["nonce"]), code=code, name=name
     )
-    item_id = str(xero_item.item_id)
+    item_id = xero_item.item_id
 
     try:
         # The form showed this catalog's sections, but a POST must not choose the iblock.
@@ -144,16 +145,13 @@ def _require_catalog_rights(client: Bitrix24Client) -> None:
         )
 
 
-def _xero_item_create(*, portal: Portal, xero: XeroClient, item: dict, nonce: str, code: str, name: str):
-    """PUT /Items with one element; the created item model, or ProductNotCreated with Xero's words."""
-    from xero_python.api_client.deserializer import deserialize
-
-    items = deserialize("Items", {"Items": [item]}, xero.accounting.get_model_finder())
+def _xero_item_create(*, portal: Portal, xero: XeroClient, item: dict, nonce: str, code: str, name: str) -> Item:
+    """PUT /Items with one element; the created item, or ProductNotCreated with Xero's words."""
     # The payload hash is part of the key: a corrected form is a different request, and Xero
     # refuses a key reused for a different body.
     key = idempotency_key(portal.member_id, f"{code}:{nonce}", canonical_hash(item)[:16], operation="item")
     try:
-        answer = xero.call("create_items", items=items, summarize_errors=False, idempotency_key=key)
+        answers = xero.items_create([item], idempotency_key=key)
     except ExternalAPIError as exc:
         if exc.retryable:
             raise ProductNotCreated(
@@ -168,9 +166,12 @@ def _xero_item_create(*, portal: Portal, xero: XeroClient, item: dict, nonce: st
             system="xero",
             details=exc.details or [exc.message],
         ) from exc
-    created = (answer.items or [None])[0]
-    problems = element_errors(created) if created is not None else ["Xero answered without the item."]
-    if problems or created is None or str(created.item_id or ZERO_GUID) == ZERO_GUID:
+    answer = answers[0] if answers else None
+    problems = list(answer.errors) if answer is not None else ["Xero answered without the item."]
+    if answer is not None and answer.status == "ERROR" and not problems:
+        problems = ["Xero refused the item."]
+    created = answer.result if answer is not None else None
+    if problems or created is None or (created.item_id or ZERO_GUID) == ZERO_GUID:
         problems = problems or ["Xero did not create the item."]
         _log(
             portal,
@@ -277,7 +278,7 @@ def _compensate(
         (cause.payload or {}).get("orphan_bitrix24_product_id") if isinstance(cause.payload, dict) else None
     )
     try:
-        xero.call("delete_item", item_id=item_id)
+        xero.item_delete(item_id)
         undo_error = ""
     except ExternalAPIError as exc:
         undo_error = "" if exc.status == 404 else exc.message  # already gone is what we wanted
