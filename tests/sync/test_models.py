@@ -75,8 +75,9 @@ def test_the_fencing_update_succeeds_once_for_the_version_it_read(portal):
 
 
 def test_a_pull_that_lost_the_race_keeps_the_stage_the_winner_saved(portal):
-    """sync.services.pull._record re-reads after a lost compare-and-set and keeps the newer stage."""
-    from sync.services.pull import XeroInvoiceState, _record
+    """sync.services.pull.decide.link_state_record re-reads after a lost compare-and-set and keeps the newer stage."""
+    from sync.services.pull.decide import link_state_record as _record
+    from sync.services.pull.state import XeroInvoiceState
 
     link = InvoiceLink.objects.create(portal=portal, bitrix24_id=42, last_bitrix24_stage_id="DT31_1:N")
     stale = InvoiceLink.objects.get(pk=link.pk)  # the pull read version 0 ...
