@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required, refused_response
 from accounts.errors import Refused
+from accounts.serializers import XeroChooseRequest
 from accounts.services.xero import (
     XERO_STATE_MAX_AGE,
     xero_connect_complete,
@@ -69,10 +70,19 @@ def callback(request: HttpRequest) -> HttpResponse:
 @opener_kept
 @require_POST
 def choose(request: HttpRequest) -> HttpResponse:
+    parsed = XeroChooseRequest(data=request.POST)
+    if not parsed.is_valid():
+        field = next(iter(parsed.errors))
+        message = (
+            "Choose one of the organisations listed."
+            if field == "tenant_id"
+            else "This choice is missing its consent state. Connect Xero again from the app."
+        )
+        return refused_response(request, Refused(message, status=400))
     try:
         connection = xero_connection_choose(
-            state=request.POST.get("state", ""),
-            tenant_id=request.POST.get("tenant_id", ""),
+            state=parsed.validated_data["state"],
+            tenant_id=parsed.validated_data["tenant_id"],
             browser_key=request.COOKIES.get(CONSENT_COOKIE, ""),
         )
     except Refused as refusal:

@@ -17,9 +17,9 @@ from sync.services.buttons_pull import statuses_pull_request
 from sync.services.gate import GateState, sync_gate
 from sync.services.invoice_list import MAX_PROGRESS_JOBS, invoice_ids_for_user, jobs_progress, visible_invoice_ids
 from sync.services.job_visibility import jobs_visible_to
-from sync.web.common import bitrix24_errors, json_body, parse_ids, request_kind, user_client
+from sync.web.common import bitrix24_errors, parse_ids, request_kind, user_client
 from sync.web.invoices import InvoiceFilterForm
-from sync.web.serializers import InvoicePushRequest
+from sync.web.serializers import InvoicePushRequest, with_body
 
 
 def _jobs_answer(jobs: list[SyncJob], status: int = 202) -> JsonResponse:
@@ -49,21 +49,27 @@ def _buttons_refused(request: HttpRequest) -> JsonResponse | None:
     return _not_connected()
 
 
+def _push_form(request: HttpRequest) -> dict:
+    """The push body of a plain form POST (no JS): the selected ids and the list's filter."""
+    return {
+        "ids": request.POST.getlist("ids"),
+        "all_filtered": request.POST.get("all_filtered") in ("1", "true", "on"),
+        "from": request.POST.get("from", ""),
+        "to": request.POST.get("to", ""),
+        "kind": request.POST.get("kind", ""),
+    }
+
+
 @require_POST
 @frame_login_required
 @bitrix24_errors
-def invoice_push(request: HttpRequest) -> JsonResponse:
+@with_body(InvoicePushRequest, messages={"ids": "Select at least one invoice."}, form=_push_form)
+def invoice_push(request: HttpRequest, body: dict) -> JsonResponse:
     """ "Create / Edit on Xero" for explicit ids (checked against what the user may see) or for
     every invoice the user sees under the list's filter."""
     blocked = _buttons_refused(request)
     if blocked is not None:
         return blocked
-    parsed = InvoicePushRequest(data=json_body(request))
-    if not parsed.is_valid():
-        field = next(iter(parsed.errors), "")
-        message = "Select at least one invoice." if field == "ids" else f"The field {field!r} is not valid."
-        return JsonResponse({"error": message, "kind": "input", "fields": parsed.errors}, status=400)
-    body = parsed.validated_data
     client = user_client(request)
     entity_type = request_kind(request, body["kind"]) or request.portal.invoice_entity_types[0]
     if body["all_filtered"]:

@@ -56,20 +56,19 @@ def user_client(request: HttpRequest):
     return frame_session_bitrix24_client(session=request.frame_user)
 
 
+class MalformedBody(ValueError):
+    """A JSON body that is not JSON, or not a JSON object: the caller answers 400 with this text."""
+
+
 def json_body(request: HttpRequest) -> dict:
-    """fetch() sends JSON; a plain form POST (no JS) sends fields. Accept both."""
-    if request.content_type == "application/json":
-        try:
-            body = json.loads(request.body or b"{}")
-        except (ValueError, RecursionError):  # RecursionError: nested deeper than any real body
-            return {}
-        return body if isinstance(body, dict) else {}
-    return {
-        "ids": request.POST.getlist("ids"),
-        "all_filtered": request.POST.get("all_filtered") in ("1", "true", "on"),
-        "from": request.POST.get("from", ""),
-        "to": request.POST.get("to", ""),
-    }
+    """A fetch() call's JSON body, which must be a JSON object (MalformedBody otherwise)."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any real body
+        raise MalformedBody("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise MalformedBody("The request body must be a JSON object.")
+    return body
 
 
 def parse_ids(raw) -> list[int] | None:

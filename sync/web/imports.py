@@ -24,10 +24,18 @@ from accounts.services.frame import frame_session_bitrix24_client
 from connector.input_guard import positive_id
 from integrations.common.errors import ExternalAPIError
 from sync.models import SyncJob, SyncSettings
-from sync.services.imports import CONTACTS_ALL, CONTACTS_CUSTOMERS, ImportRefused, import_job_start, import_progress
+from sync.services.imports import CONTACTS_CUSTOMERS, ImportRefused, import_job_start, import_progress
+from sync.web.common import MalformedBody, json_body
+from sync.web.serializers import ImportStartRequest
 
 KINDS = {"contacts": SyncJob.Kind.IMPORT_CONTACTS, "items": SyncJob.Kind.IMPORT_ITEMS}
 RECENT_RUNS = 5
+# A malformed form, said in the page's words (the page shows the first one).
+IMPORT_FIELD_ERRORS = {
+    "kind": "Choose what to import.",
+    "currency": "Choose one of the portal's currencies for the product prices.",
+    "contacts": "Choose which Xero contacts to import: customers or all.",
+}
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -87,12 +95,22 @@ def _page(request: HttpRequest, *, error: str = "", status: int = 200, job: Sync
 def imports(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request)
-    kind = KINDS.get(request.POST.get("kind", ""))
-    currency = (request.POST.get("currency") or "").strip().upper()
+    try:
+        parsed = ImportStartRequest(
+            data=json_body(request) if request.content_type == "application/json" else request.POST
+        )
+    except MalformedBody as exc:
+        return JsonResponse({"error": str(exc), "kind": "input"}, status=400)
+    if not parsed.is_valid():
+        field = next(iter(parsed.errors))
+        error = IMPORT_FIELD_ERRORS.get(field, f"The field {field!r} is not valid.")
+        if _wants_json(request):
+            return JsonResponse({"error": error, "kind": "input", "fields": parsed.errors}, status=400)
+        return _page(request, error=error, status=400)
+    body = parsed.validated_data
+    kind, currency = KINDS[body["kind"]], body["currency"]
     error = ""
-    if kind is None:
-        error = "Choose what to import."
-    elif kind == SyncJob.Kind.IMPORT_ITEMS:
+    if kind == SyncJob.Kind.IMPORT_ITEMS:
         currencies, _, currency_error = _bitrix24_currencies(request)
         if currency_error:
             error = currency_error
@@ -105,7 +123,7 @@ def imports(request: HttpRequest) -> HttpResponse:
                 kind=kind,
                 requested_by=request.frame_user.bitrix_user_id,
                 currency=currency if kind == SyncJob.Kind.IMPORT_ITEMS else "",
-                contacts=CONTACTS_ALL if request.POST.get("contacts") == CONTACTS_ALL else CONTACTS_CUSTOMERS,
+                contacts=body["contacts"] or CONTACTS_CUSTOMERS,
             )
         except ImportRefused as refused:
             error = str(refused)

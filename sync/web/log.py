@@ -17,7 +17,8 @@ from sync.models import SyncJob, SyncLogEntry
 from sync.services.invoice_list import entry_entity_type, log_entry_job, visible_invoice_ids
 from sync.services.jobs import job_retry
 from sync.services.log_page import sync_log_grouped
-from sync.web.common import bitrix24_errors, json_body, user_client
+from sync.web.common import bitrix24_errors, user_client
+from sync.web.serializers import LogRetryRequest, with_body
 
 
 def _int(value, default: int = 1) -> int:
@@ -59,12 +60,12 @@ def log_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @frame_login_required
 @bitrix24_errors
-def log_retry(request: HttpRequest) -> JsonResponse:
+@with_body(LogRetryRequest, messages={"entry": "entry must be a log entry's number."})
+def log_retry(request: HttpRequest, body: dict) -> JsonResponse:
     """Retry the job behind a failed entry: admins, or a user who can see the invoice."""
-    body = json_body(request) if request.content_type == "application/json" else request.POST
     try:
-        entry, job = log_entry_job(portal=request.portal, entry_id=int(body.get("entry")))
-    except (TypeError, ValueError, SyncLogEntry.DoesNotExist):
+        entry, job = log_entry_job(portal=request.portal, entry_id=body["entry"])
+    except SyncLogEntry.DoesNotExist:
         return JsonResponse({"error": "No such log entry.", "kind": "input"}, status=404)
     if not request.frame_user.is_admin:
         visible = entry.bitrix24_id.isdigit() and int(entry.bitrix24_id) in visible_invoice_ids(
