@@ -2,7 +2,8 @@
 
 Tokens are encrypted at rest (connector.crypto.EncryptedTextField). `token_generation` is the
 compare-and-set guard of the single-flight refresh: a refresh saves its new pair only with
-`WHERE token_generation = <the generation it read>`.
+`WHERE token_generation = <the generation it read>`. The API clients write these rows only through
+`token_store()` (accounts/token_store.py), which does each write that way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import ClassVar
 
 from django.db import models
 
+from accounts.token_store import ModelTokenStore
 from connector.crypto import EncryptedTextField
 from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 
@@ -72,6 +74,10 @@ class Portal(models.Model):
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
+    def token_store(self) -> ModelTokenStore[Portal]:
+        """How the Bitrix24 client and the refresh persist this portal's tokens (TokenHolder)."""
+        return ModelTokenStore(self)
+
 
 class XeroConnection(models.Model):
     """The Xero organisation a portal syncs with, and the token set that reaches it.
@@ -113,6 +119,10 @@ class XeroConnection(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE and bool(self.tenant_id)
+
+    def token_store(self) -> ModelTokenStore[XeroConnection]:
+        """How the Xero client and the refresh persist this connection's tokens (TokenHolder)."""
+        return ModelTokenStore(self)
 
 
 class FrameSession(models.Model):
