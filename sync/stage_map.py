@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import Portal
+from integrations.bitrix24.api.statuses import Stage
 from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from sync.mappers.stage import (
     AUTHORISED,
@@ -32,7 +33,6 @@ from sync.mappers.stage import (
     SUCCESS,
     VOIDED,
     XERO_STATUSES,
-    stage_semantics,
 )
 from sync.models import StageMapping, XeroStatusMapping
 
@@ -44,21 +44,21 @@ def entity_type_of_category(category_id: int) -> int:
     return OLD_INVOICE if category_id == OLD_STATUS_CATEGORY else SMART_INVOICE
 
 
-def _category_of(stage: Mapping) -> int:
-    return int(stage.get("CATEGORY_ID") or 0)
+def _category_of(stage: Stage) -> int:
+    return stage.category_id or 0
 
 
-def _by_category(stages: Iterable[Mapping]) -> dict[int, list[Mapping]]:
-    grouped: dict[int, list[Mapping]] = {}
+def _by_category(stages: Iterable[Stage]) -> dict[int, list[Stage]]:
+    grouped: dict[int, list[Stage]] = {}
     for stage in stages:
         grouped.setdefault(_category_of(stage), []).append(stage)
     for members in grouped.values():
-        members.sort(key=lambda s: (int(s.get("SORT") or 0), str(s["STATUS_ID"])))
+        members.sort(key=lambda s: (s.sort, s.status_id))
     return grouped
 
 
 def stage_map_defaults(
-    stages: list[Mapping],
+    stages: list[Stage],
     *,
     xero_statuses: Iterable[str] = XERO_STATUSES,
     category_id: int | None = None,
@@ -84,24 +84,24 @@ def stage_map_defaults(
     grouped = _by_category(stages)
     b24_to_xero: dict[str, str] = {}
     for members in grouped.values():
-        in_progress = [s for s in members if stage_semantics(s) == IN_PROGRESS]
+        in_progress = [s for s in members if s.semantics == IN_PROGRESS]
         for stage in members:
-            semantics = stage_semantics(stage)
+            semantics = stage.semantics
             if semantics == SUCCESS:
                 status = PAID if paid_allowed else ""
             elif semantics == FAILURE:
                 status = ""  # never VOIDED/DELETED by default: Xero cannot undo them
             else:
                 status = DRAFT if stage is in_progress[0] else AUTHORISED
-            b24_to_xero[str(stage["STATUS_ID"])] = only_allowed(status)
+            b24_to_xero[stage.status_id] = only_allowed(status)
 
     xero_to_b24 = dict.fromkeys(XERO_STATUSES, "")
     if grouped:
         chosen = category_id if category_id is not None else _category_of(stages[0])
         members = grouped.get(chosen, [])
-        in_progress = [str(s["STATUS_ID"]) for s in members if stage_semantics(s) == IN_PROGRESS]
-        success = [str(s["STATUS_ID"]) for s in members if stage_semantics(s) == SUCCESS]
-        failure = [str(s["STATUS_ID"]) for s in members if stage_semantics(s) == FAILURE]
+        in_progress = [s.status_id for s in members if s.semantics == IN_PROGRESS]
+        success = [s.status_id for s in members if s.semantics == SUCCESS]
+        failure = [s.status_id for s in members if s.semantics == FAILURE]
         if in_progress:
             xero_to_b24[DRAFT] = xero_to_b24[SUBMITTED] = in_progress[0]
             xero_to_b24[AUTHORISED] = in_progress[-1]
@@ -137,7 +137,7 @@ def stage_map_load(portal: Portal, entity_type: int | None = None) -> StageMap:
 
 @transaction.atomic
 def stage_map_apply_defaults(
-    portal: Portal, stages: list[Mapping], *, category_id: int | None = None, paid_allowed: bool | None = None
+    portal: Portal, stages: list[Stage], *, category_id: int | None = None, paid_allowed: bool | None = None
 ) -> StageMap:
     """Bring the stored map in line with the portal's current stages, keeping the user's choices.
 
@@ -159,13 +159,13 @@ def stage_map_apply_defaults(
     fetched_categories = {_category_of(s) for s in stages}
     current_ids = set()
     for stage in stages:
-        stage_id = str(stage["STATUS_ID"])
+        stage_id = stage.status_id
         current_ids.add(stage_id)
         values = {
             "category_id": _category_of(stage),
-            "name": str(stage.get("NAME") or stage_id)[:255],
-            "semantics": stage_semantics(stage),
-            "sort": int(stage.get("SORT") or 0),
+            "name": (stage.name or stage_id)[:255],
+            "semantics": stage.semantics,
+            "sort": stage.sort,
         }
         row = existing.get(stage_id)
         if row is None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.errors import Refused, Unverified, UpstreamFailed
 from accounts.models import FrameSession, Portal
 from accounts.services.portal import expiry_from_seconds
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
 from integrations.bitrix24.inbound import FramePost, application_token_matches
 from integrations.common.errors import ExternalAPIError
 
@@ -47,28 +47,28 @@ def frame_session_start(*, frame: FramePost) -> FrameSession:
     if not frame.auth_id:
         raise Unverified("Bitrix24 did not send the user's access token (AUTH_ID).")
 
-    client = Bitrix24Client(portal, user_token=frame.auth_id, interactive=True)
+    api = Bitrix24Api.for_portal(portal, user_token=frame.auth_id, interactive=True)
     try:
-        user = client.result("user.current", {}) or {}
-        is_admin = client.result("user.admin", {}) in (True, "Y", "y", 1, "1", "true")
+        user = api.user_current()
+        is_admin = api.user_admin()
     except ExternalAPIError as exc:
         if exc.retryable:
             raise UpstreamFailed(f"Bitrix24 did not answer: {exc.message}") from exc
         raise Unverified(f"Bitrix24 did not accept the user's token: {exc.message}") from exc
-    if not user.get("ID"):
+    if not user.id:
         raise Unverified("Bitrix24 did not say who the user is.")
 
-    name = " ".join(part for part in (user.get("NAME"), user.get("LAST_NAME")) if part) or f"User {user['ID']}"
+    name = " ".join(part for part in (user.name, user.last_name) if part) or f"User {user.id}"
     return FrameSession.objects.create(
         portal=portal,
-        bitrix_user_id=int(user["ID"]),
+        bitrix_user_id=user.id,
         name=name,
         is_admin=is_admin,
         access_token=frame.auth_id,
         refresh_token=frame.refresh_id or "",
         token_expires_at=expiry_from_seconds(frame.auth_expires),
         lang=(frame.lang or "")[:10],
-        time_zone=str(user.get("TIME_ZONE") or "")[:64],
+        time_zone=user.time_zone[:64],
     )
 
 
@@ -110,6 +110,6 @@ def frame_session_resolve(*, token: str) -> FrameSession:
     return session
 
 
-def frame_session_bitrix24_client(*, session: FrameSession) -> Bitrix24Client:
-    """A Bitrix24 client that acts as the signed-in user, so Bitrix24's permissions decide."""
-    return Bitrix24Client(session.portal, user_token=session.access_token, interactive=True)
+def frame_session_bitrix24_client(*, session: FrameSession) -> Bitrix24Api:
+    """The Bitrix24 API acting as the signed-in user, so Bitrix24's permissions decide."""
+    return Bitrix24Api.for_portal(session.portal, user_token=session.access_token, interactive=True)

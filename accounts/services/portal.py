@@ -30,7 +30,7 @@ from django.utils import timezone
 from accounts import hooks
 from accounts.errors import Refused, Unverified, UpstreamFailed
 from accounts.models import Portal
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api, app, invoices
 from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
 from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
@@ -104,7 +104,7 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
         domain=str(install.get("domain") or ""),
         client_endpoint=str(install["client_endpoint"]),
     )
-    client = Bitrix24Client(target, user_token=frame.auth_id, interactive=True)
+    client = Bitrix24Api.for_portal(target, user_token=frame.auth_id, interactive=True)
     try:
         _require_admin(client)
         installed_by = _current_user_id(client)
@@ -139,7 +139,7 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
     return InstallOutcome(portal=portal, created=created, events=events, placements=placements)
 
 
-def _stage_map_defaults(*, portal: Portal, client: Bitrix24Client) -> None:
+def _stage_map_defaults(*, portal: Portal, client: Bitrix24Api) -> None:
     """Map every invoice stage to a Xero status by its semantics, so invoices flow from the first
     change; the admin reviews the map in the app's setup page. Not fatal: setup can redo it."""
     try:
@@ -169,7 +169,7 @@ def portal_record_install_event(*, event: Bitrix24Event) -> Portal:
         install = _installation_vouched_for(access_token=auth.access_token, member_id=auth.member_id)
         client_endpoint, domain = str(install["client_endpoint"]), str(install.get("domain") or "")
         target = Portal(member_id=auth.member_id, domain=domain, client_endpoint=client_endpoint)
-        client = Bitrix24Client(target, user_token=auth.access_token, interactive=True)
+        client = Bitrix24Api.for_portal(target, user_token=auth.access_token, interactive=True)
         try:
             _require_admin(client)
             installed_by = _current_user_id(client)
@@ -312,28 +312,24 @@ def portal_verify_event(*, event: Bitrix24Event) -> Portal:
     return portal
 
 
-def portal_bind_events(*, portal: Portal, client: Bitrix24Client) -> tuple[str, ...]:
+def portal_bind_events(*, portal: Portal, client: Bitrix24Api) -> tuple[str, ...]:
     """Bind our events to the events URL. Bindings to another URL (PUBLIC_URL moved) are removed;
     an existing identical binding counts as success, so a re-install never fails on it."""
     invoice_events = tuple(name for t in portal.invoice_entity_types for name in EVENTS_BY_TYPE[t])
     wanted = (*invoice_events, "ONAPPUNINSTALL")
     handler = event_handler_url()
     # Only our online handlers without auth_type; offline bindings (sync engine) are left alone.
-    bound = {
-        (str(b.get("event", "")).upper(), str(b.get("handler", "")))
-        for b in client.result("event.get", {}) or []
-        if not int(b.get("offline") or 0) and str(b.get("auth_type") or "0") == "0"
-    }
+    bound = {(b.event, b.handler) for b in client.events_list() if not b.offline and b.with_app_auth}
     for name, url in bound:
         if name in wanted and url != handler:
-            client.call("event.unbind", {"event": name, "handler": url})
+            client.event_unbind(name, url)
     for name in wanted:
         if (name, handler) not in bound:
-            _bind_tolerating_duplicates(client, "event.bind", {"event": name, "handler": handler})
+            _bind_tolerating_duplicates(client, app.event_bind(name, handler))
     return wanted
 
 
-def portal_bind_offline_events(*, portal: Portal, client: Bitrix24Client) -> bool:
+def portal_bind_offline_events(*, portal: Portal, client: Bitrix24Api) -> bool:
     """Bind the invoice events as offline events when the plan allows reserving them
     (`feature.get rest_offline_extended` = Y); True when they are bound. Idempotent: bindings that
     exist are kept. A plan without the feature, or a portal refusing feature.get or the binding,
@@ -342,22 +338,17 @@ def portal_bind_offline_events(*, portal: Portal, client: Bitrix24Client) -> boo
     if SMART_INVOICE_TYPE_ID not in portal.invoice_entity_types:
         return False
     try:
-        answer = client.result("feature.get", {"CODE": OFFLINE_FEATURE})
-        allowed = isinstance(answer, dict) and str(answer.get("value", "")).upper() == "Y"
-        bound = {
-            str(b.get("event", "")).upper()
-            for b in client.result("event.get", {}) or []
-            if int(b.get("offline") or 0) and str(b.get("auth_type") or "0") == "0"
-        }
+        allowed = client.feature_enabled(OFFLINE_FEATURE)
+        bound = {b.event for b in client.events_list() if b.offline and b.with_app_auth}
         if not allowed:
             for name in OFFLINE_INVOICE_EVENTS:
                 if name in bound:
-                    client.call("event.unbind", {"event": name, "event_type": "offline"})
+                    client.event_unbind_offline(name)
             logger.info("portal %s: no %s on its plan; offline events not used", portal.member_id, OFFLINE_FEATURE)
             return False
         for name in OFFLINE_INVOICE_EVENTS:
             if name not in bound:
-                _bind_tolerating_duplicates(client, "event.bind", {"event": name, "event_type": "offline"})
+                _bind_tolerating_duplicates(client, app.event_bind_offline(name))
     except ExternalAPIError as exc:
         if exc.retryable:
             raise
@@ -366,27 +357,23 @@ def portal_bind_offline_events(*, portal: Portal, client: Bitrix24Client) -> boo
     return True
 
 
-def portal_bind_placements(*, portal: Portal, client: Bitrix24Client) -> tuple[str, ...]:
+def portal_bind_placements(*, portal: Portal, client: Bitrix24Api) -> tuple[str, ...]:
     """Bind the invoice placements (title "Xero") to the placement URL, replacing stale handlers."""
     codes = tuple(code for t in portal.invoice_entity_types for code in PLACEMENTS_BY_TYPE[t])
     handler = placement_handler_url()
-    bound = {
-        (str(b.get("placement", "")).upper(), b.get("handler", "")) for b in client.result("placement.get", {}) or []
-    }
+    bound = {(b.placement, b.handler) for b in client.placements_list()}
     for code, url in bound:
         if code in codes and url != handler:
-            client.call("placement.unbind", {"PLACEMENT": code, "HANDLER": url})
+            client.placement_unbind(code, url)
     for code in codes:
         if (code, handler) not in bound:
-            _bind_tolerating_duplicates(
-                client, "placement.bind", {"PLACEMENT": code, "HANDLER": handler, "TITLE": "Xero"}
-            )
+            _bind_tolerating_duplicates(client, app.placement_bind(code, handler, "Xero"))
     return codes
 
 
-def _bind_tolerating_duplicates(client: Bitrix24Client, method: str, params: dict) -> None:
+def _bind_tolerating_duplicates(client: Bitrix24Api, command: app.Command[bool]) -> None:
     try:
-        client.call(method, params)
+        client.run(command)
     except ExternalAPIError as exc:
         if exc.code not in ALREADY_BOUND_CODES:
             raise
@@ -411,35 +398,29 @@ def _installation_vouched_for(*, access_token: str, member_id: str) -> dict:
     return install
 
 
-def _require_admin(client: Bitrix24Client) -> None:
+def _require_admin(client: Bitrix24Api) -> None:
     if not _is_admin(client):
         raise Refused("Only a Bitrix24 administrator can install this app.")
 
 
-def _is_admin(client: Bitrix24Client) -> bool:
-    # user.admin answers true/false; some portals answer "Y"/"N" or 1/0 through old gateways.
-    return client.result("user.admin", {}) in (True, "Y", "y", 1, "1", "true")
+def _is_admin(client: Bitrix24Api) -> bool:
+    return client.user_admin()
 
 
-def _current_user_id(client: Bitrix24Client) -> int | None:
-    return _int_or_none((client.result("user.current", {}) or {}).get("ID"))
+def _current_user_id(client: Bitrix24Api) -> int | None:
+    return client.user_current().id
 
 
-def _detect_invoice_mode(client: Bitrix24Client) -> str:
+def _detect_invoice_mode(client: Bitrix24Api) -> str:
     """Which invoices the portal shows, asked the way a user would meet them, in one batch call:
     new invoices if crm.item.list answers for entity type 31, old ones if crm.invoice.list answers
     (a portal with old invoices turned off refuses crm.invoice.*). A portal refusing both is taken
     as a new-invoice one (the kind Bitrix24 keeps developing)."""
-    outcome = client.batch(
-        {
-            "new": ("crm.item.list", {"entityTypeId": SMART_INVOICE_TYPE_ID, "select": ["id"], "start": -1}),
-            "old": ("crm.invoice.list", {"select": ["ID"], "start": -1}),
-        }
-    )
+    outcome = client.batch(invoices.invoice_kinds_probe())
     for error in outcome.errors.values():
         if error.retryable:
             raise error
-    has_new, has_old = "new" in outcome.results, "old" in outcome.results
+    has_new, has_old = outcome.ran("new"), outcome.ran("old")
     if has_old and has_new:
         return Portal.InvoiceMode.BOTH
     return Portal.InvoiceMode.CLASSIC if has_old else Portal.InvoiceMode.SMART

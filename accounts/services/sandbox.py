@@ -16,7 +16,7 @@ from accounts import hooks
 from accounts.errors import Refused
 from accounts.models import Portal, XeroConnection
 from accounts.services.xero import xero_connect_complete, xero_connect_start, xero_connection_choose
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
 from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from sandbox.client import SandboxClient
 
@@ -156,59 +156,38 @@ def sandbox_point_xero_webhooks(*, sandbox_url: str) -> str:
 
 def sandbox_seed_portal(*, portal: Portal) -> list[str]:
     """Demo customers and invoices, created once: a company that already exists is skipped."""
-    client = Bitrix24Client(portal)
+    client = Bitrix24Api.for_portal(portal)
     seeded = []
     for title, city, phone, (first, last), invoices in DEMO_CUSTOMERS:
-        found = client.result("crm.company.list", {"filter": {"TITLE": title}, "select": ["ID"]}) or []
-        if found:
+        if client.companies_by_title(title):
             continue
-        company_id = client.result(
-            "crm.company.add",
+        company_id = client.companies_add(
             {
-                "fields": {
-                    "TITLE": title,
-                    "COMPANY_TYPE": "CUSTOMER",
-                    "ADDRESS_CITY": city,
-                    "ADDRESS_COUNTRY": "New Zealand",
-                    "PHONE": [{"VALUE": phone, "VALUE_TYPE": "WORK"}],
-                    "EMAIL": [{"VALUE": f"accounts@{_slug(title)}.co.nz", "VALUE_TYPE": "WORK"}],
-                    "CURRENCY_ID": "NZD",
-                }
-            },
+                "TITLE": title,
+                "COMPANY_TYPE": "CUSTOMER",
+                "ADDRESS_CITY": city,
+                "ADDRESS_COUNTRY": "New Zealand",
+                "PHONE": [{"VALUE": phone, "VALUE_TYPE": "WORK"}],
+                "EMAIL": [{"VALUE": f"accounts@{_slug(title)}.co.nz", "VALUE_TYPE": "WORK"}],
+                "CURRENCY_ID": "NZD",
+            }
         )
-        contact_id = client.result(
-            "crm.contact.add",
+        contact_id = client.contacts_add(
             {
-                "fields": {
-                    "NAME": first,
-                    "LAST_NAME": last,
-                    "COMPANY_ID": company_id,
-                    "EMAIL": [{"VALUE": f"{first.lower()}@{_slug(title)}.co.nz", "VALUE_TYPE": "WORK"}],
-                }
-            },
+                "NAME": first,
+                "LAST_NAME": last,
+                "COMPANY_ID": company_id,
+                "EMAIL": [{"VALUE": f"{first.lower()}@{_slug(title)}.co.nz", "VALUE_TYPE": "WORK"}],
+            }
         )
         for invoice_title, rows in invoices:
-            item = client.result(
-                "crm.item.add",
-                {
-                    "entityTypeId": SMART_INVOICE_TYPE_ID,
-                    "fields": {
-                        "title": invoice_title,
-                        "companyId": company_id,
-                        "contactId": contact_id,
-                        "currencyId": "NZD",
-                    },
-                },
+            invoice_id = client.items_add(
+                {"title": invoice_title, "companyId": company_id, "contactId": contact_id, "currencyId": "NZD"},
+                SMART_INVOICE_TYPE_ID,
             )
-            client.result(
-                "crm.item.productrow.set",
-                {
-                    "ownerType": "SI",
-                    "ownerId": item["item"]["id"],
-                    "productRows": [
-                        {"productName": name, "price": price, "quantity": quantity} for name, price, quantity in rows
-                    ],
-                },
+            client.productrows_set(
+                invoice_id,
+                [{"productName": name, "price": price, "quantity": quantity} for name, price, quantity in rows],
             )
         seeded.append(f"{title}: contact {first} {last}, {len(invoices)} invoice(s)")
     return seeded

@@ -13,9 +13,11 @@ payments and rows, the adds, the products, the pays — a pay is sent only when 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from accounts.models import Portal
-from integrations.bitrix24.client import BatchResult, Bitrix24Client
+from integrations.bitrix24.api import BatchOutcome, Bitrix24Api, payments
+from integrations.bitrix24.api.command import Command, ListCommand
 from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError, RetryableError
 from sync.models import Direction, SyncLogEntry
@@ -31,7 +33,7 @@ class PaidInvoice:
 
 
 def bitrix24_payments_record(
-    *, portal: Portal, client: Bitrix24Client, invoices: list[PaidInvoice]
+    *, portal: Portal, client: Bitrix24Api, invoices: list[PaidInvoice]
 ) -> dict[int, ExternalAPIError | None]:
     """Make sure each invoice has a paid payment in Bitrix24; each one's error, None when done.
     A failure here is logged and returned but never undoes the stage move it follows."""
@@ -39,13 +41,11 @@ def bitrix24_payments_record(
     if not invoices:
         return outcomes
     by_id = {invoice.bitrix24_id: invoice for invoice in invoices}
-    read: dict[str, tuple[str, dict]] = {}
+    read: dict[str, Command[Any]] = {}
+    rows_cmd: dict[int, ListCommand[dict]] = {}
     for i in by_id:
-        read[f"l{i}"] = ("crm.item.payment.list", {"entityTypeId": SMART_INVOICE, "entityId": i})
-        read[f"r{i}"] = (
-            "crm.item.productrow.list",
-            {"filter": {"=ownerType": "SI", "=ownerId": i}, "select": ["id", "quantity"]},
-        )
+        read[f"l{i}"] = payments.payments_list(i, SMART_INVOICE)
+        rows_cmd[i] = read[f"r{i}"] = invoices.productrows_list(i, select=["id", "quantity"])
     try:
         listed = client.batch_all(read)
     except ExternalAPIError as error:
@@ -55,34 +55,31 @@ def bitrix24_payments_record(
     needs_rows: set[int] = set()
     rows_of: dict[int, list[dict]] = {}
     for invoice_id in by_id:
-        missing = [k for k in (f"l{invoice_id}", f"r{invoice_id}") if k not in listed.results]
+        missing = [k for k in (f"l{invoice_id}", f"r{invoice_id}") if not listed.ran(k)]
         if missing:
             outcomes[invoice_id] = listed.errors.get(missing[0]) or _not_run()
             continue
-        payments = listed.results[f"l{invoice_id}"] or []
-        rows = listed.results[f"r{invoice_id}"]
-        rows_of[invoice_id] = (rows.get("productRows") if isinstance(rows, dict) else rows) or []
-        if f"r{invoice_id}" in listed.nexts:  # more than a page of rows
+        listed_payments: list[payments.Payment] = listed.value(f"l{invoice_id}")
+        rows_of[invoice_id] = listed.value(f"r{invoice_id}")
+        if listed.has_more(f"r{invoice_id}"):  # more than a page of rows
             try:
-                rows_of[invoice_id] = list(
-                    client.list_all("crm.item.productrow.list", read[f"r{invoice_id}"][1], key="productRows")
-                )
+                rows_of[invoice_id] = list(client.list_all(rows_cmd[invoice_id]))
             except ExternalAPIError as error:
                 outcomes[invoice_id] = error
                 continue
-        if any(p.get("paid") == "Y" for p in payments):
+        if any(p.paid for p in listed_payments):
             outcomes[invoice_id] = None  # recorded before (by us or by a person): once is enough
             already.add(invoice_id)
             continue
-        if payments:
-            to_pay[invoice_id] = int(payments[0]["id"])
-            if not float(payments[0].get("sum") or 0):
+        if listed_payments:
+            to_pay[invoice_id] = listed_payments[0].id
+            if not listed_payments[0].sum:
                 needs_rows.add(invoice_id)
         else:
             to_pay[invoice_id] = None
             needs_rows.add(invoice_id)
 
-    def run(commands: dict[str, tuple[str, dict]]) -> BatchResult | None:
+    def run(commands: dict[str, Command[Any]]) -> BatchOutcome | None:
         try:
             return client.batch_all(commands)
         except ExternalAPIError as error:
@@ -90,38 +87,35 @@ def bitrix24_payments_record(
                 outcomes.setdefault(int(key[1:].partition("_")[0]), error)
             return None
 
-    adds = {
-        f"a{i}": ("crm.item.payment.add", {"entityTypeId": SMART_INVOICE, "entityId": i})
-        for i, pid in to_pay.items()
-        if pid is None
+    adds: dict[str, Command[Any]] = {
+        f"a{i}": payments.payment_add(i, SMART_INVOICE) for i, pid in to_pay.items() if pid is None
     }
-    made = run(adds) if adds else BatchResult()
+    made = run(adds) if adds else None
     for key in adds:
         invoice_id = int(key[1:])
-        if made is not None and key in made.results:
-            to_pay[invoice_id] = int(made.results[key])
+        if made is not None and made.ran(key):
+            to_pay[invoice_id] = made.value(key)
         elif invoice_id not in outcomes:
             outcomes[invoice_id] = (made.errors.get(key) if made else None) or _not_run()
-    products = {
-        f"q{i}_{row['id']}": (
-            "crm.item.payment.product.add",
-            {"paymentId": to_pay[i], "rowId": row["id"], "quantity": row.get("quantity") or 1},
-        )
+    products: dict[str, Command[Any]] = {
+        f"q{i}_{row['id']}": payments.payment_product_add(to_pay[i] or 0, row["id"], row.get("quantity") or 1)
         for i in needs_rows
         if i not in outcomes and to_pay.get(i)
         for row in rows_of.get(i, [])
     }
-    added = run(products) if products else BatchResult()
+    added = run(products) if products else None
     for key in products:
         invoice_id = int(key[1:].partition("_")[0])
-        if invoice_id not in outcomes and (added is None or key not in added.results):
+        if invoice_id not in outcomes and (added is None or not added.ran(key)):
             outcomes[invoice_id] = (added.errors.get(key) if added else None) or _not_run()
-    pays = {f"p{i}": ("crm.item.payment.pay", {"id": pid}) for i, pid in to_pay.items() if pid and i not in outcomes}
-    done = run(pays) if pays else BatchResult()
+    pays: dict[str, Command[Any]] = {
+        f"p{i}": payments.payment_pay(pid) for i, pid in to_pay.items() if pid and i not in outcomes
+    }
+    done = run(pays) if pays else None
     for key in pays:
         invoice_id = int(key[1:])
         if invoice_id not in outcomes:
-            ok = done is not None and key in done.results
+            ok = done is not None and done.ran(key)
             outcomes[invoice_id] = None if ok else ((done.errors.get(key) if done else None) or _not_run())
     _logged(portal, by_id, {i: e for i, e in outcomes.items() if i not in already})
     return outcomes

@@ -19,7 +19,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api, directory
+from integrations.bitrix24.api.command import Command
 from integrations.common.errors import ExternalAPIError
 from integrations.xero.client import XeroClient
 from sync.mappers import MappingError
@@ -33,13 +34,7 @@ logger = logging.getLogger(__name__)
 OVERLAP = dt.timedelta(minutes=2)
 BATCH = 50
 ADDRESS_OWNERS = 25
-FIELDS = {
-    "company": ["ID", "TITLE", "PHONE", "EMAIL", "DATE_MODIFY", "ADDRESS", "ADDRESS_2", "ADDRESS_CITY",
-                "ADDRESS_REGION", "ADDRESS_PROVINCE", "ADDRESS_POSTAL_CODE", "ADDRESS_COUNTRY", "ADDRESS_COUNTRY_CODE"],
-    "contact": ["ID", "NAME", "LAST_NAME", "PHONE", "EMAIL", "DATE_MODIFY", "ADDRESS", "ADDRESS_2", "ADDRESS_CITY",
-                "ADDRESS_REGION", "ADDRESS_PROVINCE", "ADDRESS_POSTAL_CODE", "ADDRESS_COUNTRY", "ADDRESS_COUNTRY_CODE"],
-}  # fmt: skip
-ANCHOR_TYPE = {"company": 4, "contact": 3}
+KINDS = ("company", "contact")
 
 
 def contacts_follow(*, portal: Portal) -> int:
@@ -50,22 +45,11 @@ def contacts_follow(*, portal: Portal) -> int:
     settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     now = timezone.now()
     since = settings.contacts_modified_since or now - dt.timedelta(days=1)
-    client = Bitrix24Client(portal)
-    commands = {
-        kind: (
-            f"crm.{kind}.list",
-            {
-                "filter": {">=DATE_MODIFY": (since - OVERLAP).isoformat()},
-                "select": FIELDS[kind],
-                "order": {"ID": "ASC"},
-            },
-        )
-        for kind in FIELDS
-    }
+    client = Bitrix24Api.for_portal(portal)
     changed: dict[tuple[str, int], dict] = {}
-    for kind, (method, params) in commands.items():
-        for row in client.list_all(method, params):
-            changed[(kind, int(row["ID"]))] = row
+    for kind in KINDS:
+        for record in client.list_all(directory.clients_modified_since(kind, (since - OVERLAP).isoformat())):
+            changed[(kind, record.id)] = dict(record.fields)
     links = {
         (link.bitrix24_kind, link.bitrix24_id): link
         for link in ContactLink.objects.filter(portal=portal, bitrix24_id__in=[i for _k, i in changed])
@@ -80,21 +64,17 @@ def contacts_follow(*, portal: Portal) -> int:
 
 def _update(portal, connection, client, entities: dict, links: dict) -> int:
     addresses: dict[tuple[str, int], list[dict]] = {}
-    commands = {}
-    for kind in FIELDS:
+    commands: dict[str, Command[list[directory.Address]]] = {}
+    for kind in KINDS:
         ids = sorted(i for k, i in entities if k == kind)
         for n in range(0, len(ids), ADDRESS_OWNERS):
-            commands[f"a{kind}{n}"] = (
-                "crm.address.list",
-                {"filter": {"ANCHOR_TYPE_ID": ANCHOR_TYPE[kind], "@ANCHOR_ID": ids[n : n + ADDRESS_OWNERS]}},
-            )
+            commands[f"a{kind}{n}"] = directory.addresses_of(kind, ids[n : n + ADDRESS_OWNERS])
     if commands:
         try:
             outcome = client.batch_all(commands)
-            for key, result in outcome.results.items():
-                kind = "company" if key.startswith("acompany") else "contact"
-                for address in result or []:
-                    addresses.setdefault((kind, int(address.get("ANCHOR_ID") or 0)), []).append(address)
+            for key in commands:
+                for address in outcome.value(key) if outcome.ran(key) else []:
+                    addresses.setdefault((address.owner_kind, address.owner_id), []).append(dict(address.fields))
         except ExternalAPIError as exc:
             logger.info("addresses not read for the contact update: %s", exc)  # a nicety; go without
     wanted: list[tuple[ContactLink, dict, str]] = []

@@ -1,40 +1,39 @@
-"""Reads for the app's pages: the invoices a signed-in Bitrix24 user may see, one invoice, the
-sync log as that user may see it, and the progress of the jobs their clicks created.
+"""The invoices a signed-in Bitrix24 user may see, for the app's list pages (one invoice's page is
+sync.services.invoice_detail; the log's Retry and permissions sync.services.log_jobs; a click's
+progress sync.services.jobs_progress).
 
-Every Bitrix24 read here goes through the USER's client (accounts.services.frame), so Bitrix24's
-own permissions decide what is listed: crm.item.list silently leaves out what the user may not
-read, crm.item.get answers ACCESS_DENIED (bitrix24-api.md §7). Our tables add only what Bitrix24
-does not know (link state, Xero status, last error), always scoped to the portal.
+Every Bitrix24 read here goes through the USER's Bitrix24Api (accounts.services.frame), so
+Bitrix24's own permissions decide what is listed: a list silently leaves out what the user may not
+read, a get answers ACCESS_DENIED (bitrix24-api.md §7). Our tables add only what Bitrix24 does not
+know (link state, Xero status, last error), always scoped to the portal.
 
 Call budget per invoice-list page view (checked by tests against the sandbox's call log):
-1. the rows: one crm.item.list call, or ONE batch of the 50-row pages that cover the slice;
-2. the names: one batch of crm.company.list / crm.contact.list by @ID (+ crm.status.list for any
+1. the rows: one list call, or ONE batch of the 50-row pages that cover the slice;
+2. the names: one batch of company / contact lists by id (+ the stages of any pipeline whose
    stage the stage map does not know yet).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import Q
-
 from accounts.models import Portal
-from integrations.bitrix24.client import PAGE_SIZE as B24_PAGE
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api, directory
+from integrations.bitrix24.api.command import Command
+from integrations.bitrix24.api.invoices import InvoiceKind, invoice_kind
+from integrations.bitrix24.entity_types import SMART_INVOICE
+from integrations.bitrix24.results import PAGE_SIZE as B24_PAGE
 from sync.mappers.exactness import HELD_PREFIX
-from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncLogEntry, SyncSettings, XeroStatus
+from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncSettings
 from sync.services.outcomes import outcomes_for
-from sync.sources import SMART_INVOICE, invoice_source, portal_sources
+from sync.sources import portal_sources
 
-Source = Any  # sync.sources.SmartInvoices | OldInvoices
 PAGE_SIZES = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 25
-LOG_PAGE_SIZE = 50
-MAX_PROGRESS_JOBS = 1000
 
 
 # --- the filter the page's form describes ---------------------------------------------------------
@@ -97,7 +96,7 @@ class InvoiceRow:
     @property
     def kind(self) -> str:
         """ "New" or "Old": which kind of Bitrix24 invoice (a portal may have both)."""
-        return invoice_source(self.entity_type).label
+        return invoice_kind(self.entity_type).label
 
     @property
     def link_state(self) -> str:
@@ -161,74 +160,31 @@ class InvoicePage:
         return (self.page - 1) * self.page_size + len(self.rows)
 
 
-@dataclass(frozen=True)
-class BaseAmounts:
-    """A foreign-currency invoice in the base currency, by Bitrix24's rate and by Xero's (issue 11)."""
-
-    currency: str
-    bitrix24: Decimal | None
-    xero: Decimal | None
-
-    @property
-    def differ(self) -> bool:
-        return self.bitrix24 is not None and self.xero is not None and self.bitrix24 != self.xero
-
-
-@dataclass
-class InvoiceDetail:
-    row: InvoiceRow
-    product_rows: list[dict]
-    log: list[SyncLogEntry]
-    base_amounts: BaseAmounts | None = None
-
-
-def base_amounts_of(row: InvoiceRow, currencies: list) -> BaseAmounts | None:
-    """Bitrix24's amount at its rate (AMOUNT base units per AMOUNT_CNT) and Xero's total at the
-    CurrencyRate Xero used (units of the currency per 1 base unit), when the invoice is foreign."""
-    rates = {str(c.get("CURRENCY")): c for c in currencies or [] if isinstance(c, dict)}
-    base = next((code for code, c in rates.items() if c.get("BASE") == "Y"), "")
-    if not base or not row.currency or row.currency == base:
-        return None
-    bitrix24 = xero = None
-    mine = rates.get(row.currency)
-    try:
-        if mine is not None and row.amount is not None:
-            per_unit = Decimal(str(mine["AMOUNT"])) / Decimal(str(mine.get("AMOUNT_CNT") or 1))
-            bitrix24 = (row.amount * per_unit).quantize(Decimal("0.01"))
-        link = row.link
-        if link is not None and link.xero_total is not None and link.xero_currency_rate:
-            sign = -1 if link.xero_type == "ACCRECCREDIT" else 1
-            xero = (sign * link.xero_total / link.xero_currency_rate).quantize(Decimal("0.01"))
-    except (ArithmeticError, KeyError, ValueError):
-        return None
-    return BaseAmounts(currency=base, bitrix24=bitrix24, xero=xero)
-
-
 # --- Bitrix24 reads as the user -------------------------------------------------------------------
 
 
-def _source(client: Bitrix24Client, entity_type: int | None) -> Source:
+def source_of(client: Bitrix24Api, entity_type: int | None) -> InvoiceKind:
     """The source of the kind of invoices asked for; by default the portal's first kind."""
-    return invoice_source(entity_type) if entity_type else portal_sources(client.portal)[0]
+    return invoice_kind(entity_type) if entity_type else portal_sources(client.portal)[0]
 
 
-def _list_command(source: Source, flt: InvoiceFilter, start: int) -> tuple[str, dict]:
+def _list_command(source: InvoiceKind, flt: InvoiceFilter, start: int) -> Command[list[dict]]:
     return source.list_command(flt.bitrix24_filter(), order=flt.bitrix24_order(), start=start)
 
 
 def _fetch_slice(
-    client: Bitrix24Client, flt: InvoiceFilter, offset: int, size: int, source: Source
+    client: Bitrix24Api, flt: InvoiceFilter, offset: int, size: int, source: InvoiceKind
 ) -> tuple[list[dict], int]:
     """Rows [offset, offset+size) and the total. Bitrix24's pages are fixed at 50, so fetch the
     pages that cover the slice: one plain call, or all of them in one batch."""
     starts = list(range(offset // B24_PAGE * B24_PAGE, offset + size, B24_PAGE))
     if len(starts) == 1:
-        response = client.call(*_list_command(source, flt, starts[0]))
-        rows, total = source.items(response.result), int(response.total or 0)
+        rows, counted = client.run_counted(_list_command(source, flt, starts[0]))
+        total = int(counted or 0)
     else:
         batch = client.batch({f"p{start}": _list_command(source, flt, start) for start in starts})
-        rows = [row for start in starts for row in source.items(batch.value(f"p{start}"))]
-        total = max(batch.totals.values(), default=0)
+        rows = [row for start in starts for row in batch.value(f"p{start}")]
+        total = max((batch.total(f"p{start}") or 0 for start in starts), default=0)
     skip = offset - starts[0]
     return rows[skip : skip + size], total
 
@@ -237,27 +193,34 @@ def _chunks(ids: list[int], size: int = B24_PAGE) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
+def client_name(record: directory.ClientRecord) -> str:
+    """A company's title, or a person's first and last name."""
+    if record.kind == "company":
+        return str(record.fields.get("TITLE") or "")
+    return " ".join(str(p) for p in (record.fields.get("NAME"), record.fields.get("LAST_NAME")) if p)
+
+
+NAME_SELECT = {"company": ["ID", "TITLE"], "contact": ["ID", "NAME", "LAST_NAME"]}
+
+
 def _names_and_stages(
-    client: Bitrix24Client, portal: Portal, items: list[dict], source: Source
+    client: Bitrix24Api, portal: Portal, items: list[dict], source: InvoiceKind
 ) -> tuple[dict[int, str], dict[int, str], dict[str, str]]:
     """Company and contact names of these rows, and stage names, in at most one batch call.
 
     Stage names come from the stage map (no call); a stage it does not know yet (added in Bitrix24
-    since setup) is read with crm.status.list in the same batch. A user without read rights on
-    companies or contacts still gets the list: the names are left blank."""
+    since setup) is read in the same batch. A user without read rights on companies or contacts
+    still gets the list: the names are left blank."""
     company_ids = sorted({int(i["companyId"]) for i in items if i.get("companyId")})
     contact_ids = sorted({int(i["contactId"]) for i in items if i.get("contactId")})
     stage_ids = {str(i.get("stageId") or "") for i in items} - {""}
     stages = dict(StageMapping.objects.filter(portal=portal, stage_id__in=stage_ids).values_list("stage_id", "name"))
     missing_categories = sorted({int(i.get("categoryId") or 0) for i in items if i.get("stageId") not in stages})
-    commands: dict[str, tuple[str, dict]] = {}
+    commands: dict[str, Command[Any]] = {}
     for n, chunk in enumerate(_chunks(company_ids)):
-        commands[f"co{n}"] = ("crm.company.list", {"filter": {"@ID": chunk}, "select": ["ID", "TITLE"]})
+        commands[f"co{n}"] = directory.clients_list("company", chunk, select=NAME_SELECT["company"])
     for n, chunk in enumerate(_chunks(contact_ids)):
-        commands[f"ct{n}"] = (
-            "crm.contact.list",
-            {"filter": {"@ID": chunk}, "select": ["ID", "NAME", "LAST_NAME"]},
-        )
+        commands[f"ct{n}"] = directory.clients_list("contact", chunk, select=NAME_SELECT["contact"])
     for category in missing_categories:
         commands[f"st{category}"] = source.stages_command(category)
     companies: dict[int, str] = {}
@@ -265,25 +228,25 @@ def _names_and_stages(
     if not commands:
         return companies, contacts, stages
     batch = client.batch_all(commands)
-    for key, result in batch.results.items():
-        for row in result if isinstance(result, list) else []:
-            if key.startswith("co"):
-                companies[int(row["ID"])] = row.get("TITLE") or ""
-            elif key.startswith("ct"):
-                contacts[int(row["ID"])] = " ".join(p for p in (row.get("NAME"), row.get("LAST_NAME")) if p)
+    for key in commands:
+        if not batch.ran(key):
+            continue
+        for entry in batch.value(key):
+            if isinstance(entry, directory.ClientRecord):
+                (companies if entry.kind == "company" else contacts)[entry.id] = client_name(entry)
             else:
-                stages.setdefault(str(row.get("STATUS_ID") or ""), row.get("NAME") or "")
+                stages.setdefault(entry.status_id, entry.name)
     return companies, contacts, stages
 
 
-def _decimal(value: Any) -> Decimal | None:
+def as_decimal(value: Any) -> Decimal | None:
     try:
         return Decimal(str(value)) if value not in (None, "") else None
     except InvalidOperation:
         return None
 
 
-def _datetime(value: Any) -> datetime | None:
+def as_datetime(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(str(value)) if value else None
     except ValueError:
@@ -296,13 +259,36 @@ def _learn_portal_zone(portal: Portal, items: list[dict]) -> None:
     from connector.i18n import offset_name
 
     for item in items:
-        zone = offset_name(_datetime(item.get("updatedTime")))
+        zone = offset_name(as_datetime(item.get("updatedTime")))
         if zone:
             SyncSettings.objects.filter(portal=portal).exclude(time_zone=zone).update(time_zone=zone)
             return
 
 
-def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Source) -> list[InvoiceRow]:
+def invoice_row(
+    item: dict, *, source: InvoiceKind, companies: dict[int, str], contacts: dict[int, str], stages: dict[str, str]
+) -> InvoiceRow:
+    """The row of one invoice in the shared shape (links, jobs and outcomes are set by the caller)."""
+    company_id, contact_id = int(item.get("companyId") or 0), int(item.get("contactId") or 0)
+    stage_id = str(item.get("stageId") or "")
+    return InvoiceRow(
+        id=int(item["id"]),
+        number=str(item.get("accountNumber") or ""),
+        title=str(item.get("title") or ""),
+        company_id=company_id,
+        company_name=companies.get(company_id, ""),
+        contact_id=contact_id,
+        contact_name=contacts.get(contact_id, ""),
+        amount=as_decimal(item.get("opportunity")),
+        currency=str(item.get("currencyId") or ""),
+        stage_id=stage_id,
+        stage_name=stages.get(stage_id, stage_id),
+        updated_at=as_datetime(item.get("updatedTime")),
+        entity_type=source.entity_type,
+    )
+
+
+def _rows(client: Bitrix24Api, portal: Portal, items: list[dict], source: InvoiceKind) -> list[InvoiceRow]:
     _learn_portal_zone(portal, items)
     companies, contacts, stages = _names_and_stages(client, portal, items, source)
     ids = [int(i["id"]) for i in items]
@@ -323,35 +309,17 @@ def _rows(client: Bitrix24Client, portal: Portal, items: list[dict], source: Sou
     )
     rows = []
     for item in items:
-        invoice_id = int(item["id"])
-        company_id, contact_id = int(item.get("companyId") or 0), int(item.get("contactId") or 0)
-        stage_id = str(item.get("stageId") or "")
-        rows.append(
-            InvoiceRow(
-                id=invoice_id,
-                number=str(item.get("accountNumber") or ""),
-                title=str(item.get("title") or ""),
-                company_id=company_id,
-                company_name=companies.get(company_id, ""),
-                contact_id=contact_id,
-                contact_name=contacts.get(contact_id, ""),
-                amount=_decimal(item.get("opportunity")),
-                currency=str(item.get("currencyId") or ""),
-                stage_id=stage_id,
-                stage_name=stages.get(stage_id, stage_id),
-                updated_at=_datetime(item.get("updatedTime")),
-                link=links.get(invoice_id),
-                job_status=busy.get(source.target(invoice_id), ""),
-                outcome=outcomes.get((source.entity_type, invoice_id)),
-                entity_type=source.entity_type,
-            )
-        )
+        row = invoice_row(item, source=source, companies=companies, contacts=contacts, stages=stages)
+        row.link = links.get(row.id)
+        row.job_status = busy.get(source.target(row.id), "")
+        row.outcome = outcomes.get((source.entity_type, row.id))
+        rows.append(row)
     return rows
 
 
 def invoices_for_user(
     *,
-    client: Bitrix24Client,
+    client: Bitrix24Api,
     page: int = 1,
     page_size: int = DEFAULT_PAGE_SIZE,
     modified_from: date | None = None,
@@ -363,7 +331,7 @@ def invoices_for_user(
     client's user may see, newest change first (or oldest).
 
     A page past the end shows the last page (a filter narrowed the list under an old link)."""
-    source = _source(client, entity_type)
+    source = source_of(client, entity_type)
     page_size = page_size if page_size in PAGE_SIZES else DEFAULT_PAGE_SIZE
     page = max(1, page)
     flt = InvoiceFilter(modified_from, modified_to, "asc" if order == "asc" else "desc")
@@ -379,25 +347,22 @@ def invoices_for_user(
 
 def invoice_ids_for_user(
     *,
-    client: Bitrix24Client,
+    client: Bitrix24Api,
     modified_from: date | None = None,
     modified_to: date | None = None,
     entity_type: int | None = None,
 ) -> list[int]:
     """Every id the user sees under the filter ("all filtered"): Bitrix24's bulk pattern (§2.2),
     so the user's token, not ours, decides what the click may act on."""
-    source = _source(client, entity_type)
+    source = source_of(client, entity_type)
     flt = InvoiceFilter(modified_from, modified_to)
-    method, params = source.list_command(flt.bitrix24_filter(), ids_only=True)
-    rows = client.list_all(method, params, key=source.list_key, fast=True)
-    return [int(source.item(row)["id"]) for row in rows]
+    rows = client.list_all(source.list_command(flt.bitrix24_filter(), ids_only=True), fast=True)
+    return [int(row["id"]) for row in rows]
 
 
-def visible_invoice_ids(
-    *, client: Bitrix24Client, ids: list[int] | set[int], entity_type: int | None = None
-) -> set[int]:
+def visible_invoice_ids(*, client: Bitrix24Api, ids: list[int] | set[int], entity_type: int | None = None) -> set[int]:
     """The subset of `ids` the client's user may see: one list call per 50 ids, in one batch."""
-    source = _source(client, entity_type)
+    source = source_of(client, entity_type)
     wanted = sorted({int(i) for i in ids})
     if not wanted:
         return set()
@@ -405,275 +370,21 @@ def visible_invoice_ids(
         f"v{n}": source.list_command({"@id": chunk}, start=-1, ids_only=True) for n, chunk in enumerate(_chunks(wanted))
     }
     if len(commands) == 1:
-        ((method, params),) = commands.values()
-        results = [client.result(method, params)]
+        results = [client.run(next(iter(commands.values())))]
     else:
         batch = client.batch_all(commands)
         results = [batch.value(key) for key in commands]
-    return {int(row["id"]) for result in results for row in source.items(result)} & set(wanted)
-
-
-def invoice_for_user(
-    *, client: Bitrix24Client, invoice_id: int, log_limit: int = 20, entity_type: int | None = None
-) -> InvoiceDetail:
-    """One invoice with its product rows and names, in one batch; raises Bitrix24's own error
-    (PermanentError with code ACCESS_DENIED or NOT_FOUND) when the user may not see it."""
-    source = _source(client, entity_type)
-    company_ref, contact_ref = source.client_refs()
-    batch = client.batch(
-        {
-            **source.get_commands(invoice_id),
-            # Chained on the item: no second round trip for the names (an id of 0 matches nothing).
-            "co0": ("crm.company.list", {"filter": {"ID": company_ref}, "select": ["ID", "TITLE"]}),
-            "ct0": ("crm.contact.list", {"filter": {"ID": contact_ref}, "select": ["ID", "NAME", "LAST_NAME"]}),
-            # The rates, for a foreign invoice's amount in the base currency (same call, no extra trip).
-            "cur": ("crm.currency.list", {}),
-        }
-    )
-    if "item" in batch.errors:  # Bitrix24's own error when the user may not see the invoice
-        raise source.classify(batch.errors["item"])
-    item, product_rows = source.detail(batch.results)
-    companies = {int(r["ID"]): r.get("TITLE") or "" for r in batch.results.get("co0") or [] if isinstance(r, dict)}
-    contacts = {
-        int(r["ID"]): " ".join(p for p in (r.get("NAME"), r.get("LAST_NAME")) if p)
-        for r in batch.results.get("ct0") or []
-        if isinstance(r, dict)
-    }
-    portal = client.portal
-    stages = dict(StageMapping.objects.filter(portal=portal).values_list("stage_id", "name"))
-    link = InvoiceLink.objects.filter(
-        portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id=invoice_id
-    ).first()
-    job = (
-        SyncJob.objects.filter(
-            portal=portal,
-            kind=SyncJob.Kind.PUSH_INVOICE,
-            target=source.target(invoice_id),
-            status__in=[SyncJob.Status.PENDING, SyncJob.Status.RUNNING],
-        )
-        .values_list("status", flat=True)
-        .first()
-    )
-    company_id, contact_id = int(item.get("companyId") or 0), int(item.get("contactId") or 0)
-    stage_id = str(item.get("stageId") or "")
-    row = InvoiceRow(
-        id=int(item["id"]),
-        number=str(item.get("accountNumber") or ""),
-        title=str(item.get("title") or ""),
-        company_id=company_id,
-        company_name=companies.get(company_id, ""),
-        contact_id=contact_id,
-        contact_name=contacts.get(contact_id, ""),
-        amount=_decimal(item.get("opportunity")),
-        currency=str(item.get("currencyId") or ""),
-        stage_id=stage_id,
-        stage_name=stages.get(stage_id, stage_id),
-        updated_at=_datetime(item.get("updatedTime")),
-        link=link,
-        job_status=job or "",
-        outcome=outcomes_for(portal, [(source.entity_type, int(item["id"]))]).get(
-            (source.entity_type, int(item["id"]))
-        ),
-        entity_type=source.entity_type,
-    )
-    log = list(
-        SyncLogEntry.objects.filter(
-            portal=portal, object_kind=SyncLogEntry.ObjectKind.INVOICE, bitrix24_id=str(invoice_id)
-        )[:log_limit]
-    )
-    return InvoiceDetail(
-        row=row, product_rows=product_rows, log=log, base_amounts=base_amounts_of(row, batch.results.get("cur"))
-    )
-
-
-# --- the sync log ---------------------------------------------------------------------------------
-
-
-@dataclass
-class LogRow:
-    entry: SyncLogEntry
-    job_id: int | None = None  # the job a Retry acts on (failed, or already pending again)
-    job_status: str = ""
-
-    @property
-    def kind_query(self) -> str:
-        """ "kind=5" for an old invoice's entry (its page link names the kind), else ""."""
-        entity_type = entry_entity_type(self.entry)
-        return "" if entity_type == SMART_INVOICE else f"kind={entity_type}"
-
-
-@dataclass
-class LogPage:
-    rows: list[LogRow]
-    page: int
-    pages: int
-    total: int
-    hidden: int = 0  # entries on this page left out: invoices the user may not see
-    failed_only: bool = False
-    extra: dict = field(default_factory=dict)
-
-
-def _log_query(*, portal: Portal, is_admin: bool, failed_only: bool):
-    entries = SyncLogEntry.objects.filter(portal=portal)
-    if not is_admin:
-        # Only invoices have per-user permissions we can check; contacts and items are for admins.
-        entries = entries.filter(object_kind=SyncLogEntry.ObjectKind.INVOICE)
-    if failed_only:
-        entries = entries.filter(
-            outcome__in=[
-                SyncLogEntry.Outcome.FAILED,
-                SyncLogEntry.Outcome.RETRYING,
-                SyncLogEntry.Outcome.HELD,
-                SyncLogEntry.Outcome.REFUSED,
-            ]
-        )
-    return entries.order_by("-created_at", "-id")
-
-
-def entry_entity_type(entry: SyncLogEntry) -> int:
-    """The kind of Bitrix24 invoice a log entry is about: the push logs old invoices' entries with
-    details["entity_type"] = 5; entries without it are about new invoices."""
-    try:
-        return int((entry.details or {}).get("entity_type") or SMART_INVOICE)
-    except (TypeError, ValueError):
-        return SMART_INVOICE
-
-
-def _job_target(entry: SyncLogEntry) -> tuple[str, str] | None:
-    """The (kind, target) of the job that produced a log entry, as the engine names them."""
-    if entry.object_kind != SyncLogEntry.ObjectKind.INVOICE:
-        return None
-    if entry.direction == "push" and entry.bitrix24_id:
-        return SyncJob.Kind.PUSH_INVOICE, f"{entry_entity_type(entry)}:{entry.bitrix24_id}"
-    if entry.direction == "pull" and entry.xero_id:
-        return SyncJob.Kind.PULL_STATUS, entry.xero_id
-    return None
-
-
-def _latest_jobs(portal: Portal, entries: list[SyncLogEntry]) -> dict[tuple[str, str], SyncJob]:
-    """The newest job per (kind, target) of these entries, in one query."""
-    targets = {t for t in (_job_target(e) for e in entries) if t}
-    if not targets:
-        return {}
-    query = Q()
-    for kind, target in targets:
-        query |= Q(kind=kind, target=target)
-    latest: dict[tuple[str, str], SyncJob] = {}
-    for job in SyncJob.objects.filter(query, portal=portal).order_by("-created_at", "-id"):
-        latest.setdefault((job.kind, job.target), job)
-    return latest
-
-
-def sync_log_for_user(
-    *, portal: Portal, client: Bitrix24Client | None, is_admin: bool, page: int = 1, failed_only: bool = False
-) -> LogPage:
-    """The portal's log, newest first. A non-admin sees only entries of invoices Bitrix24 lets
-    them see (checked for this page's ids with their token; `client` is required then)."""
-    entries_query = _log_query(portal=portal, is_admin=is_admin, failed_only=failed_only)
-    total = entries_query.count()
-    pages = max(1, math.ceil(total / LOG_PAGE_SIZE))
-    page = min(max(1, page), pages)
-    entries = list(entries_query[(page - 1) * LOG_PAGE_SIZE : page * LOG_PAGE_SIZE])
-    hidden = 0
-    if not is_admin:
-        by_kind: dict[int, set[int]] = {}
-        for e in entries:
-            if e.bitrix24_id.isdigit():
-                by_kind.setdefault(entry_entity_type(e), set()).add(int(e.bitrix24_id))
-        visible = {
-            (kind, i)
-            for kind, ids in by_kind.items()
-            for i in visible_invoice_ids(client=client, ids=ids, entity_type=kind)
-        }
-        shown = [
-            e for e in entries if e.bitrix24_id.isdigit() and (entry_entity_type(e), int(e.bitrix24_id)) in visible
-        ]
-        hidden, entries = len(entries) - len(shown), shown
-    jobs = _latest_jobs(portal, entries)
-    rows = []
-    for entry in entries:
-        target = _job_target(entry)
-        job = jobs.get(target) if target else None
-        retryable = (
-            entry.outcome in (SyncLogEntry.Outcome.FAILED, SyncLogEntry.Outcome.RETRYING)
-            and job is not None
-            and job.status in (SyncJob.Status.FAILED, SyncJob.Status.PENDING)
-        )
-        rows.append(LogRow(entry=entry, job_id=job.pk if retryable else None, job_status=job.status if job else ""))
-    return LogPage(rows=rows, page=page, pages=pages, total=total, hidden=hidden, failed_only=failed_only)
-
-
-def log_entry_job(*, portal: Portal, entry_id: int) -> tuple[SyncLogEntry, SyncJob | None]:
-    """A log entry of this portal and the newest job behind it (DoesNotExist for another portal's)."""
-    entry = SyncLogEntry.objects.get(pk=entry_id, portal=portal)
-    return entry, _latest_jobs(portal, [entry]).get(_job_target(entry) or ("", ""))
-
-
-# --- progress of a click --------------------------------------------------------------------------
-
-
-def jobs_progress(*, portal: Portal, job_ids: list[int]) -> dict[str, Any]:
-    """How far the jobs of one click are; jobs of another portal are not counted (nor revealed).
-    A retrying job says when it tries again; an "Update from Xero" job that finished says what
-    changed ("INV-4 → Paid")."""
-    jobs = list(
-        SyncJob.objects.filter(portal=portal, pk__in=job_ids[:MAX_PROGRESS_JOBS]).values(
-            "id", "kind", "target", "status", "last_error", "not_before", "attempts", "created_at"
-        )
-    )
-    done = sum(j["status"] == SyncJob.Status.DONE for j in jobs)
-    failed = [j for j in jobs if j["status"] == SyncJob.Status.FAILED]
-    pulls = [j for j in jobs if j["kind"] == SyncJob.Kind.SWEEP_XERO and j["status"] == SyncJob.Status.DONE]
-    return {
-        "total": len(jobs),
-        "done": done,
-        "failed": len(failed),
-        "pending": len(jobs) - done - len(failed),
-        "errors": [
-            {"job": j["id"], "invoice": j["target"].partition(":")[2] or j["target"], "message": j["last_error"]}
-            for j in failed
-        ],
-        # A retryable failure keeps the job pending with the API's message; show it while waiting.
-        "retrying": [
-            {
-                "job": j["id"],
-                "invoice": j["target"].partition(":")[2],
-                "message": j["last_error"],
-                "next_attempt_at": j["not_before"].isoformat(),
-                "attempts": j["attempts"],
-            }
-            for j in jobs
-            if j["status"] == SyncJob.Status.PENDING and j["last_error"]
-        ],
-        "changes": _pulled_changes(portal, min(j["created_at"] for j in pulls)) if pulls else [],
-    }
-
-
-def _pulled_changes(portal: Portal, since) -> list[str]:
-    """What a button's pull changed, as "INV-4 → Paid", newest first."""
-    entries = SyncLogEntry.objects.filter(
-        portal=portal,
-        direction="pull",
-        trigger="button",
-        created_at__gte=since,
-        outcome__in=[SyncLogEntry.Outcome.STATUS_CHANGED, SyncLogEntry.Outcome.UPDATED],
-    ).order_by("-created_at")[:20]
-    out = []
-    for entry in entries:
-        status = str((entry.details or {}).get("xero_status") or "")
-        label = dict(XeroStatus.choices).get(status, status.title())
-        out.append(f"{entry.invoice_number or entry.bitrix24_id} → {label}")
-    return out
+    return {int(row["id"]) for result in results for row in result} & set(wanted)
 
 
 def invoices_by_ids_for_user(
-    *, client: Bitrix24Client, ids: list[int], entity_type: int | None = None
+    *, client: Bitrix24Api, ids: list[int], entity_type: int | None = None
 ) -> list[InvoiceRow]:
     """The rows of these invoices that the user may see (a list menu's selection), in one list
     call per 50 ids plus the names batch; ids the user may not see are simply absent."""
-    source = _source(client, entity_type)
+    source = source_of(client, entity_type)
     wanted = sorted({int(i) for i in ids})[:B24_PAGE]
     if not wanted:
         return []
-    method, params = source.list_command({"@id": wanted}, order={"id": "ASC"}, start=-1)
-    return _rows(client, client.portal, source.items(client.result(method, params)), source)
+    items = client.run(source.list_command({"@id": wanted}, order={"id": "ASC"}, start=-1))
+    return _rows(client, client.portal, items, source)

@@ -10,13 +10,13 @@ they started it. Job numbers are sequential: without this, any user could read e
 from __future__ import annotations
 
 from accounts.models import FrameSession
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
 from integrations.bitrix24.entity_types import SMART_INVOICE
 from sync.models import SyncJob
 from sync.services.invoice_list import visible_invoice_ids
 
 
-def jobs_visible_to(*, session: FrameSession, client: Bitrix24Client, job_ids: list[int]) -> list[int]:
+def jobs_visible_to(*, session: FrameSession, client: Bitrix24Api, job_ids: list[int]) -> list[int]:
     if session.is_admin:
         return job_ids
     rows = list(

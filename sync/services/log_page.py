@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Max, Q
 
 from accounts.models import Portal
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
 from sync.models import InvoiceOutcome, SyncJob, SyncLogEntry
-from sync.services.invoice_list import _job_target, _latest_jobs, entry_entity_type, visible_invoice_ids
+from sync.services.invoice_list import visible_invoice_ids
+from sync.services.log_jobs import entry_entity_type, job_target_of, latest_jobs
 from sync.sources import SMART_INVOICE
 
 GROUPS_PER_PAGE = 25
@@ -80,7 +81,7 @@ def _key(entry: SyncLogEntry) -> tuple[str, str]:
 def sync_log_grouped(
     *,
     portal: Portal,
-    client: Bitrix24Client | None,
+    client: Bitrix24Api | None,
     is_admin: bool,
     page: int = 1,
     show_quiet: bool = False,
@@ -146,7 +147,7 @@ def _groups(portal: Portal, entries, keys: list[tuple[str, str]]) -> list[LogGro
         if bucket is not None and len(bucket) <= EARLIER_SHOWN:
             bucket.append(entry)
     latest = [bucket[0] for bucket in by_key.values() if bucket]
-    jobs = _latest_jobs(portal, latest)
+    jobs = latest_jobs(portal, latest)
     out = []
     for key in keys:
         bucket = by_key[key]
@@ -158,7 +159,7 @@ def _groups(portal: Portal, entries, keys: list[tuple[str, str]]) -> list[LogGro
             if entry.outcome not in TROUBLE:
                 break
             failed += 1
-        target = _job_target(head)
+        target = job_target_of(head)
         job = jobs.get(target) if target else None
         retryable = (
             head.outcome in (Outcome.FAILED, Outcome.RETRYING, Outcome.REFUSED, Outcome.HELD)

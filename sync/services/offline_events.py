@@ -24,7 +24,7 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import Portal
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.models import SyncJob, Trigger
 from sync.services.gate import jobs_enqueue_for_event, sync_gate
@@ -46,33 +46,33 @@ def offline_events_drain(*, portal: Portal, max_rounds: int = OFFLINE_MAX_ROUNDS
         return 0
     try:
         with redis_lock(f"lock:offline-events:{portal.pk}", ttl_s=OFFLINE_LOCK_TTL_S, wait_s=0):
-            return _drain(portal, Bitrix24Client(portal), max_rounds)
+            return _drain(portal, Bitrix24Api.for_portal(portal), max_rounds)
     except LockTimeout:
         logger.info("offline events of %s are being drained by another worker", portal.domain)
         return 0
 
 
-def offline_events_reserve(*, portal: Portal, client: Bitrix24Client | None = None) -> dict[str, Any]:
+def offline_events_reserve(*, portal: Portal, client: Bitrix24Api | None = None) -> dict[str, Any]:
     """Step 1 alone: the next batch, reserved. The unfinished batch of a drain that died, when there
     is one; else a new one from the queue, whose process_id is stored before it is returned.
     {"process_id", "events"}; events is empty when the queue has nothing."""
-    client = client or Bitrix24Client(portal)
+    client = client or Bitrix24Api.for_portal(portal)
     pending = Portal.objects.filter(pk=portal.pk).values_list("offline_process_id", flat=True).first() or ""
     if pending:
-        batch = _get(client, {"clear": 0, "limit": OFFLINE_BATCH, "process_id": pending})
-        if batch["events"]:
-            logger.info("re-reading %d offline events of %s left by a drain", len(batch["events"]), portal.domain)
-            return {"process_id": pending, "events": batch["events"]}
+        batch = client.offline_events_get(limit=OFFLINE_BATCH, process_id=pending)
+        if batch.events:
+            logger.info("re-reading %d offline events of %s left by a drain", len(batch.events), portal.domain)
+            return {"process_id": pending, "events": list(batch.events)}
         _forget(portal, pending)  # cleared or expired meanwhile
-    batch = _get(client, {"clear": 0, "limit": OFFLINE_BATCH})
-    if batch["events"]:
-        if not batch["process_id"]:
+    batch = client.offline_events_get(limit=OFFLINE_BATCH)
+    if batch.events:
+        if not batch.process_id:
             raise ValueError("event.offline.get reserved a batch without a process_id")
-        Portal.objects.filter(pk=portal.pk).update(offline_process_id=batch["process_id"])
-    return batch
+        Portal.objects.filter(pk=portal.pk).update(offline_process_id=batch.process_id)
+    return {"process_id": batch.process_id, "events": list(batch.events)}
 
 
-def _drain(portal: Portal, client: Bitrix24Client, max_rounds: int) -> int:
+def _drain(portal: Portal, client: Bitrix24Api, max_rounds: int) -> int:
     handled = 0
     for _ in range(max_rounds):
         batch = offline_events_reserve(portal=portal, client=client)
@@ -82,14 +82,7 @@ def _drain(portal: Portal, client: Bitrix24Client, max_rounds: int) -> int:
     return handled
 
 
-def _get(client: Bitrix24Client, params: dict[str, Any]) -> dict[str, Any]:
-    result = client.result("event.offline.get", params)
-    result = result if isinstance(result, dict) else {}
-    events = result.get("events")
-    return {"process_id": str(result.get("process_id") or ""), "events": events if isinstance(events, list) else []}
-
-
-def _handle(portal: Portal, client: Bitrix24Client, process_id: str, events: list[Any]) -> int:
+def _handle(portal: Portal, client: Bitrix24Api, process_id: str, events: list[Any]) -> int:
     invoices: set[int] = set()
     done: list[str] = []  # message ids to clear: a job was made, or the record is not ours to act on
     failed: list[str] = []  # message ids Bitrix24 should keep as errors
@@ -119,9 +112,9 @@ def _handle(portal: Portal, client: Bitrix24Client, process_id: str, events: lis
             )
     # The jobs are committed: only now may Bitrix24 forget the records (at-least-once).
     if failed:
-        client.call("event.offline.error", {"process_id": process_id, "message_id": failed})
+        client.offline_events_error(process_id, failed)
     if done:
-        client.call("event.offline.clear", {"process_id": process_id, "message_id": done})
+        client.offline_events_clear(process_id, done)
     _forget(portal, process_id)
     return 0 if why_not else len(done)
 

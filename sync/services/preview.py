@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from accounts.models import Portal
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api, directory
 from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.mappers import MappingError
@@ -91,24 +91,23 @@ class Preview:
 
 
 def invoice_preview(
-    *, portal: Portal, client: Bitrix24Client, invoice_id: int, entity_type: int = SMART_INVOICE
+    *, portal: Portal, client: Bitrix24Api, invoice_id: int, entity_type: int = SMART_INVOICE
 ) -> Preview:
     """What "Create / Edit on Xero" would send for one invoice of either kind (sync.sources)."""
     source = invoice_source(entity_type)
     company_ref, contact_ref = source.client_refs()
-    commands = source.get_commands(invoice_id)
-    if "rows" in commands:
-        commands["rows"][1]["order"] = {"sort": "ASC", "id": "ASC"}
     batch = client.batch(
         {
-            **commands,
-            "co": ("crm.company.list", {"filter": {"ID": company_ref}}),
-            "ct": ("crm.contact.list", {"filter": {"ID": contact_ref}}),
+            **source.get_commands(invoice_id, ordered_rows=True),
+            "co": directory.clients_list_by_filter("company", {"ID": company_ref}),
+            "ct": directory.clients_list_by_filter("contact", {"ID": contact_ref}),
         }
     )
     if "item" in batch.errors:
         raise source.classify(batch.errors["item"])
-    invoice, rows = source.detail(batch.results)
+    detail = source.detail(batch.raw_results())
+    invoice, rows = detail.item, detail.rows
+    clients = {key: batch.value(key) for key in ("co", "ct") if batch.ran(key)}
     preview = Preview(invoice_id=invoice_id, number=str(invoice.get("accountNumber") or invoice_id), action="create")
     settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     items = {
@@ -121,7 +120,7 @@ def invoice_preview(
     ).first()
     known = link is not None and link.xero_invoice_id is not None
 
-    contact_id = _contact(portal, invoice, batch.results, preview)
+    contact_id = _contact(portal, invoice, clients, preview)
     try:
         content = invoice_to_xero(invoice, rows, {"ContactID": contact_id or PLACEHOLDER_CONTACT}, mapping)
     except MappingError as exc:
@@ -268,7 +267,7 @@ def _row_sum(row: dict) -> Decimal | None:
     return (price * quantity).quantize(Decimal("0.01"))
 
 
-def _contact(portal: Portal, invoice: dict, results: dict, preview: Preview) -> str:
+def _contact(portal: Portal, invoice: dict, results: dict[str, list[directory.ClientRecord]], preview: Preview) -> str:
     """The Xero ContactID when the client is linked; fills the preview's contact name and state."""
     company, person = int(invoice.get("companyId") or 0), int(invoice.get("contactId") or 0)
     kind, ident, found = ("company", company, results.get("co")) if company else ("contact", person, results.get("ct"))
@@ -278,7 +277,7 @@ def _contact(portal: Portal, invoice: dict, results: dict, preview: Preview) -> 
     if link is not None:
         preview.contact_name, preview.contact_state = link.xero_name, "existing"
         return str(link.xero_contact_id)
-    entity = next((e for e in found or [] if isinstance(e, dict)), None)
+    entity = next((dict(e.fields) for e in found or []), None)
     preview.contact_state = "to be created"
     if entity is None:
         preview.contact_name = f"{kind} {ident}"

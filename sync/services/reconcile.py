@@ -29,7 +29,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from accounts.models import Portal, XeroConnection
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
+from integrations.bitrix24.api.invoices import SmartInvoices
 from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from integrations.xero.client import XeroClient
@@ -142,14 +143,8 @@ def _not_in_xero(portal: Portal, calls: _Calls) -> list[dict]:
     )
     if not stages:
         return []
-    client = Bitrix24Client(portal)
-    params = {
-        "entityTypeId": SMART_INVOICE,
-        "filter": {"@stageId": stages},
-        "select": ["id", "accountNumber", "title", "stageId"],
-        "order": {"id": "ASC"},
-    }
-    invoices = list(client.list_all("crm.item.list", params, key="items"))
+    client = Bitrix24Api.for_portal(portal)
+    invoices = list(client.list_all(SmartInvoices().list_command({"@stageId": stages}, order={"id": "ASC"})))
     calls.bitrix24 += 1 + max(0, -(-(len(invoices) - 50) // (50 * 50)))
     linked = set(
         InvoiceLink.objects.filter(

@@ -15,8 +15,9 @@ from sync.models import SyncJob
 from sync.services.buttons import MAX_INVOICES_PER_CLICK, invoices_push_request
 from sync.services.buttons_pull import statuses_pull_request
 from sync.services.gate import GateState, sync_gate
-from sync.services.invoice_list import MAX_PROGRESS_JOBS, invoice_ids_for_user, jobs_progress, visible_invoice_ids
+from sync.services.invoice_list import invoice_ids_for_user, visible_invoice_ids
 from sync.services.job_visibility import jobs_visible_to
+from sync.services.jobs_progress import MAX_PROGRESS_JOBS, jobs_progress
 from sync.web.common import bitrix24_errors, parse_ids, request_kind, user_client
 from sync.web.invoices import InvoiceFilterForm
 from sync.web.serializers import InvoicePushRequest, with_body

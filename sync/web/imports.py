@@ -47,13 +47,11 @@ def _bitrix24_currencies(request: HttpRequest) -> tuple[list[dict], str, str]:
     portal has it, else the portal's base currency."""
     client = frame_session_bitrix24_client(session=request.frame_user)
     try:
-        rows = client.result("crm.currency.list", {"order": {"SORT": "ASC"}}) or []
-        base = str(client.result("crm.currency.base.get", {}) or "")
+        listed = client.currencies_list()
+        base = client.currency_base()
     except ExternalAPIError as exc:
         return [], "", f"Could not read the currencies from Bitrix24: {exc.message}"
-    currencies = [
-        {"code": r["CURRENCY"], "name": r.get("FULL_NAME") or r["CURRENCY"]} for r in rows if r.get("CURRENCY")
-    ]
+    currencies = [{"code": c.code, "name": c.name or c.code} for c in listed]
     saved = SyncSettings.objects.filter(portal=request.portal).values_list("default_currency", flat=True).first()
     codes = {c["code"] for c in currencies}
     chosen = saved if saved in codes else base if base in codes else (currencies[0]["code"] if currencies else "")

@@ -19,7 +19,8 @@ from django.views.decorators.http import require_GET
 from accounts.auth import frame_login_required
 from integrations.common.errors import ExternalAPIError
 from sync.services.drift import online_url_ensure
-from sync.services.invoice_list import DEFAULT_PAGE_SIZE, PAGE_SIZES, invoice_for_user, invoices_for_user
+from sync.services.invoice_detail import invoice_for_user
+from sync.services.invoice_list import DEFAULT_PAGE_SIZE, PAGE_SIZES, invoices_for_user
 from sync.sources import SOURCES, portal_sources
 from sync.web.common import bitrix24_errors, invoice_refused_page, request_kind, user_client, xero_ready
 

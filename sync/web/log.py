@@ -14,8 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.auth import frame_login_required
 from sync.models import SyncJob, SyncLogEntry
-from sync.services.invoice_list import entry_entity_type, log_entry_job, visible_invoice_ids
+from sync.services.invoice_list import visible_invoice_ids
 from sync.services.jobs import job_retry
+from sync.services.log_jobs import entry_entity_type, log_entry_job
 from sync.services.log_page import sync_log_grouped
 from sync.web.common import bitrix24_errors, user_client
 from sync.web.serializers import LogRetryRequest, with_body

@@ -84,10 +84,10 @@ def setup_context_load(request: HttpRequest, *, refresh_stages: bool) -> SetupCo
     except ExternalAPIError as exc:
         ctx.xero_error = f"Could not read the chart of accounts from Xero: {exc.message}"
     try:
-        vats = (client.result("catalog.vat.list", {}) or {}).get("vats") or []
+        vats = client.vats_list()
     except ExternalAPIError:
         vats = []  # the tax-rate map then shows the rates already stored
-    keys = {"none"} | {_rate_key(v.get("rate")) for v in vats if v.get("rate") is not None}
+    keys = {"none"} | {_rate_key(v.rate) for v in vats if v.rate is not None}
     keys |= set((ctx.settings.tax_types or {}).keys())
     ctx.bitrix24_rates = []
     for key in sorted(keys, key=lambda k: (k != "none", float(k) if k != "none" else 0)):

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from accounts.models import Portal
+from integrations.bitrix24.api import Bitrix24Api
 from integrations.bitrix24.client import Bitrix24Client, _rows
 from sync.mappers.contact import company_to_xero_contact, person_to_xero_contact
 from sync.mappers.invoice import MappingSettings, calendar_date, invoice_to_xero
@@ -308,8 +309,8 @@ PARSE: dict[str, Callable[[Any], None]] = {
 
 # Parsers that make their own call through the connector's client (the canned answer is served).
 CLIENT_PARSE: dict[str, Callable[[Bitrix24Client], None]] = {
-    "catalog.catalog.list": lambda client: _catalog_iblock_id(client),
-    "catalog.priceType.list": lambda client: _base_price_type(client),
+    "catalog.catalog.list": lambda client: _catalog_iblock_id(Bitrix24Api(client)),
+    "catalog.priceType.list": lambda client: _base_price_type(Bitrix24Api(client)),
 }
 
 EXAMPLES: dict[str, int] = {}

@@ -18,7 +18,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import Portal
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
 from sync.models import ContactLink, InboxEvent, InvoiceLink, ReconciliationRun, SyncJob, SyncLogEntry, SyncSettings
 from sync.services.buttons import invoices_push_request
 from sync.services.contacts_follow import contacts_follow
@@ -317,7 +317,7 @@ def test_reconciliation_finds_each_kind_of_difference_in_bulk_reads_and_repairs_
 def test_preview_shows_what_xero_would_compute_and_why_an_invoice_would_be_held(portal, b24, sandbox):
     invoice_id = new_invoice(b24, "P-1", price="38.00")
     before = len(sandbox.calls(system="xero"))
-    preview = invoice_preview(portal=portal, client=Bitrix24Client(portal), invoice_id=invoice_id)
+    preview = invoice_preview(portal=portal, client=Bitrix24Api.for_portal(portal), invoice_id=invoice_id)
     assert preview.action == "create" and preview.status == "AUTHORISED"
     assert preview.contact_state == "to be created" and preview.contact_name == "Customer of P-1"
     assert [(line.account_code, line.tax_type, line.line_amount) for line in preview.lines] == [
@@ -330,7 +330,7 @@ def test_preview_shows_what_xero_would_compute_and_why_an_invoice_would_be_held(
     # An amount entered by hand in Bitrix24 that the rows do not add up to: money's exactness holds it.
     manual = new_invoice(b24, "P-2", price="38.00")
     b24.update_invoice(manual, isManualOpportunity="Y", opportunity=999.99)
-    by_hand = invoice_preview(portal=portal, client=Bitrix24Client(portal), invoice_id=manual)
+    by_hand = invoice_preview(portal=portal, client=Bitrix24Api.for_portal(portal), invoice_id=manual)
     assert by_hand.action == "held" and "entered by hand" in by_hand.reasons[0]
     assert (by_hand.bitrix24.total, by_hand.xero.total) == (Decimal("999.99"), Decimal("38.00"))
 
@@ -339,7 +339,7 @@ def test_preview_shows_what_xero_would_compute_and_why_an_invoice_would_be_held(
     edit_in_xero(sandbox, link, Reference="Changed in Xero")
     pull_webhooks(portal, link)
     drift_accept(portal=portal, link=linked(invoice_id))
-    held = invoice_preview(portal=portal, client=Bitrix24Client(portal), invoice_id=invoice_id)
+    held = invoice_preview(portal=portal, client=Bitrix24Api.for_portal(portal), invoice_id=invoice_id)
     assert held.action == "held" and "accepted" in held.reasons[0]
     assert held.contact_state == "existing"
 

@@ -8,8 +8,8 @@ import datetime as dt
 from django.utils import timezone
 
 from sync.models import Direction, InvoiceOutcome, SyncJob, SyncLogEntry, Trigger
-from sync.services.invoice_list import jobs_progress
 from sync.services.jobs import job_enqueue
+from sync.services.jobs_progress import jobs_progress
 from sync.services.log import sync_log_write
 from sync.services.log_page import sync_log_grouped
 

@@ -1,4 +1,4 @@
-"""The invoice sources (sync/sources) and the old-invoice translation (sync/mappers/old_invoice.py):
+"""The invoice sources (sync/sources) and the old-invoice translation (integrations/bitrix24/api/old_invoices.py):
 pure, no server. An old invoice read with crm.invoice.get becomes the new invoice the Xero mapper
 already knows, with the same money."""
 
@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from integrations.bitrix24.api.old_invoices import old_filter, old_invoice_as_item, old_rows_as_product_rows
 from sync.mappers.invoice import MappingSettings, invoice_to_xero, totals_gap, xero_line_amount
-from sync.mappers.old_invoice import old_filter, old_invoice_as_item, old_rows_as_product_rows
 from sync.sources import SOURCES, invoice_source, parse_target
 
 OLD = {
@@ -83,12 +83,14 @@ def test_filters_and_commands_speak_each_api():
         "UF_COMPANY_ID": 3,
     }
     old, new = invoice_source(5), invoice_source(31)
-    assert old.move_command(7, "P") == ("crm.invoice.update", {"id": 7, "fields": {"STATUS_ID": "P"}})
-    assert new.move_command(7, "DT31_3:P") == (
+    assert old.move_command(7, "P").wire() == ("crm.invoice.update", {"id": 7, "fields": {"STATUS_ID": "P"}})
+    assert new.move_command(7, "DT31_3:P").wire() == (
         "crm.item.update",
         {"entityTypeId": 31, "id": 7, "fields": {"stageId": "DT31_3:P"}},
     )
-    method, params = old.list_command({"<=updatedTime": "y"}, order={"updatedTime": "DESC", "id": "DESC"}, start=50)
+    method, params = old.list_command(
+        {"<=updatedTime": "y"}, order={"updatedTime": "DESC", "id": "DESC"}, start=50
+    ).wire()
     assert method == "crm.invoice.list"
     assert params["order"] == {"DATE_UPDATE": "DESC", "ID": "DESC"} and params["start"] == 50
     assert old.target(4) == "5:4" and parse_target("5:4") == (5, 4) and parse_target("7:4") is None
@@ -102,5 +104,6 @@ def test_detail_reads_the_invoice_and_its_rows(entity_type):
         results = {"item": OLD}
     else:
         results = {"item": {"item": {"id": 12}}, "rows": {"productRows": [{"id": 1}, {"id": 2}]}}
-    item, rows = source.detail(results)
+    detail = source.detail(results)
+    item, rows = detail.item, detail.rows
     assert item["id"] == 12 and len(rows) == 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
 
+from integrations.bitrix24.api.statuses import Stage, stage_from_wire
 from sync.models import StageMapping, XeroStatusMapping
 from sync.stage_map import stage_map_apply_defaults, stage_map_defaults, stage_map_load, stage_map_save
 from tests.factories import PortalFactory
@@ -15,8 +17,9 @@ from tests.factories import PortalFactory
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def stages(name: str) -> list[dict]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())["result"]
+def stages(name: str) -> list[Stage]:
+    """A recorded crm.status.list answer, read the way the facade reads it."""
+    return [stage_from_wire(row) for row in json.loads((FIXTURES / f"{name}.json").read_text())["result"]]
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def test_custom_stages_are_mapped_by_semantics_and_sort_not_by_their_codes():
 
 
 def test_a_code_that_looks_like_paid_is_not_treated_as_paid_without_success_semantics():
-    renamed = [{**s, "SEMANTICS": None} if s["STATUS_ID"] == "DT31_3:P" else s for s in stages("stages_default")]
+    renamed = [replace(s, semantics="") if s.status_id == "DT31_3:P" else s for s in stages("stages_default")]
 
     b24_to_xero, xero_to_b24 = stage_map_defaults(renamed)
 
@@ -101,7 +104,7 @@ def test_applying_defaults_again_keeps_the_users_choices_and_adds_new_stages(por
     stage_map_save(portal, {"DT31_3:S": ""}, {"AUTHORISED": "DT31_3:N"})
     with_new_stage = [
         *stages("stages_default"),
-        {**stages("stages_default")[1], "ID": "135", "STATUS_ID": "DT31_3:UC_REMIND", "NAME": "Reminder", "SORT": "25"},
+        replace(stages("stages_default")[1], status_id="DT31_3:UC_REMIND", name="Reminder", sort=25),
     ]
 
     b24_to_xero, xero_to_b24 = stage_map_apply_defaults(portal, with_new_stage)
@@ -117,7 +120,7 @@ def test_applying_defaults_again_keeps_the_users_choices_and_adds_new_stages(por
 def test_a_stage_removed_in_bitrix24_is_dropped_and_a_status_pointing_at_it_falls_back(portal):
     stage_map_apply_defaults(portal, stages("stages_custom"))
     stage_map_save(portal, {}, {"VOIDED": "DT31_5:UC_WRTOFF"})
-    without_write_off = [s for s in stages("stages_custom") if s["STATUS_ID"] != "DT31_5:UC_WRTOFF"]
+    without_write_off = [s for s in stages("stages_custom") if s.status_id != "DT31_5:UC_WRTOFF"]
 
     b24_to_xero, xero_to_b24 = stage_map_apply_defaults(portal, without_write_off)
 
@@ -129,7 +132,7 @@ def test_a_renamed_stage_takes_its_new_name_but_keeps_its_mapping(portal):
     stage_map_apply_defaults(portal, stages("stages_default"))
     stage_map_save(portal, {"DT31_3:S": "SUBMITTED"}, {})
     renamed = [
-        {**s, "NAME": "Awaiting payment"} if s["STATUS_ID"] == "DT31_3:S" else s for s in stages("stages_default")
+        replace(s, name="Awaiting payment") if s.status_id == "DT31_3:S" else s for s in stages("stages_default")
     ]
 
     stage_map_apply_defaults(portal, renamed)

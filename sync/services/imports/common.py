@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from accounts.models import Portal, XeroConnection
 from connector.coordination import redis_client
-from integrations.bitrix24.client import BatchResult
+from integrations.bitrix24.api import BatchOutcome
 from integrations.xero.client import XeroClient
 from sync.models import SyncJob
 from sync.services.imports.progress import PROGRESS_EVERY, ImportRefused, ImportSummary, import_progress_write
@@ -71,11 +71,11 @@ def _renew(job: SyncJob) -> None:
         job_lease_renew(job)
 
 
-def _ran(result: BatchResult, key: str, name: str, summary: ImportSummary) -> bool:
+def _ran(result: BatchOutcome, key: str, name: str, summary: ImportSummary) -> bool:
     if key in result.errors:
         summary.error(f"{name}: {_message(result.errors[key])}")
         return False
-    if key not in result.results:
+    if not result.ran(key):
         summary.error(f"{name}: Bitrix24 did not run the request.")
         return False
     return True

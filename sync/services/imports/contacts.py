@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError
 
 from accounts.models import Portal
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api, directory
+from integrations.bitrix24.api.command import Command
 from integrations.common.errors import ExternalAPIError
 from sync.mappers import MappingError
 from sync.mappers.canonical import canonical_hash
@@ -32,13 +34,13 @@ class _Contact:
 
 
 def contacts_import(
-    *, portal: Portal, job: SyncJob, bitrix24: Bitrix24Client | None = None, everyone: bool = False
+    *, portal: Portal, job: SyncJob, bitrix24: Bitrix24Api | None = None, everyone: bool = False
 ) -> ImportSummary:
     """Every active Xero customer (IsCustomer: it has sales invoices), or with `everyone` every
     active contact, as a Bitrix24 company (name, address, phone, e-mail, COMPANY_TYPE from what the
     contact is), linked. Contacts left out count as skipped."""
     xero = _xero(portal)
-    b24 = bitrix24 or Bitrix24Client(portal, interactive=True)
+    b24 = bitrix24 or Bitrix24Api.for_portal(portal, interactive=True)
     hashes = _Hashes(portal, "contact")
     summary = ImportSummary(status=SyncJob.Status.RUNNING)
     import_progress_write(job.pk, summary)
@@ -61,7 +63,7 @@ def contacts_import(
 
 def _contacts_chunk(
     portal: Portal,
-    b24: Bitrix24Client,
+    b24: Bitrix24Api,
     hashes: _Hashes,
     chunk: list[dict],
     summary: ImportSummary,
@@ -129,12 +131,9 @@ def _contacts_chunk(
     hashes.set_many(done)
 
 
-def _companies_by_origin(b24: Bitrix24Client, xero_ids: list[str]) -> dict[str, int]:
-    rows = b24.list_all(
-        "crm.company.list",
-        {"filter": {"ORIGINATOR_ID": XERO_ORIGINATOR, "@ORIGIN_ID": xero_ids}, "select": ["ID", "ORIGIN_ID"]},
-    )
-    return {str(row["ORIGIN_ID"]): int(row["ID"]) for row in rows if row.get("ORIGIN_ID")}
+def _companies_by_origin(b24: Bitrix24Api, xero_ids: list[str]) -> dict[str, int]:
+    rows = b24.list_all(directory.companies_by_origin(XERO_ORIGINATOR, xero_ids))
+    return {origin: company_id for origin, company_id in rows if origin}
 
 
 def _link_company(portal: Portal, contact: _Contact) -> None:
@@ -180,14 +179,14 @@ def _merge_multifield(current: list[dict] | None, wanted: list[dict] | None) -> 
 
 
 def _companies_update(
-    portal: Portal, b24: Bitrix24Client, contacts: list[_Contact], summary: ImportSummary, done: dict[str, str]
+    portal: Portal, b24: Bitrix24Api, contacts: list[_Contact], summary: ImportSummary, done: dict[str, str]
 ) -> list[_Contact]:
     """Update linked companies; return the ones Bitrix24 no longer has."""
     if not contacts:
         return []
-    reads = b24.batch_all({f"g{c.xero_id}": ("crm.company.get", {"id": c.company_id}) for c in contacts})
+    reads = b24.batch_all({f"g{c.xero_id}": directory.company_get(c.company_id or 0) for c in contacts})
     gone: list[_Contact] = []
-    commands: dict[str, tuple[str, dict]] = {}
+    commands: dict[str, Command[Any]] = {}
     by_key: dict[str, _Contact] = {}
     for contact in contacts:
         error = reads.errors.get(f"g{contact.xero_id}")
@@ -197,14 +196,14 @@ def _companies_update(
             else:
                 summary.error(f"{contact.name}: {_message(error)}")
             continue
-        current = reads.results.get(f"g{contact.xero_id}") or {}
+        current = reads.value(f"g{contact.xero_id}").fields if reads.ran(f"g{contact.xero_id}") else {}
         fields = {k: v for k, v in contact.fields.items() if k not in ("ORIGINATOR_ID", "ORIGIN_ID", "PHONE", "EMAIL")}
         for name in ("PHONE", "EMAIL"):
             changes = _merge_multifield(current.get(name), contact.fields.get(name))
             if changes:
                 fields[name] = changes
         key = f"u{contact.xero_id}"
-        commands[key] = ("crm.company.update", {"id": contact.company_id, "fields": fields})
+        commands[key] = directory.company_update(contact.company_id or 0, fields)
         by_key[key] = contact
     result = b24.batch_all(commands)
     for key, contact in by_key.items():
@@ -218,21 +217,16 @@ def _companies_update(
 
 
 def _companies_add(
-    portal: Portal, b24: Bitrix24Client, contacts: list[_Contact], summary: ImportSummary, done: dict[str, str]
+    portal: Portal, b24: Bitrix24Api, contacts: list[_Contact], summary: ImportSummary, done: dict[str, str]
 ) -> None:
     if not contacts:
         return
     by_key = {f"a{c.xero_id}": c for c in contacts}
-    result = b24.batch_all(
-        {
-            key: ("crm.company.add", {"fields": c.fields, "params": {"REGISTER_SONET_EVENT": "N"}})
-            for key, c in by_key.items()
-        }
-    )
+    result = b24.batch_all({key: directory.company_add(c.fields, notify=False) for key, c in by_key.items()})
     for key, contact in by_key.items():
         if not _ran(result, key, contact.name, summary):
             continue
-        contact.company_id = int(result.results[key])
+        contact.company_id = result.value(key)
         try:
             _link_company(portal, contact)
         except IntegrityError as exc:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from accounts.models import Portal
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api, catalog
+from integrations.bitrix24.api.command import Command
 from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.mappers import MappingError
 from sync.mappers.canonical import canonical_hash
@@ -23,7 +25,6 @@ from sync.services.imports.progress import (
     ImportSummary,
     import_progress_write,
 )
-from sync.services.products import created_product_id
 
 logger = logging.getLogger(__name__)
 # --- items -> products ------------------------------------------------------------------------------
@@ -41,12 +42,10 @@ class _Item:
     product_id: int | None = None
 
 
-def items_import(
-    *, portal: Portal, job: SyncJob, currency: str, bitrix24: Bitrix24Client | None = None
-) -> ImportSummary:
+def items_import(*, portal: Portal, job: SyncJob, currency: str, bitrix24: Bitrix24Api | None = None) -> ImportSummary:
     """Every Xero item as a Bitrix24 catalog product with its sales price in `currency`, linked."""
     xero = _xero(portal)
-    b24 = bitrix24 or Bitrix24Client(portal, interactive=True)
+    b24 = bitrix24 or Bitrix24Api.for_portal(portal, interactive=True)
     hashes = _Hashes(portal, "item")
     summary = ImportSummary(status=SyncJob.Status.RUNNING)
     import_progress_write(job.pk, summary)
@@ -63,27 +62,27 @@ def items_import(
     return summary
 
 
-def _catalog_iblock(b24: Bitrix24Client) -> int:
-    catalogs = (b24.result("catalog.catalog.list", {}) or {}).get("catalogs") or []
+def _catalog_iblock(b24: Bitrix24Api) -> int:
+    catalogs = b24.catalogs_list()
     if not catalogs:
         raise ImportRefused("Bitrix24 has no product catalog; open CRM > Products once to create it.")
-    chosen = next((c for c in catalogs if c.get("iblockTypeId") == "CRM_PRODUCT_CATALOG"), catalogs[0])
-    return int(chosen.get("iblockId") or chosen["id"])
+    chosen = next((c for c in catalogs if c.iblock_type_id == "CRM_PRODUCT_CATALOG"), catalogs[0])
+    return chosen.products_iblock
 
 
-def _base_price_type(b24: Bitrix24Client) -> int:
+def _base_price_type(b24: Bitrix24Api) -> int:
     try:
-        rows = (b24.result("catalog.priceType.list", {"filter": {"base": "Y"}}) or {}).get("priceTypes") or []
+        rows = b24.price_types_base()
     except ExternalAPIError as exc:
         if exc.retryable:
             raise
         return FALLBACK_PRICE_TYPE  # method not there (or not allowed): the stock base type
-    return int(rows[0]["id"]) if rows else FALLBACK_PRICE_TYPE
+    return rows[0].id if rows else FALLBACK_PRICE_TYPE
 
 
 def _items_chunk(
     portal: Portal,
-    b24: Bitrix24Client,
+    b24: Bitrix24Api,
     hashes: _Hashes,
     chunk: list[dict],
     summary: ImportSummary,
@@ -154,13 +153,8 @@ def _items_chunk(
     hashes.set_many(done)
 
 
-def _products_by_xml_id(b24: Bitrix24Client, iblock_id: int, xml_ids: list[str]) -> dict[str, int]:
-    rows = b24.list_all(
-        "catalog.product.list",
-        {"select": ["id", "iblockId", "xmlId"], "filter": {"iblockId": iblock_id, "@xmlId": xml_ids}},
-        key="products",
-    )
-    return {str(row["xmlId"]): int(row["id"]) for row in rows if row.get("xmlId")}
+def _products_by_xml_id(b24: Bitrix24Api, iblock_id: int, xml_ids: list[str]) -> dict[str, int]:
+    return {p.xml_id: p.id for p in b24.products_by_xml_id(iblock_id, xml_ids) if p.xml_id}
 
 
 def _link_item(portal: Portal, item: _Item) -> None:
@@ -183,7 +177,7 @@ def _link_item(portal: Portal, item: _Item) -> None:
 
 def _products_update(
     portal: Portal,
-    b24: Bitrix24Client,
+    b24: Bitrix24Api,
     items: list[_Item],
     summary: ImportSummary,
     done: dict[str, str],
@@ -192,19 +186,13 @@ def _products_update(
 ) -> None:
     if not items:
         return
-    commands: dict[str, tuple[str, dict]] = {}
+    commands: dict[str, Command[Any]] = {}
     for item in items:
-        fields = {k: v for k, v in item.product.items()}
-        commands[f"u{item.xero_id}"] = ("catalog.product.update", {"id": item.product_id, "fields": fields})
-        commands[f"p{item.xero_id}"] = (
-            "catalog.price.list",
-            {
-                "select": ["id", "productId", "catalogGroupId"],
-                "filter": {"productId": item.product_id, "catalogGroupId": price_type},
-            },
-        )
+        assert item.product_id is not None  # to_update items carry their product
+        commands[f"u{item.xero_id}"] = catalog.product_update(item.product_id, item.product)
+        commands[f"p{item.xero_id}"] = catalog.prices_of(item.product_id, price_type)
     first = b24.batch_all(commands)
-    prices: dict[str, tuple[str, dict]] = {}
+    prices: dict[str, Command[Any]] = {}
     ok: list[_Item] = []
     for item in items:
         if not _ran(first, f"u{item.xero_id}", item.name, summary):
@@ -212,12 +200,14 @@ def _products_update(
         if item.price is None:
             ok.append(item)
             continue
-        existing = (first.results.get(f"p{item.xero_id}") or {}).get("prices") or []
-        price_fields = {**item.price, "productId": item.product_id, "catalogGroupId": price_type}
+        existing = first.value(f"p{item.xero_id}") if first.ran(f"p{item.xero_id}") else []
+        amount, currency = item.price["price"], item.price["currency"]
         if existing:
-            prices[f"s{item.xero_id}"] = ("catalog.price.update", {"id": existing[0]["id"], "fields": price_fields})
+            prices[f"s{item.xero_id}"] = catalog.price_update(
+                existing[0].id, item.product_id, price_type, amount, currency
+            )
         else:
-            prices[f"s{item.xero_id}"] = ("catalog.price.add", {"fields": price_fields})
+            prices[f"s{item.xero_id}"] = catalog.price_add(item.product_id, price_type, amount, currency)
         ok.append(item)
     second = b24.batch_all(prices)
     for item in ok:
@@ -234,7 +224,7 @@ def _products_update(
 
 def _products_add(
     portal: Portal,
-    b24: Bitrix24Client,
+    b24: Bitrix24Api,
     items: list[_Item],
     summary: ImportSummary,
     done: dict[str, str],
@@ -244,20 +234,13 @@ def _products_add(
 ) -> None:
     if not items:
         return
-    commands: dict[str, tuple[str, dict]] = {}
+    commands: dict[str, Command[Any]] = {}
     for item in items:
-        commands[f"a{item.xero_id}"] = ("catalog.product.add", {"fields": {**item.product, "iblockId": iblock_id}})
+        commands[f"a{item.xero_id}"] = catalog.product_add({**item.product, "iblockId": iblock_id})
         if item.price is not None:
             # The price names the product made by the command before it, in the same batch.
-            commands[f"s{item.xero_id}"] = (
-                "catalog.price.add",
-                {
-                    "fields": {
-                        **item.price,
-                        "productId": f"$result[a{item.xero_id}][element][id]",
-                        "catalogGroupId": price_type,
-                    }
-                },
+            commands[f"s{item.xero_id}"] = catalog.price_add(
+                catalog.product_id_ref(f"a{item.xero_id}"), price_type, item.price["price"], item.price["currency"]
             )
     result = b24.batch_all(commands)
     for item in items:
@@ -265,7 +248,7 @@ def _products_add(
         if not _ran(result, key, item.name, summary):
             continue
         try:
-            item.product_id = created_product_id(result.results[key])
+            item.product_id = result.value(key)  # the id, or PermanentError for an answer without one
         except PermanentError as exc:
             summary.error(f"{item.name}: {exc.message}")
             continue

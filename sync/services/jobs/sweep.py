@@ -130,20 +130,19 @@ def jobs_enqueue_bitrix24_changes(*, portal: Portal) -> int:
 
     Without a watermark the sweep starts at the moment Xero was connected: invoices older than the
     connection are not pushed by a background job (the user pushes them with the button)."""
-    from integrations.bitrix24.client import Bitrix24Client
+    from integrations.bitrix24.api import Bitrix24Api
     from sync.models import SyncSettings
     from sync.sources import portal_sources
 
     sync_settings, _ = SyncSettings.objects.get_or_create(portal=portal)
     since = sync_settings.bitrix24_updated_since or portal.xero_connection.connected_at
     newest, enqueued = since, 0
-    client = Bitrix24Client(portal)
+    client = Bitrix24Api.for_portal(portal)
     for source in portal_sources(portal):  # new and/or old invoices
-        method, params = source.list_command(
+        listed = source.list_command(
             {">=updatedTime": (since - BITRIX24_SWEEP_OVERLAP).isoformat()}, order={"id": "ASC"}
         )
-        for row in client.list_all(method, params, key=source.list_key):
-            item = source.item(row)
+        for item in client.list_all(listed):  # rows in the shared shape
             job_enqueue(
                 portal=portal,
                 kind=SyncJob.Kind.PUSH_INVOICE,

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.models import Portal, XeroConnection
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api, catalog
 from integrations.common.errors import ExternalAPIError, PermanentError
 from integrations.common.locks import LockTimeout, redis_lock
 from integrations.xero.client import XeroClient
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # --- create both ---------------------------------------------------------------------------------
 
 
-def product_create_in_both(*, portal: Portal, client: Bitrix24Client, form_data: Mapping[str, Any]) -> ProductCreated:
+def product_create_in_both(*, portal: Portal, client: Bitrix24Api, form_data: Mapping[str, Any]) -> ProductCreated:
     """Create the Xero item, then the Bitrix24 product as the user, then link them.
 
     form_data: name, price (Decimal), currency, section_id (str, "" for the root), code,
@@ -63,7 +63,7 @@ def product_create_in_both(*, portal: Portal, client: Bitrix24Client, form_data:
 
 
 def _create(
-    *, portal: Portal, client: Bitrix24Client, connection: XeroConnection, form_data: Mapping[str, Any]
+    *, portal: Portal, client: Bitrix24Api, connection: XeroConnection, form_data: Mapping[str, Any]
 ) -> ProductCreated:
     name = str(form_data["name"]).strip()
     price = Decimal(form_data["price"])
@@ -126,10 +126,10 @@ def _create(
     return _created(portal, link, name, iblock_id=iblock_id)
 
 
-def _require_catalog_rights(client: Bitrix24Client) -> None:
+def _require_catalog_rights(client: Bitrix24Api) -> None:
     """ProductNotCreated unless Bitrix24 says this user may create catalog products."""
     try:
-        allowed = client.result("user.admin", {}) in (True, "Y", "y", 1, "1", "true")
+        allowed = client.user_admin()
     except ExternalAPIError as exc:
         raise ProductNotCreated(
             f"Bitrix24 did not say whether you may create products ({exc.message}). Nothing was created.",
@@ -186,7 +186,7 @@ def _xero_item_create(*, portal: Portal, xero: XeroClient, item: dict, nonce: st
 
 
 def _bitrix24_product_create(
-    client: Bitrix24Client,
+    client: Bitrix24Api,
     *,
     iblock_id: int,
     section_id: str,
@@ -202,29 +202,18 @@ def _bitrix24_product_create(
     if description:
         fields["detailText"] = description
     try:
-        result = client.result("catalog.product.add", {"fields": fields})
+        product_id = client.products_add(fields)
     except ExternalAPIError as exc:
         if exc.retryable:
             # A timeout or 5xx may still have created it: find it by our xmlId and take it back.
             _bitrix24_orphan_delete(client, iblock_id=iblock_id, xml_id=fields["xmlId"])
         raise
-    product_id = created_product_id(result)
     try:
-        client.result(
-            "catalog.price.add",
-            {
-                "fields": {
-                    "productId": product_id,
-                    "catalogGroupId": _base_price_type(client),
-                    "price": str(price),
-                    "currency": currency,
-                }
-            },
-        )
+        client.price_add(product_id, _base_price_type(client), str(price), currency)
     except ExternalAPIError as exc:
         # The product without its price is a half: delete it before the Xero item goes too.
         try:
-            client.result("catalog.product.delete", {"id": product_id})
+            client.product_delete(product_id)
         except ExternalAPIError as cleanup:
             exc.details = [*exc.details, f"Bitrix24 product {product_id} could not be deleted: {cleanup.message}"]
             exc.payload = {"orphan_bitrix24_product_id": product_id}
@@ -232,40 +221,20 @@ def _bitrix24_product_create(
     return product_id
 
 
-def created_product_id(result: Any) -> int:
-    """The id in catalog.product.add's (or .update's) result: `{"element": {"id": …}}` on a real
-    portal (catalog/product/catalog-product-add.md; only catalog.product.get says "product").
-    Raises PermanentError for an answer without one instead of a TypeError."""
-    element = result.get("element") if isinstance(result, dict) else None
-    if not isinstance(element, dict):
-        element = result.get("product") if isinstance(result, dict) else None  # older catalog modules
+def _bitrix24_orphan_delete(client: Bitrix24Api, *, iblock_id: int, xml_id: str) -> None:
     try:
-        return int(element["id"])  # type: ignore[index]
-    except (TypeError, KeyError, ValueError):
-        raise PermanentError(
-            f"Bitrix24 answered catalog.product.add without a product id: {str(result)[:200]}", system="bitrix24"
-        ) from None
-
-
-def _bitrix24_orphan_delete(client: Bitrix24Client, *, iblock_id: int, xml_id: str) -> None:
-    try:
-        rows = client.result(
-            "catalog.product.list",
-            {"select": ["id", "iblockId"], "filter": {"iblockId": iblock_id, "xmlId": xml_id}},
-        )
-        for row in (rows or {}).get("products", []):
-            client.result("catalog.product.delete", {"id": row["id"]})
+        for product in client.run(catalog.products_by_xml_id(iblock_id, [xml_id])):
+            client.product_delete(product.id)
     except ExternalAPIError:
         logger.warning("could not check for a half-made Bitrix24 product %s", xml_id, exc_info=True)
 
 
-def _base_price_type(client: Bitrix24Client) -> int:
+def _base_price_type(client: Bitrix24Api) -> int:
     try:
-        result = client.result("catalog.priceType.list", {"select": ["id", "base"], "filter": {"base": "Y"}})
+        rows = client.price_types_base()
     except ExternalAPIError:
         return DEFAULT_BASE_PRICE_TYPE
-    rows = result.get("priceTypes", []) if isinstance(result, dict) else result or []
-    return int(rows[0]["id"]) if rows else DEFAULT_BASE_PRICE_TYPE
+    return rows[0].id if rows else DEFAULT_BASE_PRICE_TYPE
 
 
 def _compensate(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from accounts.models import Portal, XeroConnection
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
+from integrations.bitrix24.api.catalog import Section
 from integrations.common.errors import ExternalAPIError
 from sync.services.products.results import CRM_CATALOG_TYPE
 from sync.services.xero_reference import XeroNotConnected, xero_tax_rates
@@ -29,7 +29,7 @@ class ProductFormOptions:
     xero_error: str = ""
 
 
-def product_form_options(*, portal: Portal, client: Bitrix24Client) -> ProductFormOptions:
+def product_form_options(*, portal: Portal, client: Bitrix24Api) -> ProductFormOptions:
     """The choices of the Add New Product form: catalog sections and currencies as the user sees
     them in Bitrix24, and the revenue tax types of the Xero organisation."""
     options = ProductFormOptions()
@@ -39,9 +39,9 @@ def product_form_options(*, portal: Portal, client: Bitrix24Client) -> ProductFo
             options.sections = _section_choices(client, options.catalog_iblock_id)
         else:
             options.bitrix24_error = "This Bitrix24 portal has no product catalog."
-        rows = client.result("crm.currency.list", {"order": {"SORT": "ASC"}}) or []
-        options.currencies = [(r["CURRENCY"], r["CURRENCY"]) for r in rows]
-        options.base_currency = next((r["CURRENCY"] for r in rows if r.get("BASE") == "Y"), "")
+        currencies = client.currencies_list()
+        options.currencies = [(c.code, c.code) for c in currencies]
+        options.base_currency = next((c.code for c in currencies if c.base), "")
     except ExternalAPIError as exc:
         options.bitrix24_error = exc.message
     try:
@@ -57,33 +57,24 @@ def xero_connection_for(portal: Portal) -> XeroConnection | None:
     return connection if connection is not None and connection.is_active else None
 
 
-def _catalog_iblock_id(client: Bitrix24Client) -> int | None:
-    result = client.result("catalog.catalog.list", {"select": ["id", "iblockId", "iblockTypeId", "productIblockId"]})
-    catalogs = result.get("catalogs", []) if isinstance(result, dict) else result or []
+def _catalog_iblock_id(client: Bitrix24Api) -> int | None:
     # An SKU (offers) catalog points at its product iblock; products go into the product catalog.
-    products = [c for c in catalogs if not c.get("productIblockId")]
-    preferred = [c for c in products if c.get("iblockTypeId") == CRM_CATALOG_TYPE] or products
-    return int(preferred[0]["iblockId"] or preferred[0]["id"]) if preferred else None
+    products = [c for c in client.catalogs_list() if not c.product_iblock_id]
+    preferred = [c for c in products if c.iblock_type_id == CRM_CATALOG_TYPE] or products
+    return preferred[0].products_iblock if preferred else None
 
 
-def _section_choices(client: Bitrix24Client, iblock_id: int) -> list[tuple[str, str]]:
-    rows = list(
-        client.list_all(
-            "catalog.section.list",
-            {"select": ["id", "name", "iblockSectionId"], "filter": {"iblockId": iblock_id}, "order": {"name": "ASC"}},
-            key="sections",
-        )
-    )
-    children: dict[Any, list[dict]] = {}
-    for row in rows:
-        children.setdefault(row.get("iblockSectionId") or None, []).append(row)
+def _section_choices(client: Bitrix24Api, iblock_id: int) -> list[tuple[str, str]]:
+    children: dict[int | None, list[Section]] = {}
+    for section in client.sections_list(iblock_id):
+        children.setdefault(section.parent_id, []).append(section)
     out: list[tuple[str, str]] = []
 
-    def walk(parent: Any, depth: int) -> None:
-        for row in children.get(parent, []):
-            out.append((str(row["id"]), "\u2003" * depth + str(row["name"])))
+    def walk(parent: int | None, depth: int) -> None:
+        for section in children.get(parent, []):
+            out.append((str(section.id), "\u2003" * depth + section.name))
             if depth < 10:
-                walk(row["id"], depth + 1)
+                walk(section.id, depth + 1)
 
     walk(None, 0)
     return out

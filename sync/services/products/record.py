@@ -6,7 +6,7 @@ import logging
 
 from accounts.models import Portal
 from connector.coordination import redis_client
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
 from integrations.common.errors import ExternalAPIError
 from sync.models import Direction, ItemLink, SyncLogEntry, Trigger
 from sync.services.products.form import _catalog_iblock_id
@@ -35,7 +35,7 @@ def _created(
     )
 
 
-def _earlier_outcome(portal: Portal, client: Bitrix24Client, code: str) -> ProductCreated:
+def _earlier_outcome(portal: Portal, client: Bitrix24Api, code: str) -> ProductCreated:
     link = ItemLink.objects.filter(portal=portal, xero_item_code=code).first()
     if link is None:
         raise ProductNotCreated(

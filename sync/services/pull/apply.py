@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from django.db import transaction
 
 from accounts.models import Portal
-from integrations.bitrix24.client import BATCH_LIMIT, Bitrix24Client
+from integrations.bitrix24.api import Bitrix24Api
+from integrations.bitrix24.results import BATCH_LIMIT
 from integrations.common.errors import ExternalAPIError, RetryableError
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.mappers.stage import PAID
@@ -158,7 +159,7 @@ def _payments_record(
     ]
     interactive = any(p.trigger == Trigger.BUTTON for p in due)
     recorded = bitrix24_payments_record(
-        portal=portal, client=Bitrix24Client(portal, interactive=interactive), invoices=due
+        portal=portal, client=Bitrix24Api.for_portal(portal, interactive=interactive), invoices=due
     )
     report.payments += sum(1 for error in recorded.values() if error is None)
 
@@ -169,11 +170,11 @@ def stages_write(
     """The source's move for every invoice (crm.item.update {entityTypeId: 31, id, fields: {stageId}}
     for new invoices, crm.invoice.update {id, fields: {STATUS_ID}} for old ones), 50 per `batch`.
 
-    Bitrix24Client.batch_all would raise on the first batch that fails as a whole and lose the
+    Bitrix24Api.batch_all would raise on the first batch that fails as a whole and lose the
     results of the ones before it, so the chunks are sent one by one here: a network error or a
     full bucket fails its own chunk (and, being retryable or fatal for all, the ones after it).
     """
-    client = Bitrix24Client(portal, interactive=interactive)
+    client = Bitrix24Api.for_portal(portal, interactive=interactive)
     errors: dict[int, ExternalAPIError] = {}
     for start in range(0, len(moves), BATCH_LIMIT):
         chunk = moves[start : start + BATCH_LIMIT]
@@ -195,6 +196,6 @@ def stages_write(
             key = f"s{move.link.pk}"
             if key in outcome.errors:
                 errors[move.link.pk] = outcome.errors[key]
-            elif key not in outcome.results:
+            elif not outcome.ran(key):
                 errors[move.link.pk] = RetryableError("Bitrix24 did not run the stage update", system="bitrix24")
     return errors

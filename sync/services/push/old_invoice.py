@@ -5,7 +5,7 @@ use the method crm.invoice.get"), and old invoices' rows are not crm.item.produc
 invoice is read with one crm.invoice.get: 50 invoices per `batch` call in the read stage's first
 round (1,000 invoices: 20 calls, the floor for this kind), together with whatever else that round
 carries. The invoice and its rows are translated to the new invoices' shape
-(sync.mappers.old_invoice), so the map, decide, write and record stages are the same for both.
+(integrations.bitrix24.api.old_invoices), so the map, decide, write and record stages are the same for both.
 A get that fails (deleted, "Access denied.") fails its own invoice with Bitrix24's words.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from integrations.bitrix24.api.old_invoices import OLD_INVOICE, old_invoice_as_item, old_rows_as_product_rows
 from integrations.common.errors import ExternalAPIError
-from sync.mappers.old_invoice import OLD_INVOICE, old_invoice_as_item, old_rows_as_product_rows
 from sync.services.push.context import Work
 from sync.services.push.reader import Reader
 from sync.services.push.smart_invoice import SmartInvoiceSource

@@ -32,7 +32,7 @@ def log(ctx: PassContext, item: Work, outcome: str, message: str = "", details: 
     link = item.link
     if item.entity_type != SMART_INVOICE:
         # The log's bitrix24_id is the invoice's id; an old invoice's entry says which kind it is
-        # (sync.services.invoice_list.entry_entity_type) so the pages find its job and permissions.
+        # (sync.services.log_jobs.entry_entity_type) so the pages find its job and permissions.
         details = {**(details or {}), "entity_type": item.entity_type}
     sync_log_write(
         portal=ctx.portal,

@@ -1,0 +1,149 @@
+"""The app's own footing on a portal: who the user is, the plan's features, event and placement
+bindings, and the offline event queue (api-reference/events/, widgets/placement, common/users)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from integrations.bitrix24.api.command import Command, as_int, as_str, yes
+
+
+@dataclass(frozen=True)
+class User:
+    id: int | None
+    name: str
+    last_name: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class EventBinding:
+    event: str  # upper case, as Bitrix24 names events
+    handler: str
+    offline: bool
+    # auth_type 0: the handler is called with the installing app's own authorisation (ours).
+    with_app_auth: bool
+
+
+@dataclass(frozen=True)
+class PlacementBinding:
+    placement: str  # upper case
+    handler: str
+
+
+@dataclass(frozen=True)
+class OfflineBatch:
+    process_id: str
+    # The records as Bitrix24 sent them (MESSAGE_ID, EVENT_NAME, EVENT_DATA); the engine reads
+    # them with sync.services.offline_events._invoice_of, which logs the ones it cannot act on.
+    events: tuple[Any, ...]
+
+
+def _user(result: Any) -> User:
+    data = result if isinstance(result, dict) else {}
+    return User(
+        id=as_int(data.get("ID")),
+        name=as_str(data.get("NAME")),
+        last_name=as_str(data.get("LAST_NAME")),
+        time_zone=as_str(data.get("TIME_ZONE")),
+    )
+
+
+def user_current() -> Command[User]:
+    return Command("user.current", {}, _user)
+
+
+def user_admin() -> Command[bool]:
+    return Command("user.admin", {}, yes)
+
+
+def feature_enabled(code: str) -> Command[bool]:
+    """feature.get: whether the portal's plan has the feature (value "Y")."""
+
+    def parse(result: Any) -> bool:
+        return isinstance(result, dict) and as_str(result.get("value")).upper() == "Y"
+
+    return Command("feature.get", {"CODE": code}, parse)
+
+
+def _events(result: Any) -> list[EventBinding]:
+    return [
+        EventBinding(
+            event=as_str(b.get("event")).upper(),
+            handler=as_str(b.get("handler")),
+            offline=bool(as_int(b.get("offline")) or 0),
+            with_app_auth=as_str(b.get("auth_type") or "0") == "0",
+        )
+        for b in result or []
+        if isinstance(b, dict)
+    ]
+
+
+def events_list() -> Command[list[EventBinding]]:
+    return Command("event.get", {}, _events)
+
+
+def _done(result: Any) -> bool:
+    return bool(result)
+
+
+def event_bind(event: str, handler: str) -> Command[bool]:
+    return Command("event.bind", {"event": event, "handler": handler}, _done)
+
+
+def event_bind_offline(event: str) -> Command[bool]:
+    return Command("event.bind", {"event": event, "event_type": "offline"}, _done)
+
+
+def event_unbind(event: str, handler: str) -> Command[bool]:
+    return Command("event.unbind", {"event": event, "handler": handler}, _done)
+
+
+def event_unbind_offline(event: str) -> Command[bool]:
+    return Command("event.unbind", {"event": event, "event_type": "offline"}, _done)
+
+
+def _placements(result: Any) -> list[PlacementBinding]:
+    return [
+        PlacementBinding(placement=as_str(b.get("placement")).upper(), handler=as_str(b.get("handler")))
+        for b in result or []
+        if isinstance(b, dict)
+    ]
+
+
+def placements_list() -> Command[list[PlacementBinding]]:
+    return Command("placement.get", {}, _placements)
+
+
+def placement_bind(code: str, handler: str, title: str) -> Command[bool]:
+    return Command("placement.bind", {"PLACEMENT": code, "HANDLER": handler, "TITLE": title}, _done)
+
+
+def placement_unbind(code: str, handler: str) -> Command[bool]:
+    return Command("placement.unbind", {"PLACEMENT": code, "HANDLER": handler}, _done)
+
+
+def _offline_batch(result: Any) -> OfflineBatch:
+    data = result if isinstance(result, dict) else {}
+    events = data.get("events")
+    rows = tuple(events) if isinstance(events, list) else ()
+    return OfflineBatch(process_id=as_str(data.get("process_id")), events=rows)
+
+
+def offline_events_get(*, limit: int, process_id: str = "") -> Command[OfflineBatch]:
+    """event.offline.get without clearing (clear=0): the batch is reserved under a process_id and
+    cleared only after the caller has acted on it (at-least-once)."""
+    params: dict[str, Any] = {"clear": 0, "limit": limit}
+    if process_id:
+        params["process_id"] = process_id
+    return Command("event.offline.get", params, _offline_batch)
+
+
+def offline_events_clear(process_id: str, message_ids: Sequence[str]) -> Command[bool]:
+    return Command("event.offline.clear", {"process_id": process_id, "message_id": list(message_ids)}, _done)
+
+
+def offline_events_error(process_id: str, message_ids: Sequence[str]) -> Command[bool]:
+    return Command("event.offline.error", {"process_id": process_id, "message_id": list(message_ids)}, _done)

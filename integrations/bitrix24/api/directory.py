@@ -1,0 +1,148 @@
+"""Companies and contacts (persons), with their requisite addresses (api-reference/crm/companies,
+crm/contacts, crm/requisites/addresses).
+
+A client record keeps Bitrix24's own field names in `fields` (TITLE, PHONE [{VALUE, VALUE_TYPE}],
+ADDRESS_CITY, …): the pure mappers of sync/mappers/contact.py read and write them field by field,
+and their fingerprints are taken over exactly those dicts. `fields` payloads for add/update are
+built there as well; everything else about the calls lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from integrations.bitrix24.api.command import Command, ListCommand, as_int, list_command
+
+ClientKind = Literal["company", "contact"]
+# crm.address ANCHOR_TYPE_ID: the requisite's owner (bitrix24-api.md §8.4) — 4 company, 3 contact.
+ANCHOR_TYPE: dict[str, int] = {"company": 4, "contact": 3}
+ADDRESS_FIELDS = (
+    "ADDRESS",
+    "ADDRESS_2",
+    "ADDRESS_CITY",
+    "ADDRESS_REGION",
+    "ADDRESS_PROVINCE",
+    "ADDRESS_POSTAL_CODE",
+    "ADDRESS_COUNTRY",
+    "ADDRESS_COUNTRY_CODE",
+)
+CLIENT_SELECT: dict[str, list[str]] = {
+    "company": ["ID", "TITLE", "PHONE", "EMAIL", *ADDRESS_FIELDS],
+    "contact": ["ID", "NAME", "LAST_NAME", "PHONE", "EMAIL", *ADDRESS_FIELDS],
+}
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    kind: str  # "company" | "contact"
+    id: int
+    fields: Mapping[str, Any] = field(default_factory=dict)  # as Bitrix24 sent it (see the docstring)
+
+
+@dataclass(frozen=True)
+class Address:
+    owner_kind: str  # "company" | "contact"
+    owner_id: int
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _record(kind: str) -> Any:
+    def parse(row: dict[str, Any]) -> ClientRecord:
+        return ClientRecord(kind=kind, id=as_int(row.get("ID")) or 0, fields=row)
+
+    return parse
+
+
+def clients_list(
+    kind: str, ids: Sequence[int | str] | str, *, select: Sequence[str] | None = None
+) -> ListCommand[ClientRecord]:
+    """crm.company.list / crm.contact.list of these ids (or a `$result[…]` reference to them)."""
+    return list_command(
+        f"crm.{kind}.list",
+        {
+            "filter": {"@ID" if not isinstance(ids, str) else "ID": ids if isinstance(ids, str) else list(ids)},
+            "select": list(select or CLIENT_SELECT[kind]),
+        },
+        _record(kind),
+    )
+
+
+def clients_list_by_filter(kind: str, flt: Mapping[str, Any]) -> ListCommand[ClientRecord]:
+    """crm.company.list / crm.contact.list of a filter in crm's own keys, every field."""
+    return list_command(f"crm.{kind}.list", {"filter": dict(flt)}, _record(kind))
+
+
+def clients_modified_since(kind: str, since_iso: str) -> ListCommand[ClientRecord]:
+    """The clients of `kind` changed at or after `since_iso`, by id (for the contacts follow-up)."""
+    return list_command(
+        f"crm.{kind}.list",
+        {
+            "filter": {">=DATE_MODIFY": since_iso},
+            "select": [*CLIENT_SELECT[kind][: -len(ADDRESS_FIELDS)], "DATE_MODIFY", *ADDRESS_FIELDS],
+            "order": {"ID": "ASC"},
+        },
+        _record(kind),
+    )
+
+
+def addresses_of(kind: str, owner_ids: Sequence[int] | str) -> Command[list[Address]]:
+    """The requisite addresses of these clients (crm.address.list by ANCHOR), one command."""
+    anchor = ANCHOR_TYPE[kind]
+    flt: dict[str, Any] = {"ANCHOR_TYPE_ID": anchor}
+    flt["@ANCHOR_ID" if not isinstance(owner_ids, str) else "ANCHOR_ID"] = (
+        owner_ids if isinstance(owner_ids, str) else list(owner_ids)
+    )
+
+    def parse(result: Any) -> list[Address]:
+        return [
+            Address(owner_kind=kind, owner_id=as_int(a.get("ANCHOR_ID")) or 0, fields=a)
+            for a in result or []
+            if isinstance(a, dict)
+        ]
+
+    return Command("crm.address.list", {"filter": flt}, parse)
+
+
+def companies_by_origin(originator: str, origin_ids: Sequence[str]) -> ListCommand[tuple[str, int]]:
+    """(ORIGIN_ID, company id) of the companies an external system made (ORIGINATOR_ID/ORIGIN_ID)."""
+
+    def row(r: dict[str, Any]) -> tuple[str, int]:
+        return str(r.get("ORIGIN_ID") or ""), as_int(r.get("ID")) or 0
+
+    return list_command(
+        "crm.company.list",
+        {"filter": {"ORIGINATOR_ID": originator, "@ORIGIN_ID": list(origin_ids)}, "select": ["ID", "ORIGIN_ID"]},
+        row,
+    )
+
+
+def companies_by_title(title: str) -> Command[list[int]]:
+    def parse(result: Any) -> list[int]:
+        return [as_int(r.get("ID")) or 0 for r in result or [] if isinstance(r, dict)]
+
+    return Command("crm.company.list", {"filter": {"TITLE": title}, "select": ["ID"]}, parse)
+
+
+def company_get(company_id: int) -> Command[ClientRecord]:
+    def parse(result: Any) -> ClientRecord:
+        data = result if isinstance(result, dict) else {}
+        return ClientRecord(kind="company", id=as_int(data.get("ID")) or company_id, fields=data)
+
+    return Command("crm.company.get", {"id": company_id}, parse)
+
+
+def company_add(fields: Mapping[str, Any], *, notify: bool = False) -> Command[int]:
+    """crm.company.add; the new id. notify=False keeps the activity stream quiet for bulk adds."""
+    params: dict[str, Any] = {"fields": dict(fields)}
+    if not notify:
+        params["params"] = {"REGISTER_SONET_EVENT": "N"}
+    return Command("crm.company.add", params, lambda result: int(result))
+
+
+def company_update(company_id: int, fields: Mapping[str, Any]) -> Command[Any]:
+    return Command("crm.company.update", {"id": company_id, "fields": dict(fields)})
+
+
+def contact_add(fields: Mapping[str, Any]) -> Command[int]:
+    return Command("crm.contact.add", {"fields": dict(fields)}, lambda result: int(result))
