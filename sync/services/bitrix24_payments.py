@@ -18,6 +18,7 @@ from typing import Any
 from accounts.models import Portal
 from integrations.bitrix24.api import BatchOutcome, Bitrix24Api, payments
 from integrations.bitrix24.api.command import Command, ListCommand
+from integrations.bitrix24.api.invoices import productrows_list
 from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError, RetryableError
 from sync.models import Direction, SyncLogEntry
@@ -45,7 +46,7 @@ def bitrix24_payments_record(
     rows_cmd: dict[int, ListCommand[dict]] = {}
     for i in by_id:
         read[f"l{i}"] = payments.payments_list(i, SMART_INVOICE)
-        rows_cmd[i] = read[f"r{i}"] = invoices.productrows_list(i, select=["id", "quantity"])
+        rows_cmd[i] = read[f"r{i}"] = productrows_list(i, select=["id", "quantity"])
     try:
         listed = client.batch_all(read)
     except ExternalAPIError as error:

@@ -29,12 +29,13 @@ import pytest
 
 from accounts.models import Portal
 from integrations.bitrix24.api import Bitrix24Api
+from integrations.bitrix24.api.catalog import created_product_id
 from integrations.bitrix24.client import Bitrix24Client, _rows
 from sync.mappers.contact import company_to_xero_contact, person_to_xero_contact
 from sync.mappers.invoice import MappingSettings, calendar_date, invoice_to_xero
 from sync.mappers.stage import stage_semantics
 from sync.services.offline_events import _invoice_of
-from sync.services.products import _base_price_type, _catalog_iblock_id, created_product_id
+from sync.services.products import _base_price_type, _catalog_iblock_id
 from tests.contract.bitrix24_docs import documented_request, documented_responses, shape_differences
 from tests.sandbox.bitrix24_rest_helpers import Portal as Rest
 from tests.sandbox.test_bitrix24_events import app, installed  # noqa: F401 - fixtures (the app side)

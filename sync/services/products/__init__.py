@@ -22,7 +22,7 @@ Modules: results.py (settings, the answer and the refusal), form.py (what the fo
 create.py (the two creates and their compensation), record.py (double submits and the log).
 """
 
-from sync.services.products.create import _base_price_type, created_product_id, product_create_in_both
+from sync.services.products.create import _base_price_type, product_create_in_both
 from sync.services.products.form import (
     ProductFormOptions,
     _catalog_iblock_id,
@@ -37,7 +37,6 @@ __all__ = [
     "ProductNotCreated",
     "_base_price_type",
     "_catalog_iblock_id",
-    "created_product_id",
     "product_create_in_both",
     "product_form_options",
     "xero_connection_for",
