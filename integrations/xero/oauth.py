@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
@@ -123,7 +124,14 @@ def _token_request(form: dict) -> TokenSet:
     )
 
 
-def _identity(method: str, path: str, access_token: str, *, params=None, ok_statuses=(200,)) -> requests.Response:
+def _identity(
+    method: str,
+    path: str,
+    access_token: str,
+    *,
+    params: dict[str, str] | None = None,
+    ok_statuses: tuple[int, ...] = (200,),
+) -> requests.Response:
     response = _send(
         method,
         f"{endpoints.xero_identity_base()}{path}",
@@ -136,7 +144,7 @@ def _identity(method: str, path: str, access_token: str, *, params=None, ok_stat
     return response
 
 
-def _send(method: str, url: str, **kwargs) -> requests.Response:
+def _send(method: str, url: str, **kwargs: Any) -> requests.Response:
     try:
         return requests.request(method, url, **kwargs)
     except requests.RequestException as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from xero_python.accounting import AccountingApi
@@ -74,7 +74,7 @@ class XeroTransport:
         self._api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
         self.accounting = AccountingApi(self._api_client, base_url=endpoints.xero_accounting_base())
 
-    def call(self, operation: str, **kwargs):
+    def call(self, operation: str, **kwargs: Any) -> Any:
         """Run `AccountingApi.<operation>(**kwargs)` for this connection's tenant; return its model."""
         if not self.connection.tenant_id:
             raise PermanentError("This Xero connection has no organisation chosen", system="xero", code="no_tenant")
@@ -100,7 +100,7 @@ class XeroTransport:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _call_once(self, method, operation: str, kwargs: dict):
+    def _call_once(self, method: Callable[..., Any], operation: str, kwargs: dict[str, Any]) -> Any:
         tenant_id = self.connection.tenant_id
         generation = self.connection.token_generation
         try:
@@ -142,7 +142,7 @@ class XeroTransport:
         lost: AuthorizationLostError = token_mark_lost(self.connection, reason, code="tenant_disconnected")
         return lost
 
-    def _token_for_sdk(self) -> dict:
+    def _token_for_sdk(self) -> dict[str, Any]:
         """The token as the SDK wants it, WITHOUT refresh_token: the SDK then can never refresh on
         its own (it raises AccessTokenExpiredError instead); rotation belongs to tokens.py."""
         conn = self.connection
