@@ -13,10 +13,12 @@ from django.utils import timezone
 
 from accounts.models import XeroConnection
 from accounts.services.sandbox import sandbox_connect_xero
-from sync.models import InvoiceLink, SyncJob
+from sync.models import InvoiceLink, SyncJob, SyncLogEntry
 from sync.services.buttons import invoices_push_request
 from sync.services.jobs import jobs_requeue_stuck
 from sync.services.push import invoices_push_pending
+from sync.services.push.outcomes import RECONNECT_MESSAGE
+from tests.factories import PortalFactory, SyncJobFactory, XeroConnectionFactory
 from tests.sync.conftest import wait_for
 
 
@@ -53,3 +55,21 @@ def test_jobs_wait_while_xero_needs_reconnection_and_run_after_reconnecting(sand
     )
     link = InvoiceLink.objects.get(portal=acme, bitrix24_id=invoice_id)
     assert link.xero_invoice_id
+
+
+def test_needs_reconnection_is_said_only_of_a_dead_xero_grant_not_of_a_portal_not_connected_yet(transactional_db):
+    """Events handled before the admin has chosen the Xero organisation (no connection yet) leave the
+    jobs waiting without a "Xero needs reconnection" entry; a dead grant gets one."""
+    portal = PortalFactory()
+    job = SyncJobFactory(portal=portal, kind=SyncJob.Kind.PUSH_INVOICE, target="31:7")
+
+    report = invoices_push_pending(portal_id=portal.pk)
+
+    assert report.claimed == 0 and "no Xero connection" in report.paused
+    assert not SyncLogEntry.objects.filter(portal=portal, message=RECONNECT_MESSAGE).exists()
+    job.refresh_from_db()
+    assert job.status == SyncJob.Status.PENDING
+
+    XeroConnectionFactory(portal=portal, status=XeroConnection.Status.NEEDS_RECONNECT)
+    invoices_push_pending(portal_id=portal.pk)
+    assert SyncLogEntry.objects.filter(portal=portal, message=RECONNECT_MESSAGE).count() == 1

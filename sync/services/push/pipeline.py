@@ -12,7 +12,7 @@ from accounts.models import Portal, XeroConnection
 from integrations.common.errors import AuthorizationLostError, PermanentError, RetryableError
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.models import Direction, SyncJob, SyncLogEntry, Trigger
-from sync.services.gate import sync_gate
+from sync.services.gate import GateState, sync_gate
 from sync.services.heartbeat import LOCK_TTL_S as HEARTBEAT_LOCK_TTL_S
 from sync.services.heartbeat import Heartbeat
 from sync.services.jobs import job_done, job_failed, jobs_claim
@@ -57,7 +57,9 @@ def invoices_push_pending(*, portal_id: int) -> PushReport:
     # portal waiting for Setup still runs an admin's button clicks.
     gate = sync_gate(portal, connection=connection)
     if not gate.jobs_may_run:
-        if portal is not None and portal.is_active:
+        # Only a dead Xero grant is "needs reconnection": a portal not (yet) connected to Xero, e.g.
+        # events handled while the admin is still choosing the organisation, is not.
+        if portal is not None and portal.is_active and gate.state == GateState.XERO_RECONNECT:
             note_reconnect_needed(portal)
         report.paused = gate.reason
         return report
