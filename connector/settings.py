@@ -299,6 +299,14 @@ MAX_RETRY_DELAY_S = 600
 # in one pass, never longer than the bound after the oldest waiting change (sync/services/debounce.py).
 PUSH_QUIET_S = env.float("PUSH_QUIET_S", default=0.8)
 PUSH_MAX_WAIT_S = env.float("PUSH_MAX_WAIT_S", default=30.0)
+# While changes still arrive at PUSH_BURST_RATE a second or faster (an import's events), the bound
+# stretches to PUSH_BURST_MAX_WAIT_S, so one import goes out in one pass, not cut in two by the bound.
+PUSH_BURST_RATE = env.float("PUSH_BURST_RATE", default=5.0)
+PUSH_BURST_MAX_WAIT_S = env.float("PUSH_BURST_MAX_WAIT_S", default=90.0)
+# Budget-aware pushing (sync/services/xero_budget.py): when the last hour's pace kept up this many
+# hours would spend more of the organisation's Xero day than automatic work has left, automatic passes
+# are spaced so the rest lasts that long. 0 turns it off.
+PUSH_BUDGET_HORIZON_H = env.float("PUSH_BUDGET_HORIZON_H", default=8.0)
 # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 4 * 3600}

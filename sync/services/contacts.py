@@ -3,9 +3,9 @@
 Called by the push engine with every client (company or person) of a pass that has no ContactLink
 yet, so lookups and creations are done in bulk:
 
-- Lookup. A few unknown clients: a `where` OR-chain of ContactNumber==... (and, for the ones not
-  found, one of Name==...), chunked so the URL stays short — one or two GETs. Many unknown clients:
-  the chains would take two GETs per ~40 clients, so page through all contacts instead
+- Lookup. A few unknown clients: one `where` OR-chain of ContactNumber==... and Name==... for each,
+  chunked so the URL stays short — one GET for up to ~20 clients. Many unknown clients:
+  the chains would take a GET per ~20 clients, so page through all contacts instead
   (pageSize=1000, summaryOnly): page 1 tells how many pages there are, and if paging would cost more
   than the chains for what is still missing, the rest is looked up with chains after all.
   A name that a `where` string cannot carry safely (a `"` or a backslash: real Xero answers 400
@@ -167,24 +167,29 @@ def _find_in_xero(portal: Portal, xero: XeroClient, pending: list[_Pending]) -> 
                 break
             page += 1
         pending = [p for p in pending if p.found is None]
-    by_number: dict[str, list[_Pending]] = {}
-    for p in pending:
-        by_number.setdefault(f'ContactNumber=="{_escaped(p.contact["ContactNumber"])}"', []).append(p)
-    _lookup_chains(xero, by_number, seen)
-    _match(portal, pending, seen)
-    by_name: dict[str, list[_Pending]] = {}
+    # Our ContactNumber and the exact name go in the same OR-chain (_match prefers the number): one
+    # GET for a pass's few new clients instead of a chain for numbers and then one for names; that
+    # GET was paid by every small pass that met a new client (bench/budget.py).
+    terms: dict[str, list[_Pending]] = {}
+    name_terms: set[str] = set()
     by_search: dict[str, list[_Pending]] = {}
     for p in pending:
-        if p.found is None and p.failure is None:
-            name = p.contact["Name"]
-            if where_safe(name):
-                by_name.setdefault(xero_name_where(name), []).append(p)
-            else:
-                by_search.setdefault(name, []).append(p)
-    refused = _lookup_chains(xero, by_name, seen)
-    for term in refused:
-        for p in by_name[term]:
+        terms.setdefault(f'ContactNumber=="{_escaped(p.contact["ContactNumber"])}"', []).append(p)
+        name = p.contact["Name"]
+        if where_safe(name):
+            term = xero_name_where(name)
+            terms.setdefault(term, []).append(p)
+            name_terms.add(term)
+    refused = _lookup_chains(xero, terms, seen)
+    _match(portal, pending, seen)
+    for p in pending:
+        if p.found is None and p.failure is None and not where_safe(p.contact["Name"]):
             by_search.setdefault(p.contact["Name"], []).append(p)
+    for term in refused:
+        if term in name_terms:
+            for p in terms[term]:
+                if p.found is None:
+                    by_search.setdefault(p.contact["Name"], []).append(p)
     for name, group in by_search.items():
         _lookup_search(xero, name, group, seen)
     _match(portal, pending, seen)

@@ -123,6 +123,13 @@ def _slice(portal_id: int) -> tuple[dict, bool, float | None]:
         wait = _room_wait(portal_id, tenant_id)
         if wait > ROOM_WAIT_S:
             return totals, paused, wait
+        if totals:
+            # What arrived during the last pass waits for its own quiet moment (and the Xero budget's
+            # pacing) like any other change, instead of going out at once in a pass of its own.
+            plan = push_quiet_wait(portal_id=portal_id)
+            if plan.wait_s > 0:
+                job_dispatch_after_quiet(portal_id=portal_id, countdown=plan.wait_s)
+                return totals, True, None  # the dispatch after the quiet moment is on its way
         report = invoices_push_pending(portal_id=portal_id)
         for key, value in asdict(report).items():
             if isinstance(value, int) and key != "portal_id":

@@ -21,6 +21,7 @@ from integrations.common.errors import ExternalAPIError
 from sync.services.drift import online_url_ensure
 from sync.services.invoice_detail import invoice_for_user
 from sync.services.invoice_list import DEFAULT_PAGE_SIZE, PAGE_SIZES, invoices_for_user
+from sync.services.xero_budget import xero_budget_today
 from sync.sources import SOURCES, portal_sources
 from sync.web.common import bitrix24_errors, invoice_refused_page, request_kind, user_client, xero_ready
 
@@ -187,8 +188,15 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
             "xero_ready": xero_ready(request.portal),
             "back_query": _back_query(request),
             "kind": detail.row.entity_type,
+            # A queued invoice says when the Xero budget is why it waits (sync/services/xero_budget.py).
+            "budget_pacing": _budget_pacing(request.portal) if detail.row.link_state == "queued" else None,
         },
     )
+
+
+def _budget_pacing(portal):
+    budget = xero_budget_today(portal)
+    return budget if budget is not None and budget.pacing else None
 
 
 def _line(row: dict) -> dict:

@@ -263,3 +263,19 @@ def test_room_in_the_minute_is_readable_so_a_pass_can_give_its_worker_back(setti
     assert 55 < xero_room_wait(tenant, 5) <= 60.1  # 3 of the 8 must leave the rolling minute first
     xero_penalize(tenant, 90)
     assert 85 < xero_room_wait(tenant, 1) <= 90
+
+
+@pytest.mark.parametrize("backend", ["redis", "in-process"])
+def test_the_recent_pace_is_readable_for_budget_pacing(settings, backend):
+    from integrations.common.throttle import xero_recent_usage
+
+    if backend == "in-process":
+        settings.REDIS_URL = ""
+    tenant = f"tenant-pace-{backend}"
+    calls, hours = xero_recent_usage(tenant)
+    assert calls == 0 and 1.0 <= hours <= 2.0
+    for _ in range(4):
+        with xero_slot(tenant):
+            pass
+    calls, hours = xero_recent_usage(tenant)
+    assert calls == 4 and 1.0 <= hours <= 2.0

@@ -112,3 +112,28 @@ def test_a_backlog_is_worked_in_short_passes_while_other_portals_wait(lone_porta
     _job(other, "31:7")
     assert claim_limit(lone_portal.pk) == SHARED_CLAIM_LIMIT
     assert claim_limit(other.pk) == CLAIM_LIMIT  # its own jobs do not count
+
+
+def test_an_import_still_arriving_at_the_bound_is_not_cut_in_two(lone_portal, settings):
+    """At PUSH_MAX_WAIT_S an import's events may still be coming (Bitrix24 delivers 2,000 over a
+    minute): while they arrive at PUSH_BURST_RATE or faster the bound is PUSH_BURST_MAX_WAIT_S."""
+    settings.PUSH_QUIET_S, settings.PUSH_MAX_WAIT_S = 1.0, 30.0
+    settings.PUSH_BURST_RATE, settings.PUSH_BURST_MAX_WAIT_S = 5.0, 90.0
+    _job(lone_portal, "31:1", age_s=31, quiet_s=31)
+    for n in range(2, 8):  # six changes in the last second
+        _job(lone_portal, f"31:{n}", age_s=0.5, quiet_s=0.1)
+    plan = push_quiet_wait(portal_id=lone_portal.pk)
+    assert plan.wait_s > 0 and plan.why == "burst in progress"
+
+    SyncJob.objects.filter(portal=lone_portal).update(created_at=timezone.now() - timedelta(seconds=91))
+    plan = push_quiet_wait(portal_id=lone_portal.pk)
+    assert plan.wait_s == 0 and plan.why.startswith("oldest job waited")
+
+
+def test_a_trickle_at_the_bound_goes_out(lone_portal, settings):
+    settings.PUSH_QUIET_S, settings.PUSH_MAX_WAIT_S = 1.0, 30.0
+    settings.PUSH_BURST_RATE, settings.PUSH_BURST_MAX_WAIT_S = 5.0, 90.0
+    _job(lone_portal, "31:1", age_s=31, quiet_s=31)
+    _job(lone_portal, "31:2", age_s=0.5, quiet_s=0.1)  # one change in the last second
+    plan = push_quiet_wait(portal_id=lone_portal.pk)
+    assert plan.wait_s == 0 and plan.why.startswith("oldest job waited")

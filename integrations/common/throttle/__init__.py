@@ -50,6 +50,7 @@ __all__ = [
     "bitrix24_slot",
     "xero_observe",
     "xero_daily_usage",
+    "xero_recent_usage",
     "xero_room_wait",
     "xero_penalize",
     "xero_slot",
@@ -198,6 +199,13 @@ def xero_daily_usage(tenant_id: str) -> tuple[int, int | None]:
     """(calls counted in the rolling day, X-DayLimit-Remaining as Xero last said or None), read-only
     (for metrics). Without Redis: this process's own count only."""
     return _backend().xero_daily_usage(tenant_id)
+
+
+def xero_recent_usage(tenant_id: str) -> tuple[int, float]:
+    """(calls counted in the current and the previous hourly bucket of the daily budget, how many
+    hours those two buckets cover, between 1 and 2): the tenant's recent spending pace, read-only
+    (sync/services/xero_budget.py projects the day's budget from it)."""
+    return _backend().xero_recent_usage(tenant_id)
 
 
 def _penalty_ms(retry_after: float) -> int:

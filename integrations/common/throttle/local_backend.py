@@ -137,6 +137,14 @@ class _LocalBackend:
             left = st.day_left[0] if st.day_left and st.day_left[1] > now else None
         return used, left
 
+    def xero_recent_usage(self, tenant_id: str) -> tuple[int, float]:
+        lim = _XeroLimits.current()
+        with self.lock:
+            now, st = self._now_ms(), self.xero.get(tenant_id) or _LocalXeroTenant()
+            bucket = int(now // lim.day_bucket_ms)
+            calls = st.day.get(bucket, 0) + st.day.get(bucket - 1, 0)
+        return calls, 1.0 + (now - bucket * lim.day_bucket_ms) / lim.day_bucket_ms
+
     def xero_penalize(self, tenant_id: str, ms: int, problem: str) -> None:
         with self.lock:
             st = self.xero.setdefault(tenant_id, _LocalXeroTenant())

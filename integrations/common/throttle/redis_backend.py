@@ -246,6 +246,15 @@ class _RedisBackend:
         left = self.client.get(k["dayleft"])
         return used, int(left) if left is not None else None
 
+    def xero_recent_usage(self, tenant_id: str) -> tuple[int, float]:
+        k, lim = self._xero_keys(tenant_id), _XeroLimits.current()
+        seconds, micros = self.client.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        bucket = now // lim.day_bucket_ms
+        counts = self.client.hmget(k["day"], [str(bucket), str(bucket - 1)])
+        calls = sum(int(n) for n in counts if n is not None)
+        return calls, 1.0 + (now - bucket * lim.day_bucket_ms) / lim.day_bucket_ms
+
     @staticmethod
     def _bitrix24_keys(member_id: str) -> dict[str, str]:
         base = f"throttle:bitrix24:{member_id}"
