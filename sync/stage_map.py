@@ -1,13 +1,12 @@
 """The stage map: which Bitrix24 invoice stage means which Xero status, and back.
 
-The caller fetches the stages with the Bitrix24 client (crm.category.list {entityTypeId: 31}, then
-crm.status.list {filter: {ENTITY_ID: "SMART_INVOICE_STAGE_<category>"}} per category) and passes the
-entries as Bitrix24 returns them: {ID, ENTITY_ID, STATUS_ID, NAME, SORT, SEMANTICS, CATEGORY_ID, ...}.
-STATUS_ID ("DT31_3:N") is the stage id invoices carry in `stageId`.
+The caller reads the stages through the Bitrix24 facade (sync.services.stages: the pipelines, then
+the stages of each) and passes them as integrations.bitrix24.api.statuses.Stage; `status_id`
+("DT31_3:N") is the stage id invoices carry in `stageId`.
 
-Old invoices (entity type 5) have statuses instead of pipelines: crm.status.list {filter: {ENTITY_ID:
-"INVOICE_STATUS"}} rows carry no CATEGORY_ID, so they are "category 0" here, and their STATUS_ID
-("N", "P", a custom letter) is what the invoices carry in STATUS_ID. The Bitrix24 -> Xero map holds
+Old invoices (entity type 5) have statuses instead of pipelines: their Stage has no category, so
+they are "category 0" here, and their status_id ("N", "P", a custom letter) is what the invoices
+carry as their stage. The Bitrix24 -> Xero map holds
 both kinds at once (the ids never collide); the Xero -> Bitrix24 map is kept per entity type, since
 one Xero status must move a new invoice to a stage and an old one to a status.
 """

@@ -22,11 +22,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from accounts.models import Portal
+from integrations.bitrix24.api import PAGE_SIZE as B24_PAGE
 from integrations.bitrix24.api import Bitrix24Api, directory
 from integrations.bitrix24.api.command import Command
 from integrations.bitrix24.api.invoices import InvoiceKind, invoice_kind
 from integrations.bitrix24.entity_types import SMART_INVOICE
-from integrations.bitrix24.results import PAGE_SIZE as B24_PAGE
 from sync.mappers.exactness import HELD_PREFIX
 from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncSettings
 from sync.services.outcomes import outcomes_for

@@ -23,6 +23,7 @@ from integrations.bitrix24.api import app, catalog, directory, invoices, payment
 from integrations.bitrix24.api.base import BatchOutcome, Bitrix24ApiBase
 from integrations.bitrix24.api.command import Command, ListCommand
 from integrations.bitrix24.client import Bitrix24Client, Bitrix24Installation
+from integrations.bitrix24.results import BATCH_LIMIT, PAGE_SIZE
 
 
 class Bitrix24Api(Bitrix24ApiBase):
@@ -134,6 +135,8 @@ class Bitrix24Api(Bitrix24ApiBase):
 
 
 __all__ = [
+    "BATCH_LIMIT",
+    "PAGE_SIZE",
     "BatchOutcome",
     "Bitrix24Api",
     "Command",

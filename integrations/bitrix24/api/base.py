@@ -62,13 +62,6 @@ class Bitrix24ApiBase:
     def __init__(self, client: Bitrix24Client) -> None:
         self.client = client
 
-    @classmethod
-    def for_portal(
-        cls, portal: Bitrix24Installation, *, user_token: str | None = None, interactive: bool = False
-    ) -> Any:
-        """The facade over a new client of `portal` (background token, or a user's)."""
-        return cls(Bitrix24Client(portal, user_token=user_token, interactive=interactive))
-
     @property
     def portal(self) -> Bitrix24Installation:
         return self.client.portal

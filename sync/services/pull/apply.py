@@ -9,8 +9,7 @@ from collections.abc import Mapping
 from django.db import transaction
 
 from accounts.models import Portal
-from integrations.bitrix24.api import Bitrix24Api
-from integrations.bitrix24.results import BATCH_LIMIT
+from integrations.bitrix24.api import BATCH_LIMIT, Bitrix24Api
 from integrations.common.errors import ExternalAPIError, RetryableError
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.mappers.stage import PAID
@@ -167,8 +166,8 @@ def _payments_record(
 def stages_write(
     portal: Portal, moves: list[StageMove], *, interactive: bool, report: PullReport
 ) -> dict[int, ExternalAPIError]:
-    """The source's move for every invoice (crm.item.update {entityTypeId: 31, id, fields: {stageId}}
-    for new invoices, crm.invoice.update {id, fields: {STATUS_ID}} for old ones), 50 per `batch`.
+    """The source's move for every invoice (a stage of a new invoice, a status of an old one; see
+    integrations.bitrix24.api.invoices), 50 per `batch`.
 
     Bitrix24Api.batch_all would raise on the first batch that fails as a whole and lose the
     results of the ones before it, so the chunks are sent one by one here: a network error or a
