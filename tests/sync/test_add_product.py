@@ -241,7 +241,8 @@ def test_corrected_form_after_a_refusal_goes_through(client, sandbox, acme, acme
     assert xero_items(sandbox)[0]["SalesDetails"]["AccountCode"] == "260"
 
 
-def test_xero_not_answering_keeps_the_form_for_a_safe_retry(client, sandbox, acme, acme_xero, admin_token):
+def test_xero_failing_keeps_the_form_for_a_safe_retry(client, sandbox, acme, acme_xero, admin_token):
+    """Xero refuses the call before writing anything (a 500): the form stays, with the same key."""
     _, initial = open_form(client, admin_token)
     sandbox.fault("xero", "PUT /Items", status=500, times=1)
 
@@ -249,12 +250,36 @@ def test_xero_not_answering_keeps_the_form_for_a_safe_retry(client, sandbox, acm
 
     assert failed.status_code == 422
     assert "Xero did not answer" in text(failed)
+    assert xero_items(sandbox) == []
+    assert bitrix24_catalog(sandbox) == ([], [])
+    assert failed.context["form"]["nonce"].value() == initial["nonce"]
+    retried = submit(client, admin_token, initial["nonce"])
+    assert 'data-test="product-success"' in text(retried)
+    assert len(xero_items(sandbox)) == 1
+    assert len(bitrix24_catalog(sandbox)[0]) == 1
+
+
+def test_xeros_answer_lost_after_the_write_then_the_retry_makes_no_second_item(
+    client, sandbox, acme, acme_xero, admin_token
+):
+    """The write happened but the answer was lost: Xero created the item and then the response failed
+    (the sandbox applies the request first, `after=True`). The form keeps its key, so the retry is
+    replayed by Xero's Idempotency-Key instead of creating a second item."""
+    _, initial = open_form(client, admin_token)
+    sandbox.fault("xero", "PUT /Items", status=500, times=1, after=True)
+
+    failed = submit(client, admin_token, initial["nonce"])
+
+    assert failed.status_code == 422
+    assert "Xero did not answer" in text(failed)
+    assert len(xero_items(sandbox)) == 1  # the write did happen
     assert bitrix24_catalog(sandbox) == ([], [])
     assert failed.context["form"]["nonce"].value() == initial["nonce"]  # same key: Xero won't make two
     retried = submit(client, admin_token, initial["nonce"])
     assert 'data-test="product-success"' in text(retried)
     assert len(xero_items(sandbox)) == 1
     assert len(bitrix24_catalog(sandbox)[0]) == 1
+    assert ItemLink.objects.filter(portal=acme).count() == 1
 
 
 # --- Bitrix24 refuses: the Xero item is taken back ----------------------------------------------------
