@@ -49,10 +49,7 @@ from sync.mappers.money import (
     unit_amount,
 )
 from sync.mappers.tax_map import NO_TAX_KEY, unmapped_message
-
-EXCLUSIVE = "Exclusive"
-INCLUSIVE = "Inclusive"
-NO_TAX = "NoTax"
+from sync.mappers.xero_arithmetic import EXCLUSIVE, INCLUSIVE, NO_TAX, line_amount, line_tax
 
 DISCOUNT_ABSOLUTE = 1  # discountTypeId: absolute amount per unit
 DISCOUNT_PERCENT = 2  # discountTypeId: percent (Bitrix24's default)
@@ -233,14 +230,14 @@ def _priced(row: Mapping, qty: Decimal, final_unit: Decimal, undiscounted_unit: 
     kind = _int(row.get("discountTypeId")) or DISCOUNT_PERCENT
     if kind == DISCOUNT_PERCENT:
         rate = to_decimal(row.get("discountRate"))
-        if rate and rate == quantize(rate) and xero_line_amount(qty, unit, discount_rate=rate) == target:
+        if rate and rate == quantize(rate) and line_amount(qty, unit, discount_rate=rate) == target:
             return {"UnitAmount": unit, "DiscountRate": rate}
     else:
         # Xero's DiscountAmount is for the whole line; Bitrix24's discount is per unit. Take it as
         # the gap between the two unit prices, which is right on either side of tax (discountSum
         # is the tax-exclusive one).
         amount = (undiscounted_unit - final_unit) * qty
-        if amount and amount == quantize(amount) and xero_line_amount(qty, unit, discount_amount=amount) == target:
+        if amount and amount == quantize(amount) and line_amount(qty, unit, discount_amount=amount) == target:
             return {"UnitAmount": unit, "DiscountAmount": amount.quantize(CENT)}
     return plain_form
 
@@ -301,27 +298,6 @@ def invoice_url(domain: str, entity_type_id: int | str, invoice_id: int | str) -
 # --- what Xero will compute -------------------------------------------------------------------------
 
 
-def xero_line_amount(
-    qty: Decimal, unit: Decimal, *, discount_rate: Decimal | None = None, discount_amount: Decimal | None = None
-) -> Decimal:
-    """Xero's LineAmount: quantity x unit less the discount, rounded half up to the cent."""
-    gross = qty * unit
-    if discount_rate:
-        gross = gross * (100 - discount_rate) / 100
-    elif discount_amount:
-        gross = gross - discount_amount
-    return quantize(gross)
-
-
-def xero_line_tax(line_amount: Decimal, rate: Decimal, amount_type: str) -> Decimal:
-    """Xero's TaxAmount for one line, rounded half up per line (xero-api.md §2.2)."""
-    if amount_type == NO_TAX or not rate:
-        return ZERO.quantize(CENT)
-    if amount_type == INCLUSIVE:
-        return quantize(line_amount * rate / (100 + rate))
-    return quantize(line_amount * rate / 100)
-
-
 def expected_totals(
     line_items: list[Mapping], line_amount_type: str, rates_by_tax_type: Mapping[str, Decimal]
 ) -> Totals:
@@ -331,7 +307,7 @@ def expected_totals(
     lines = ZERO
     tax = ZERO
     for line in line_items:
-        amount = xero_line_amount(
+        amount = line_amount(
             to_decimal(line.get("Quantity"), default=Decimal(1)),
             to_decimal(line.get("UnitAmount")),
             discount_rate=optional_decimal(line.get("DiscountRate")),
@@ -339,7 +315,7 @@ def expected_totals(
         )
         rate = rates_by_tax_type.get(line.get("TaxType") or "", ZERO)
         lines += amount
-        tax += xero_line_tax(amount, to_decimal(rate), line_amount_type)
+        tax += line_tax(amount, to_decimal(rate), line_amount_type)
     if line_amount_type == INCLUSIVE:
         return Totals(subtotal=money(lines - tax), tax=money(tax), total=money(lines))
     return Totals(subtotal=money(lines), tax=money(tax), total=money(lines + tax))

@@ -4,7 +4,8 @@ The same mapping the push engine uses (sync.mappers.invoice.invoice_to_xero with
 settings and item links), the same status rules (sync.mappers.stage.xero_status_for_push) and the
 same drift gate (sync.services.drift.push_gate), applied to Bitrix24's invoice as the signed-in user
 may read it (one `batch` call). Xero's figures come from Xero's arithmetic in
-sync.mappers.invoice (expected_totals: each line rounded, its tax rounded, then summed).
+sync.mappers.invoice (expected_totals: each line rounded, its tax rounded, then summed; the rounding
+itself is sync.mappers.xero_arithmetic).
 
 Nothing is written anywhere: no Xero call, no link, no log row. The contact is "existing" when the
 client is linked (ContactLink), else "to be created" (the push first looks for it in Xero by our
@@ -31,11 +32,10 @@ from sync.mappers.invoice import (
     expected_totals,
     invoice_to_xero,
     totals_gap,
-    xero_line_amount,
-    xero_line_tax,
 )
 from sync.mappers.money import optional_decimal, to_decimal
 from sync.mappers.stage import xero_status_for_push, xero_status_for_stage
+from sync.mappers.xero_arithmetic import line_amount, line_tax
 from sync.models import ContactLink, InvoiceLink, ItemLink, SyncSettings
 from sync.services.drift import push_gate
 from sync.services.xero_reference import XeroNotConnected, xero_reference
@@ -147,7 +147,7 @@ def invoice_preview(
     mapped_hash = invoice_push_fingerprint(content, bitrix24_amounts=bitrix24_amounts_of(invoice))
     amount_type = content["LineAmountTypes"]
     for line, row in zip(content["LineItems"], rows, strict=False):
-        amount = xero_line_amount(
+        amount = line_amount(
             to_decimal(line.get("Quantity"), default=Decimal(1)),
             to_decimal(line.get("UnitAmount")),
             discount_rate=optional_decimal(line.get("DiscountRate")),
@@ -170,7 +170,7 @@ def invoice_preview(
                 line_amount=amount,
                 tax_amount=to_decimal(line["TaxAmount"])
                 if line.get("TaxAmount") is not None and amount_type != "NoTax"
-                else xero_line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
+                else line_tax(amount, to_decimal(rates.get(line.get("TaxType") or "", 0)), amount_type),
                 bitrix24_amount=_row_sum(row),
             )
         )

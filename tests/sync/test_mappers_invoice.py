@@ -18,9 +18,9 @@ from sync.mappers.invoice import (
     expected_totals,
     invoice_to_xero,
     totals_gap,
-    xero_line_amount,
 )
 from sync.mappers.money import money, quantity, to_decimal
+from sync.mappers.xero_arithmetic import line_amount
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONTACT = {"ContactID": "b3a1c9de-2f44-4c1e-9a0b-5d6e7f809102"}
@@ -86,13 +86,13 @@ def test_each_line_is_sent_as_xero_keeps_it_and_lands_on_xeros_line_amount(name)
             theirs["AccountCode"],
             theirs.get("ItemCode"),
         )
-        line_amount = xero_line_amount(
+        amount = line_amount(
             ours["Quantity"],
             ours["UnitAmount"],
             discount_rate=ours.get("DiscountRate"),
             discount_amount=ours.get("DiscountAmount"),
         )
-        assert line_amount == money(theirs["LineAmount"])
+        assert amount == money(theirs["LineAmount"])
 
 
 def test_invoice_header_carries_number_reference_dates_currency_and_a_link_back():

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from integrations.bitrix24.api.old_invoices import old_filter, old_invoice_as_item, old_rows_as_product_rows
-from sync.mappers.invoice import MappingSettings, invoice_to_xero, totals_gap, xero_line_amount
+from sync.mappers.invoice import MappingSettings, invoice_to_xero, totals_gap
+from sync.mappers.xero_arithmetic import line_amount
 from sync.sources import SOURCES, invoice_source, parse_target
 
 OLD = {
@@ -70,7 +71,7 @@ def test_the_xero_invoice_of_an_old_invoice_matches_its_totals():
     out = invoice_to_xero(item, rows, {"ContactID": "c"}, settings)
     assert out["InvoiceNumber"] == "12" and out["Reference"] == "Invoice for legal entity"
     assert out["LineAmountTypes"] == "Exclusive"  # mixed rows
-    lines = [xero_line_amount(Decimal(str(li["Quantity"])), Decimal(str(li["UnitAmount"]))) for li in out["LineItems"]]
+    lines = [line_amount(Decimal(str(li["Quantity"])), Decimal(str(li["UnitAmount"]))) for li in out["LineItems"]]
     assert lines == [Decimal("300.00"), Decimal("105.00")]
     assert (out["Date"], out["DueDate"]) == ("2026-12-01", "2026-12-31")
     assert totals_gap(item, out, settings) is None
