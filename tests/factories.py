@@ -13,9 +13,22 @@ import uuid
 import factory
 from factory.django import DjangoModelFactory
 
-from accounts.models import Portal, XeroConnection
+from accounts.models import FrameSession, Portal, XeroConnection, XeroOAuthState
 from integrations.bitrix24.entity_types import SMART_INVOICE
-from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSettings, Trigger
+from sync.models import (
+    ContactLink,
+    Direction,
+    InboxEvent,
+    InvoiceLink,
+    ItemLink,
+    Source,
+    StageMapping,
+    SyncJob,
+    SyncLogEntry,
+    SyncSettings,
+    Trigger,
+    XeroStatusMapping,
+)
 
 
 class PortalFactory(DjangoModelFactory):
@@ -89,6 +102,76 @@ class SyncJobFactory(DjangoModelFactory):
     kind = SyncJob.Kind.PUSH_INVOICE
     target = factory.Sequence(lambda n: f"{SMART_INVOICE}:{n + 1}")
     trigger = Trigger.EVENT
+
+
+class FrameSessionFactory(DjangoModelFactory):
+    """A user signed in from the app frame (no Bitrix24 tokens: for code that never calls Bitrix24)."""
+
+    class Meta:
+        model = FrameSession
+
+    portal = factory.SubFactory(PortalFactory)
+    bitrix_user_id = factory.Sequence(lambda n: n + 1)
+    name = factory.Sequence(lambda n: f"User {n}")
+
+
+class XeroOAuthStateFactory(DjangoModelFactory):
+    """A Xero consent started from the app (its `state`), not yet come back."""
+
+    class Meta:
+        model = XeroOAuthState
+
+    portal = factory.SubFactory(PortalFactory)
+    nonce = factory.LazyFunction(lambda: uuid.uuid4().hex)
+
+
+class InboxEventFactory(DjangoModelFactory):
+    """A Bitrix24 invoice event as the inbound endpoint stores it (received, not yet processed)."""
+
+    class Meta:
+        model = InboxEvent
+
+    portal = factory.SubFactory(PortalFactory)
+    source = Source.BITRIX24
+    event_type = "ONCRMDYNAMICITEMUPDATE"
+    dedupe_key = factory.Sequence(lambda n: f"b24:{SMART_INVOICE}:{n + 1}:1700000000")
+    payload = factory.LazyAttribute(lambda event: {"event": event.event_type})
+
+
+class SyncLogEntryFactory(DjangoModelFactory):
+    """A push of one invoice to Xero that was created there."""
+
+    class Meta:
+        model = SyncLogEntry
+
+    portal = factory.SubFactory(PortalFactory)
+    direction = Direction.PUSH
+    trigger = Trigger.EVENT
+    outcome = SyncLogEntry.Outcome.CREATED
+    bitrix24_id = factory.Sequence(lambda n: str(n + 1))
+
+
+class StageMappingFactory(DjangoModelFactory):
+    """A Bitrix24 invoice stage of the default pipeline, mapped to no Xero status."""
+
+    class Meta:
+        model = StageMapping
+
+    portal = factory.SubFactory(PortalFactory)
+    category_id = 0
+    stage_id = factory.Sequence(lambda n: f"DT{SMART_INVOICE}_0:S{n}")
+    name = factory.Sequence(lambda n: f"Stage {n}")
+
+
+class XeroStatusMappingFactory(DjangoModelFactory):
+    """Where a Xero status moves the Bitrix24 invoice ("" = leave its stage alone)."""
+
+    class Meta:
+        model = XeroStatusMapping
+
+    portal = factory.SubFactory(PortalFactory)
+    xero_status = "PAID"
+    stage_id = ""
 
 
 def ready_portal(**fields) -> Portal:

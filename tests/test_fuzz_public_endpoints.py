@@ -21,6 +21,7 @@ from accounts.models import FrameSession, Portal, XeroConnection, XeroOAuthState
 from accounts.services.frame import frame_token_issue
 from integrations.xero.webhooks import xero_signature
 from sync.models import SyncJob, SyncLogEntry
+from tests.factories import FrameSessionFactory
 from tests.integrations import bitrix24_fixtures
 from tests.integrations.bitrix24_fixtures import portal_from_token_data
 
@@ -156,7 +157,7 @@ def world(db, sandbox, b24_app, acme_admin, settings):
     clerk = sandbox.bitrix24_user("Fuzz Clerk", admin=False, invoices="own")
     tokens = {}
     for name, user, admin in (("admin", acme_admin, True), ("clerk", clerk, False)):
-        session = FrameSession.objects.create(
+        session = FrameSessionFactory(
             portal=portal, bitrix_user_id=int(user["id"]), is_admin=admin, access_token=user["access_token"]
         )
         tokens[name] = frame_token_issue(session=session)

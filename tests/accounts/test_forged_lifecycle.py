@@ -18,6 +18,7 @@ from integrations.bitrix24.client import Bitrix24Client
 from sandbox.client import SandboxError
 from sync.models import Direction, SyncLogEntry, Trigger
 from tests.accounts.test_events import event_form
+from tests.factories import SyncLogEntryFactory
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_the_frame_policy_is_not_widened_by_a_forged_install(sandbox, acme, app_
 @pytest.mark.parametrize("clean", ["0", "1"])
 def test_a_clerks_forged_uninstall_wipes_nothing(acme, app_url, clerk_form, clean, caplog):
     caplog.set_level(logging.WARNING, logger="accounts.security")
-    SyncLogEntry.objects.create(
+    SyncLogEntryFactory(
         portal=acme, direction=Direction.PUSH, trigger=Trigger.EVENT, outcome="created", bitrix24_id="1"
     )
     form = _forged(acme, "ONAPPUNINSTALL", clerk_form)
@@ -118,7 +119,7 @@ def test_a_forged_clean_uninstall_cannot_wipe_a_portal_marked_needs_reauth(sandb
     # Our own opinion that the grant is in trouble is no proof that Bitrix24 removed the app.
     requests.post(f"{sandbox.base_url}/_sandbox/bitrix24/tokens/expire", json={"user": 1}, timeout=30)
     Portal.objects.filter(pk=acme.pk).update(status=Portal.Status.NEEDS_REAUTH, status_reason="test")
-    SyncLogEntry.objects.create(
+    SyncLogEntryFactory(
         portal=acme, direction=Direction.PUSH, trigger=Trigger.EVENT, outcome="created", bitrix24_id="1"
     )
     form = _forged(acme, "ONAPPUNINSTALL", clerk_form)
@@ -140,7 +141,7 @@ def _xero_connections(sandbox) -> list:
 def test_a_real_uninstall_with_clean_deletes_the_portals_data_and_revokes_xero(sandbox, acme):
     connection = sandbox_connect_xero(portal=acme)
     assert connection.is_active and _xero_connections(sandbox)
-    SyncLogEntry.objects.create(
+    SyncLogEntryFactory(
         portal=acme, direction=Direction.PUSH, trigger=Trigger.EVENT, outcome="created", bitrix24_id="1"
     )
     result = requests.post(f"{sandbox.base_url}/_sandbox/bitrix24/uninstall", json={"clean": True}, timeout=30).json()
@@ -152,7 +153,7 @@ def test_a_real_uninstall_with_clean_deletes_the_portals_data_and_revokes_xero(s
 
 def test_a_real_uninstall_without_clean_wipes_tokens_and_keeps_the_rest(sandbox, acme):
     sandbox_connect_xero(portal=acme)
-    SyncLogEntry.objects.create(
+    SyncLogEntryFactory(
         portal=acme, direction=Direction.PUSH, trigger=Trigger.EVENT, outcome="created", bitrix24_id="1"
     )
     result = requests.post(f"{sandbox.base_url}/_sandbox/bitrix24/uninstall", json={"clean": False}, timeout=30).json()

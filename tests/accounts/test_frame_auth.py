@@ -7,9 +7,10 @@ import time
 import requests
 from django.core import signing
 
-from accounts.models import FrameSession, Portal, XeroConnection
+from accounts.models import FrameSession, Portal
 from accounts.services.frame import FRAME_TOKEN_SALT
 from tests.accounts.conftest import install, open_frame
+from tests.factories import FrameSessionFactory, PortalFactory, XeroConnectionFactory
 
 
 class _SignedTwoHoursAgo(signing.TimestampSigner):
@@ -78,7 +79,7 @@ def test_a_foreign_member_id_is_refused(sandbox, acme):
 def test_a_token_of_another_portal_is_refused_even_with_the_right_application_token(sandbox, acme):
     # A real token of the sandbox portal, presented as if portal B (with a copied application_token)
     # had sent it: user.current against B's stored endpoint fails.
-    Portal.objects.create(
+    PortalFactory(
         member_id="b" * 32,
         domain="other.bitrix24.com",
         client_endpoint=f"{sandbox.base_url}/nowhere/rest/",
@@ -111,11 +112,11 @@ def test_the_frame_token_is_accepted_in_the_header_for_fetch_calls(admin_frame, 
 
 
 def test_a_session_of_one_portal_never_shows_another_portals_data(sandbox, acme, admin_frame, app_url):
-    other = Portal.objects.create(
+    other = PortalFactory(
         member_id="b" * 32, domain="bravo.bitrix24.com", client_endpoint="https://bravo.bitrix24.com/rest/"
     )
-    XeroConnection.objects.create(portal=other, tenant_id="t-bravo", tenant_name="Bravo Books Ltd")
-    bravo_session = FrameSession.objects.create(portal=other, bitrix_user_id=1, name="Bravo Admin", is_admin=True)
+    XeroConnectionFactory(portal=other, tenant_id="t-bravo", tenant_name="Bravo Books Ltd")
+    bravo_session = FrameSessionFactory(portal=other, bitrix_user_id=1, name="Bravo Admin", is_admin=True)
 
     page = admin_frame.get(f"{app_url}/app/")
     assert acme.domain in page.text and "Bravo Books Ltd" not in page.text and "bravo" not in page.text

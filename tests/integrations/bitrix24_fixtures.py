@@ -18,6 +18,7 @@ import pytest
 
 from accounts.models import Portal
 from sandbox.client import SandboxClient
+from tests.factories import PortalFactory
 
 CLIENT_ID = "app.connector.test"
 CLIENT_SECRET = "connector-test-secret"
@@ -25,7 +26,7 @@ CLIENT_SECRET = "connector-test-secret"
 
 def portal_from_token_data(data: dict) -> Portal:
     """A Portal row the way the install flow stores one, from a sandbox user's token data."""
-    return Portal.objects.create(
+    return PortalFactory(
         member_id=data["member_id"],
         domain=data["domain"],
         client_endpoint=data["client_endpoint"],

@@ -10,6 +10,7 @@ import requests
 
 from accounts.models import Portal, XeroConnection
 from integrations.xero.oauth import xero_authorize_url, xero_connections, xero_exchange_code
+from tests.factories import PortalFactory, XeroConnectionFactory
 
 REDIRECT_URI = "http://127.0.0.1:8000/xero/callback/"
 CLIENT_ID = "connector-test-client"
@@ -26,7 +27,7 @@ def xero_credentials(settings):
 
 @pytest.fixture
 def portal(db) -> Portal:
-    return Portal.objects.create(
+    return PortalFactory(
         member_id=f"member-{secrets.token_hex(6)}",
         domain="acme.bitrix24.com",
         client_endpoint="https://acme.bitrix24.com/rest/",
@@ -53,7 +54,7 @@ def xero_connect(portal: Portal) -> XeroConnection:
     tenants = xero_connections(tokens.access_token, tokens.extra.get("auth_event_id"))
     assert tenants, "the sandbox connected no organisation"
     tenant = tenants[0]
-    return XeroConnection.objects.create(
+    return XeroConnectionFactory(
         portal=portal,
         tenant_id=tenant["tenantId"],
         tenant_name=tenant.get("tenantName", ""),

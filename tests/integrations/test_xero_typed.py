@@ -19,6 +19,7 @@ from integrations.common.errors import PermanentError
 from integrations.xero.client import INVOICE_IDS_MAX, XeroClient
 from integrations.xero.oauth import xero_authorize_url, xero_connections, xero_exchange_code
 from integrations.xero.types import Contact, Invoice, Written
+from tests.factories import XeroConnectionFactory
 
 from .conftest import REDIRECT_URI, last_call_id, token_calls
 
@@ -240,7 +241,7 @@ def _connect_with_scopes(portal, scopes: str) -> XeroConnection:
     code = parse_qs(urlparse(consent.headers["Location"]).query)["code"][0]
     tokens = xero_exchange_code(code=code, redirect_uri=REDIRECT_URI)
     tenant = xero_connections(tokens.access_token, tokens.extra.get("auth_event_id"))[0]
-    return XeroConnection.objects.create(
+    return XeroConnectionFactory(
         portal=portal,
         tenant_id=tenant["tenantId"],
         tenant_name=tenant.get("tenantName", ""),

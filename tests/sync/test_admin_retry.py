@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from sync.models import SyncJob
 from sync.models.choices import Trigger
-from tests.factories import PortalFactory
+from tests.factories import PortalFactory, SyncJobFactory
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def portal(db):
 
 
 def test_the_admin_action_queues_failed_jobs_again_and_leaves_others(portal, client):
-    failed = SyncJob.objects.create(
+    failed = SyncJobFactory(
         portal=portal,
         kind=SyncJob.Kind.PUSH_INVOICE,
         target="31:7",
@@ -24,7 +24,7 @@ def test_the_admin_action_queues_failed_jobs_again_and_leaves_others(portal, cli
         attempts=8,
         last_error="Account must be valid.",
     )
-    done = SyncJob.objects.create(
+    done = SyncJobFactory(
         portal=portal, kind=SyncJob.Kind.PUSH_INVOICE, target="31:8", trigger=Trigger.EVENT, status=SyncJob.Status.DONE
     )
     client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))

@@ -4,22 +4,22 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from accounts.models import Portal
-from sync.models import StageMapping, SyncSettings, XeroStatusMapping
+from sync.models import StageMapping, SyncSettings
+from tests.factories import PortalFactory, StageMappingFactory, SyncSettingsFactory, XeroStatusMappingFactory
 
 
 @pytest.fixture
 def portal(db):
-    portal = Portal.objects.create(
+    portal = PortalFactory(
         member_id="a" * 32, domain="acme.bitrix24.com", client_endpoint="https://acme.bitrix24.com/rest/"
     )
     for sort, (stage_id, name, semantics) in enumerate(
         [("DT31_3:N", "New", ""), ("DT31_3:P", "Paid", "S"), ("DT31_3:D", "Declined", "F")]
     ):
-        StageMapping.objects.create(
+        StageMappingFactory(
             portal=portal, stage_id=stage_id, category_id=3, name=name, semantics=semantics, sort=sort * 10
         )
-    SyncSettings.objects.create(portal=portal)
+    SyncSettingsFactory(portal=portal)
     return portal
 
 
@@ -30,7 +30,7 @@ def ops(client):
 
 
 def test_a_xero_status_row_offers_the_portals_stages_and_refuses_any_other_text(portal, ops):
-    row = XeroStatusMapping.objects.create(portal=portal, xero_status="PAID", stage_id="DT31_3:P")
+    row = XeroStatusMappingFactory(portal=portal, xero_status="PAID", stage_id="DT31_3:P")
     url = reverse("admin:sync_xerostatusmapping_change", args=[row.pk])
     page = ops.get(url).content.decode()
     assert '<select name="stage_id"' in page and 'value="DT31_3:D"' in page and "Declined (DT31_3:D)" in page

@@ -10,12 +10,13 @@ from django.utils import timezone
 from sync.models import InvoiceLink, SyncJob, Trigger
 from sync.services.debounce import push_quiet_wait
 from sync.services.stages import stage_map_refresh
+from tests.factories import PortalFactory, SyncJobFactory
 from tests.sync.conftest import wait_for
 
 
 def _job(portal, target: str, *, priority=SyncJob.Priority.EVENT, age_s: float = 0.0, quiet_s: float = 0.0) -> SyncJob:
     now = timezone.now()
-    job = SyncJob.objects.create(
+    job = SyncJobFactory(
         portal=portal,
         kind=SyncJob.Kind.PUSH_INVOICE,
         target=target,
@@ -105,7 +106,6 @@ def test_an_import_burst_reaches_xero_in_one_pass(b24, acme_xero, worker, sandbo
 
 def test_a_backlog_is_worked_in_short_passes_while_other_portals_wait(lone_portal):
     from sync.services.push.pipeline import CLAIM_LIMIT, SHARED_CLAIM_LIMIT, claim_limit
-    from tests.factories import PortalFactory
 
     assert claim_limit(lone_portal.pk) == CLAIM_LIMIT
     other = PortalFactory()

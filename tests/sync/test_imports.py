@@ -18,6 +18,7 @@ from sync.services.imports import contacts_import, import_progress, import_run, 
 from tests.accounts import conftest as accounts_fixtures
 from tests.accounts.conftest import open_frame
 from tests.conftest import ROOT, WorkerProcess, _worker_env
+from tests.factories import SyncJobFactory
 from tests.integrations.conftest import xero_connect
 
 # The install and frame sign-in fixtures of the accounts tests, shared here.
@@ -65,7 +66,7 @@ def catalog(sandbox) -> tuple[list[dict], list[dict]]:
 
 
 def new_job(acme, kind, target: str = "") -> SyncJob:
-    return SyncJob.objects.create(portal=acme, kind=kind, target=target, trigger=Trigger.BUTTON, status="running")
+    return SyncJobFactory(portal=acme, kind=kind, target=target, trigger=Trigger.BUTTON, status="running")
 
 
 def test_contacts_become_linked_companies_and_a_second_import_updates_them(sandbox, acme, connected):
@@ -360,7 +361,7 @@ def test_the_by_kind_processor_runs_a_pending_import_whose_message_was_lost(sand
     from sync.tasks.imports import imports_pending_task
 
     xero_create(sandbox, "Contacts", [BETA])
-    job = SyncJob.objects.create(portal=acme, kind=SyncJob.Kind.IMPORT_CONTACTS, target="all", trigger=Trigger.BUTTON)
+    job = SyncJobFactory(portal=acme, kind=SyncJob.Kind.IMPORT_CONTACTS, target="all", trigger=Trigger.BUTTON)
     results = imports_pending_task(acme.pk)  # what the sweeper would dispatch
     job.refresh_from_db()
     assert job.status == "done" and results[0]["created"] == 1

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from accounts.models import FrameSession
-from sync.models import SyncLogEntry
 from tests.accounts import conftest as accounts_fixtures
+from tests.factories import SyncLogEntryFactory
 
 acme = accounts_fixtures.acme
 app_url = accounts_fixtures.app_url
@@ -122,7 +122,7 @@ def test_reconciliation_and_preview_pages_speak_the_language(
     for word in preview_words:
         assert word in preview.text, (lang, word)
     assert "What Xero would receive" not in preview.text and "Compare with Xero now" not in reconcile.text
-    SyncLogEntry.objects.create(
+    SyncLogEntryFactory(
         portal=acme, direction="push", trigger="button", bitrix24_id=str(item["id"]), outcome="payment_recorded"
     )
     log = http.get(f"{app_url}/app/log/", params={"ft": token}, timeout=30)

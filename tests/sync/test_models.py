@@ -11,16 +11,21 @@ from django.db import IntegrityError, transaction
 
 from sync.mappers.invoice import ItemRef
 from sync.models import (
-    ContactLink,
-    InboxEvent,
     InvoiceLink,
-    ItemLink,
-    StageMapping,
     SyncJob,
     SyncSettings,
-    XeroStatusMapping,
 )
-from tests.factories import PortalFactory
+from tests.factories import (
+    ContactLinkFactory,
+    InboxEventFactory,
+    InvoiceLinkFactory,
+    ItemLinkFactory,
+    PortalFactory,
+    StageMappingFactory,
+    SyncJobFactory,
+    SyncSettingsFactory,
+    XeroStatusMappingFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,26 +50,26 @@ def refused(create) -> bool:
 
 
 def test_a_bitrix24_invoice_links_to_one_xero_invoice_per_portal(portal, other_portal):
-    InvoiceLink.objects.create(portal=portal, bitrix24_id=42, xero_invoice_id=uuid.uuid4())
+    InvoiceLinkFactory(portal=portal, bitrix24_id=42, xero_invoice_id=uuid.uuid4())
 
-    assert refused(lambda: InvoiceLink.objects.create(portal=portal, bitrix24_id=42))
-    assert not refused(lambda: InvoiceLink.objects.create(portal=portal, bitrix24_entity_type=5, bitrix24_id=42))
-    assert not refused(lambda: InvoiceLink.objects.create(portal=other_portal, bitrix24_id=42))
+    assert refused(lambda: InvoiceLinkFactory(portal=portal, bitrix24_id=42))
+    assert not refused(lambda: InvoiceLinkFactory(portal=portal, bitrix24_entity_type=5, bitrix24_id=42))
+    assert not refused(lambda: InvoiceLinkFactory(portal=other_portal, bitrix24_id=42))
 
 
 def test_a_xero_invoice_links_to_one_bitrix24_invoice_but_many_links_may_wait_for_creation(portal):
     xero_id = uuid.uuid4()
-    InvoiceLink.objects.create(portal=portal, bitrix24_id=1, xero_invoice_id=xero_id)
+    InvoiceLinkFactory(portal=portal, bitrix24_id=1, xero_invoice_id=xero_id)
 
-    assert refused(lambda: InvoiceLink.objects.create(portal=portal, bitrix24_id=2, xero_invoice_id=xero_id))
-    InvoiceLink.objects.create(portal=portal, bitrix24_id=3)
-    InvoiceLink.objects.create(portal=portal, bitrix24_id=4)
+    assert refused(lambda: InvoiceLinkFactory(portal=portal, bitrix24_id=2, xero_invoice_id=xero_id))
+    InvoiceLinkFactory(portal=portal, bitrix24_id=3)
+    InvoiceLinkFactory(portal=portal, bitrix24_id=4)
     assert InvoiceLink.objects.filter(portal=portal, xero_invoice_id__isnull=True).count() == 2
 
 
 def test_the_fencing_update_succeeds_once_for_the_version_it_read(portal):
     """The compare-and-set the push and pull engines save their results with (InvoiceLink.save_if_version)."""
-    link = InvoiceLink.objects.create(portal=portal, bitrix24_id=42)
+    link = InvoiceLinkFactory(portal=portal, bitrix24_id=42)
 
     assert InvoiceLink.save_if_version(link.pk, 0, last_pushed_hash="f" * 64)
     # The slower worker read version 0 too, and loses: its values are not written.
@@ -79,7 +84,7 @@ def test_a_pull_that_lost_the_race_keeps_the_stage_the_winner_saved(portal):
     from sync.services.pull.decide import link_state_record as _record
     from sync.services.pull.state import XeroInvoiceState
 
-    link = InvoiceLink.objects.create(portal=portal, bitrix24_id=42, last_bitrix24_stage_id="DT31_1:N")
+    link = InvoiceLinkFactory(portal=portal, bitrix24_id=42, last_bitrix24_stage_id="DT31_1:N")
     stale = InvoiceLink.objects.get(pk=link.pk)  # the pull read version 0 ...
     assert InvoiceLink.save_if_version(link.pk, 0, last_bitrix24_stage_id="DT31_1:S")  # ... a push saved first
 
@@ -95,58 +100,54 @@ def test_a_pull_that_lost_the_race_keeps_the_stage_the_winner_saved(portal):
 
 def test_contact_links_are_unique_both_ways(portal):
     xero_id = uuid.uuid4()
-    ContactLink.objects.create(
+    ContactLinkFactory(
         portal=portal, bitrix24_kind="company", bitrix24_id=12, xero_contact_id=xero_id, xero_name="ACME"
     )
 
     assert refused(
-        lambda: ContactLink.objects.create(
+        lambda: ContactLinkFactory(
             portal=portal, bitrix24_kind="company", bitrix24_id=12, xero_contact_id=uuid.uuid4(), xero_name="ACME 2"
         )
     )
     assert refused(
-        lambda: ContactLink.objects.create(
+        lambda: ContactLinkFactory(
             portal=portal, bitrix24_kind="contact", bitrix24_id=12, xero_contact_id=xero_id, xero_name="ACME"
         )
     )
     assert not refused(
-        lambda: ContactLink.objects.create(
+        lambda: ContactLinkFactory(
             portal=portal, bitrix24_kind="contact", bitrix24_id=12, xero_contact_id=uuid.uuid4(), xero_name="Jo"
         )
     )
 
 
 def test_item_links_are_unique_by_product_item_and_code(portal):
-    ItemLink.objects.create(portal=portal, bitrix24_product_id=7, xero_item_id=uuid.uuid4(), xero_item_code="WIDGET")
+    ItemLinkFactory(portal=portal, bitrix24_product_id=7, xero_item_id=uuid.uuid4(), xero_item_code="WIDGET")
 
     assert refused(
-        lambda: ItemLink.objects.create(
-            portal=portal, bitrix24_product_id=7, xero_item_id=uuid.uuid4(), xero_item_code="W2"
-        )
+        lambda: ItemLinkFactory(portal=portal, bitrix24_product_id=7, xero_item_id=uuid.uuid4(), xero_item_code="W2")
     )
     assert refused(
-        lambda: ItemLink.objects.create(
+        lambda: ItemLinkFactory(
             portal=portal, bitrix24_product_id=8, xero_item_id=uuid.uuid4(), xero_item_code="WIDGET"
         )
     )
 
 
 def test_one_mapping_row_per_stage_and_per_xero_status(portal):
-    StageMapping.objects.create(portal=portal, stage_id="DT31_3:N", category_id=3, name="New", xero_status="DRAFT")
-    XeroStatusMapping.objects.create(portal=portal, xero_status="PAID", stage_id="DT31_3:P")
+    StageMappingFactory(portal=portal, stage_id="DT31_3:N", category_id=3, name="New", xero_status="DRAFT")
+    XeroStatusMappingFactory(portal=portal, xero_status="PAID", stage_id="DT31_3:P")
 
-    assert refused(lambda: StageMapping.objects.create(portal=portal, stage_id="DT31_3:N", category_id=3, name="New"))
-    assert refused(lambda: XeroStatusMapping.objects.create(portal=portal, xero_status="PAID", stage_id=""))
+    assert refused(lambda: StageMappingFactory(portal=portal, stage_id="DT31_3:N", category_id=3, name="New"))
+    assert refused(lambda: XeroStatusMappingFactory(portal=portal, xero_status="PAID", stage_id=""))
     assert refused(
-        lambda: StageMapping.objects.create(
-            portal=portal, stage_id="DT31_3:X", category_id=3, name="X", xero_status="SETTLED"
-        )
+        lambda: StageMappingFactory(portal=portal, stage_id="DT31_3:X", category_id=3, name="X", xero_status="SETTLED")
     )
 
 
 def test_a_redelivered_event_is_stored_once(portal):
     def receive():
-        InboxEvent.objects.create(
+        InboxEventFactory(
             portal=portal,
             source="bitrix24",
             dedupe_key="ONCRMDYNAMICITEMUPDATE:31:24:1723538517",
@@ -158,32 +159,35 @@ def test_a_redelivered_event_is_stored_once(portal):
 
     assert refused(receive)
     assert not refused(
-        lambda: InboxEvent.objects.create(
-            source="xero", dedupe_key="ONCRMDYNAMICITEMUPDATE:31:24:1723538517", event_type="UPDATE", payload={}
+        lambda: InboxEventFactory(
+            portal=None,
+            source="xero",
+            dedupe_key="ONCRMDYNAMICITEMUPDATE:31:24:1723538517",
+            event_type="UPDATE",
+            payload={},
         )
     )
 
 
 def test_only_one_pending_job_per_target_but_a_running_one_may_have_a_successor(portal):
-    SyncJob.objects.create(portal=portal, kind="push_invoice", target="31:42", trigger="event")
+    SyncJobFactory(portal=portal, kind="push_invoice", target="31:42", trigger="event")
 
-    assert refused(lambda: SyncJob.objects.create(portal=portal, kind="push_invoice", target="31:42", trigger="sweep"))
+    assert refused(lambda: SyncJobFactory(portal=portal, kind="push_invoice", target="31:42", trigger="sweep"))
     SyncJob.objects.filter(portal=portal).update(status="running")
-    assert not refused(
-        lambda: SyncJob.objects.create(portal=portal, kind="push_invoice", target="31:42", trigger="event")
-    )
+    assert not refused(lambda: SyncJobFactory(portal=portal, kind="push_invoice", target="31:42", trigger="event"))
 
 
 def test_settings_are_one_per_portal_and_paying_needs_an_account(portal):
-    SyncSettings.objects.create(portal=portal)
+    SyncSettingsFactory(portal=portal)
 
-    assert refused(lambda: SyncSettings.objects.create(portal=portal))
+    # A second row inserted as such (the factory itself would get the portal's row, not insert).
+    assert refused(lambda: SyncSettingsFactory.build(portal=portal).save())
     assert refused(lambda: SyncSettings.objects.filter(portal=portal).update(record_payment_on_paid=True))
     SyncSettings.objects.filter(portal=portal).update(record_payment_on_paid=True, payment_account_code="090")
 
 
 def test_settings_start_with_the_documented_defaults(portal):
-    settings = SyncSettings.objects.create(portal=portal)
+    settings = SyncSettingsFactory(portal=portal)
 
     assert (
         settings.default_account_code,
@@ -194,9 +198,7 @@ def test_settings_start_with_the_documented_defaults(portal):
 
 
 def test_settings_hand_the_invoice_mapper_its_tax_map_and_the_portals_domain(portal):
-    settings = SyncSettings.objects.create(
-        portal=portal, tax_types={"15": "OUTPUT2", "none": "NONE"}, line_amounts="exclusive"
-    )
+    settings = SyncSettingsFactory(portal=portal, tax_types={"15": "OUTPUT2", "none": "NONE"}, line_amounts="exclusive")
 
     mapping = settings.to_mapping_settings(items={23: ItemRef(code="WIDGET-PRO")})
 

@@ -22,6 +22,7 @@ from sync.models import SyncJob, SyncLogEntry
 from sync.services.buttons import invoices_push_request
 from sync.services.jobs import job_failed, jobs_claim
 from tests.conftest import ROOT, WorkerProcess
+from tests.factories import SyncLogEntryFactory
 from tests.sync.conftest import OAUTH_CLIENTS, wait_for
 
 
@@ -73,7 +74,7 @@ def test_job_errors_and_sync_log_entries_store_no_secret(acme):
         claimed,
         PermanentError(f"refused: refresh_token={acme.refresh_token}&auth={acme.access_token}", system="bitrix24"),
     )
-    SyncLogEntry.objects.create(
+    SyncLogEntryFactory(
         portal=acme,
         direction="push",
         trigger="event",

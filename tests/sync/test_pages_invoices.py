@@ -14,11 +14,11 @@ from urllib.parse import urlencode, urlparse
 import pytest
 import requests
 
-from accounts.models import FrameSession
 from integrations.common.errors import PermanentError
 from sync.models import SyncJob
 from sync.services.jobs import job_done, job_failed, jobs_claim
 from tests.accounts.conftest import open_frame
+from tests.factories import FrameSessionFactory, PortalFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -407,16 +407,15 @@ def test_progress_of_another_portals_jobs_is_not_revealed(sandbox, acme, acme_xe
 @pytest.fixture
 def other_portal_frame(acme) -> str:
     """A frame token of an admin of a second portal (Globex) stored beside acme."""
-    from accounts.models import Portal
     from accounts.services.frame import frame_token_issue
 
-    globex = Portal.objects.create(
+    globex = PortalFactory(
         member_id="globex-member",
         domain="globex.bitrix24.com",
         client_endpoint="https://globex.bitrix24.com/rest/",
         application_token="g" * 32,
     )
-    session = FrameSession.objects.create(
+    session = FrameSessionFactory(
         portal=globex, bitrix_user_id=1, name="Globex Admin", is_admin=True, access_token="globex-token"
     )
     return frame_token_issue(session=session)

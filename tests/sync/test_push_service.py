@@ -14,10 +14,11 @@ import pytest
 
 from integrations.bitrix24.client import Bitrix24Client
 from integrations.xero.client import XeroClient
-from sync.models import ContactLink, InvoiceLink, ItemLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
+from sync.models import ContactLink, InvoiceLink, StageMapping, SyncJob, SyncLogEntry, SyncSettings, Trigger
 from sync.services.buttons import invoices_push_request
 from sync.services.push import invoices_push_pending
 from sync.services.stages import stage_map_refresh
+from tests.factories import ItemLinkFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -249,9 +250,7 @@ def test_an_invoice_xero_refuses_fails_alone_with_xeros_message_while_the_rest_o
     portal, b24_admin, sandbox
 ):
     # A product linked to a Xero item that was deleted in Xero since: Xero refuses that invoice only.
-    ItemLink.objects.create(
-        portal=portal, bitrix24_product_id=777, xero_item_id=uuid.uuid4(), xero_item_code="GONE-ITEM"
-    )
+    ItemLinkFactory(portal=portal, bitrix24_product_id=777, xero_item_id=uuid.uuid4(), xero_item_code="GONE-ITEM")
     company_id = company(b24_admin, "Batch Customer")
     good = [invoice(b24_admin, company_id, ROWS[:1]) for _ in range(3)]
     bad = invoice(b24_admin, company_id, [])

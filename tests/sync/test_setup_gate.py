@@ -13,6 +13,7 @@ from sync.services.gate import (
 )
 from sync.services.inbox import inbox_event_process
 from sync.services.jobs import job_enqueue, jobs_claim, portal_sync_blocker
+from tests.factories import XeroConnectionFactory
 from tests.sync.test_inbox_bitrix24 import event_form, post_event
 
 
@@ -60,7 +61,7 @@ def test_before_setup_events_are_held_an_admin_click_goes_and_saving_setup_relea
 
 def test_the_gate_names_the_most_fundamental_problem_first(acme):
     assert sync_gate(acme).state == GateState.NO_XERO and not sync_gate(acme).keeps_events
-    connection = XeroConnection.objects.create(portal=acme, tenant_id="t-1", tenant_name="Acme Ltd")
+    connection = XeroConnectionFactory(portal=acme, tenant_id="t-1", tenant_name="Acme Ltd")
     SyncSettings.objects.update_or_create(portal=acme, defaults={"setup_completed": True})
     assert sync_gate(acme).ready
     connection.status = XeroConnection.Status.NEEDS_RECONNECT

@@ -18,6 +18,7 @@ from sync.tasks.sweeps import (
     sweep_xero_changes_task,
     tokens_keepalive_task,
 )
+from tests.factories import InboxEventFactory, SyncJobFactory
 from tests.sync.conftest import queued_tasks, setup_done, wait_for
 
 PUSH = SyncJob.Kind.PUSH_INVOICE
@@ -25,7 +26,7 @@ PUSH = SyncJob.Kind.PUSH_INVOICE
 
 def stored_without_dispatch(portal, invoice_id: int, *, received_ago_s: float = 60, **fields) -> InboxEvent:
     """An inbox row whose on_commit send was lost (the process died after the commit)."""
-    return InboxEvent.objects.create(
+    return InboxEventFactory(
         portal=portal,
         source=Source.BITRIX24,
         dedupe_key=f"lost:{invoice_id}",
@@ -58,14 +59,14 @@ def test_inbox_rows_whose_send_was_lost_are_processed_after_the_sweep(acme_xero,
 
 def test_due_pending_jobs_nobody_dispatched_are_dispatched_by_the_sweep(lone_portal):
     # Inserted without job_enqueue: as if the dispatch after commit never happened.
-    SyncJob.objects.create(
+    SyncJobFactory(
         portal=lone_portal,
         kind=PUSH,
         target="31:1",
         trigger=Trigger.EVENT,
         not_before=timezone.now() - timedelta(minutes=1),
     )
-    SyncJob.objects.create(
+    SyncJobFactory(
         portal=lone_portal,
         kind=SyncJob.Kind.PULL_STATUS,
         target="inv-1",
@@ -81,7 +82,7 @@ def test_due_pending_jobs_nobody_dispatched_are_dispatched_by_the_sweep(lone_por
 
 def test_jobs_running_past_their_lease_go_back_to_pending_with_their_attempts_and_are_dispatched(lone_portal):
     expired = timezone.now() - timedelta(seconds=1)
-    dead = SyncJob.objects.create(
+    dead = SyncJobFactory(
         portal=lone_portal,
         kind=PUSH,
         target="31:1",
@@ -91,7 +92,7 @@ def test_jobs_running_past_their_lease_go_back_to_pending_with_their_attempts_an
         lease_until=expired,
     )
     # A second dead job whose invoice already has a newer pending job: merged into that one.
-    SyncJob.objects.create(
+    SyncJobFactory(
         portal=lone_portal,
         kind=PUSH,
         target="31:2",
@@ -100,8 +101,8 @@ def test_jobs_running_past_their_lease_go_back_to_pending_with_their_attempts_an
         attempts=1,
         lease_until=expired,
     )
-    newer = SyncJob.objects.create(portal=lone_portal, kind=PUSH, target="31:2", trigger=Trigger.EVENT)
-    alive = SyncJob.objects.create(
+    newer = SyncJobFactory(portal=lone_portal, kind=PUSH, target="31:2", trigger=Trigger.EVENT)
+    alive = SyncJobFactory(
         portal=lone_portal,
         kind=PUSH,
         target="31:3",

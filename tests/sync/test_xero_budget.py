@@ -16,6 +16,7 @@ from integrations.common.throttle import xero_observe, xero_slot
 from sync.models import SyncJob, Trigger
 from sync.services.debounce import push_quiet_wait
 from sync.services.xero_budget import push_budget_pace, xero_budget_today
+from tests.factories import SyncJobFactory
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def _spend(tenant: str, calls: int, day_limit: int = 1000) -> None:
 
 def _job(portal, target: str, *, status=SyncJob.Status.PENDING, priority=SyncJob.Priority.EVENT, age_s=0.0):
     now = timezone.now()
-    job = SyncJob.objects.create(
+    job = SyncJobFactory(
         portal=portal,
         kind=SyncJob.Kind.PUSH_INVOICE,
         target=target,
