@@ -170,7 +170,7 @@ def _worker(pk: int, calls: int, threads: int) -> None:
         done = 0
         while done < n:
             try:
-                client.call("get_organisations")
+                client.organisation_get()
                 outcome = "ok"
             except RateLimitedError as exc:
                 outcome = "xero_429" if exc.status == 429 else "waited_out"

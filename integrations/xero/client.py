@@ -18,7 +18,7 @@ Idempotency-Key, and answer per element (`Written`); a request refused as a whol
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -48,8 +48,30 @@ Row = Mapping[str, Any]  # one record as Xero's JSON (what sync.mappers build)
 INVOICE_IDS_MAX = 50
 
 
-class XeroClient(XeroTransport):
-    """One per connection per thread (the SDK's ApiClient keeps per-call state)."""
+class XeroClient:
+    """One per connection per thread (the SDK's ApiClient keeps per-call state).
+
+    It holds its transport rather than being one, so no caller can reach the SDK's operation names
+    through it: the named methods below are the whole surface.
+    """
+
+    def __init__(
+        self, connection: XeroCredentials, *, interactive: bool = False, on_call: Callable[[], None] | None = None
+    ) -> None:
+        """`on_call` runs before each request (the push renews its job leases and counts calls)."""
+        self._transport = XeroTransport(connection, interactive=interactive, on_call=on_call)
+        self._call = self._transport.call
+        self._api = self._transport.accounting
+
+    @property
+    def connection(self) -> XeroCredentials:
+        """The credentials as last refreshed (a fresh copy after a token refresh)."""
+        return self._transport.connection
+
+    @property
+    def calls(self) -> int:
+        """Requests asked of this client so far (the reports' and benches' Xero call counts)."""
+        return self._transport.calls
 
     # --- contacts ----------------------------------------------------------------------------------
 
@@ -62,31 +84,31 @@ class XeroClient(XeroTransport):
             kwargs["include_archived"] = True
         if summary_only:
             kwargs["summary_only"] = True
-        answer = self.call("get_contacts", **kwargs)
+        answer = self._call("get_contacts", **kwargs)
         return convert.contact_page(answer, page, with_data=not summary_only)
 
     def contacts_find(self, where: str) -> list[Contact]:
         """GET /Contacts?where=… (e.g. an OR-chain of ContactNumber=="…" / Name=="…" terms)."""
-        answer = self.call("get_contacts", where=where)
+        answer = self._call("get_contacts", where=where)
         return [convert.contact(c) for c in answer.contacts or []]
 
     def contacts_search(self, term: str, *, page: int, page_size: int) -> list[Contact]:
         """GET /Contacts?searchTerm=… (substring of name, names, number or e-mail), summaries, one page."""
-        answer = self.call("get_contacts", search_term=term, page=page, page_size=page_size, summary_only=True)
+        answer = self._call("get_contacts", search_term=term, page=page, page_size=page_size, summary_only=True)
         return [convert.contact(c) for c in answer.contacts or []]
 
     def contacts_create(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[Contact]]:
         """PUT /Contacts (new ones only), Xero's answer per element."""
-        contacts = convert.sdk_models(self.accounting, "Contacts", batch)
-        answer = self.call(
+        contacts = convert.sdk_models(self._api, "Contacts", batch)
+        answer = self._call(
             "create_contacts", contacts=contacts, summarize_errors=False, idempotency_key=idempotency_key
         )
         return [convert.written(c, convert.contact(c)) for c in answer.contacts or []]
 
     def contacts_upsert(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[Contact]]:
         """POST /Contacts: updates those with a ContactID, creates the others; answer per element."""
-        contacts = convert.sdk_models(self.accounting, "Contacts", batch)
-        answer = self.call(
+        contacts = convert.sdk_models(self._api, "Contacts", batch)
+        answer = self._call(
             "update_or_create_contacts", contacts=contacts, summarize_errors=False, idempotency_key=idempotency_key
         )
         return [convert.written(c, convert.contact(c)) for c in answer.contacts or []]
@@ -101,17 +123,17 @@ class XeroClient(XeroTransport):
         kwargs: dict[str, Any] = {"i_ds": [str(i) for i in ids]}
         if lines:
             kwargs.update(page=1, page_size=INVOICE_IDS_MAX, unitdp=4)
-        answer = self.call("get_invoices", **kwargs)
+        answer = self._call("get_invoices", **kwargs)
         return [convert.invoice(i) for i in answer.invoices or []]
 
     def invoices_by_number(self, numbers: Sequence[str]) -> list[Invoice]:
         """GET /Invoices?InvoiceNumbers=… (summaries)."""
-        answer = self.call("get_invoices", invoice_numbers=list(numbers))
+        answer = self._call("get_invoices", invoice_numbers=list(numbers))
         return [convert.invoice(i) for i in answer.invoices or []]
 
     def invoices_modified_since(self, since: dt.datetime, *, page: int, page_size: int) -> list[Invoice]:
         """GET /Invoices with If-Modified-Since, oldest change first, whole invoices (4 dp), one page."""
-        answer = self.call(
+        answer = self._call(
             "get_invoices",
             if_modified_since=since,
             order="UpdatedDateUTC ASC",
@@ -123,13 +145,13 @@ class XeroClient(XeroTransport):
 
     def invoices_where(self, where: str, *, page: int, page_size: int) -> list[Invoice]:
         """GET /Invoices?where=… summaries, one page."""
-        answer = self.call("get_invoices", where=where, page=page, page_size=page_size, summary_only=True)
+        answer = self._call("get_invoices", where=where, page=page, page_size=page_size, summary_only=True)
         return [convert.invoice(i) for i in answer.invoices or []]
 
     def invoices_upsert(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[Invoice]]:
         """POST /Invoices (4-dp unit prices): updates those with an InvoiceID, creates the others."""
-        invoices = convert.sdk_models(self.accounting, "Invoices", batch)
-        answer = self.call(
+        invoices = convert.sdk_models(self._api, "Invoices", batch)
+        answer = self._call(
             "update_or_create_invoices",
             invoices=invoices,
             summarize_errors=False,
@@ -140,7 +162,7 @@ class XeroClient(XeroTransport):
 
     def invoice_online_url(self, invoice_id: str) -> str:
         """GET /Invoices/{id}/OnlineInvoice: the customer's link ("" when Xero gives none)."""
-        answer = self.call("get_online_invoice", invoice_id=str(invoice_id))
+        answer = self._call("get_online_invoice", invoice_id=str(invoice_id))
         urls = [o.online_invoice_url for o in answer.online_invoices or [] if o.online_invoice_url]
         return str(urls[0]) if urls else ""
 
@@ -148,8 +170,8 @@ class XeroClient(XeroTransport):
 
     def credit_notes_upsert(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[CreditNote]]:
         """POST /CreditNotes (4-dp unit prices), answer per element."""
-        notes = convert.sdk_models(self.accounting, "CreditNotes", batch)
-        answer = self.call(
+        notes = convert.sdk_models(self._api, "CreditNotes", batch)
+        answer = self._call(
             "update_or_create_credit_notes",
             credit_notes=notes,
             summarize_errors=False,
@@ -160,7 +182,7 @@ class XeroClient(XeroTransport):
 
     def credit_notes_modified_since(self, since: dt.datetime, *, page: int, page_size: int) -> list[CreditNote]:
         """GET /CreditNotes with If-Modified-Since, oldest change first, one page."""
-        answer = self.call(
+        answer = self._call(
             "get_credit_notes",
             if_modified_since=since,
             order="UpdatedDateUTC ASC",
@@ -182,7 +204,7 @@ class XeroClient(XeroTransport):
     ) -> Payment:
         """PUT /Payments: `amount` paid on the invoice to the account with that code."""
         payment = convert.sdk_model(
-            self.accounting,
+            self._api,
             "Payment",
             {
                 "Invoice": {"InvoiceID": str(invoice_id)},
@@ -192,7 +214,7 @@ class XeroClient(XeroTransport):
                 "Reference": reference,
             },
         )
-        answer = self.call("create_payment", payment=payment, idempotency_key=idempotency_key)
+        answer = self._call("create_payment", payment=payment, idempotency_key=idempotency_key)
         payments = getattr(answer, "payments", None) or []
         return convert.payment(payments[0]) if payments else Payment(payment_id="", amount=amount)
 
@@ -200,18 +222,18 @@ class XeroClient(XeroTransport):
 
     def items_list(self) -> list[Item]:
         """GET /Items, all of them (not paged, xero-api.md §6.1), each with its JSON (`data`)."""
-        answer = self.call("get_items")
+        answer = self._call("get_items")
         return [convert.item(i, with_data=True) for i in answer.items or []]
 
     def items_create(self, batch: Sequence[Row], *, idempotency_key: str) -> list[Written[Item]]:
         """PUT /Items, answer per element."""
-        items = convert.sdk_models(self.accounting, "Items", batch)
-        answer = self.call("create_items", items=items, summarize_errors=False, idempotency_key=idempotency_key)
+        items = convert.sdk_models(self._api, "Items", batch)
+        answer = self._call("create_items", items=items, summarize_errors=False, idempotency_key=idempotency_key)
         return [convert.written(i, convert.item(i)) for i in answer.items or []]
 
     def item_delete(self, item_id: str) -> None:
         """DELETE /Items/{id} (a 404 raises PermanentError with status 404)."""
-        self.call("delete_item", item_id=str(item_id))
+        self._call("delete_item", item_id=str(item_id))
 
     # --- settings ----------------------------------------------------------------------------------
 
@@ -222,19 +244,19 @@ class XeroClient(XeroTransport):
             kwargs["if_modified_since"] = modified_since
         if where is not None:
             kwargs["where"] = where
-        answer = self.call("get_accounts", **kwargs)
+        answer = self._call("get_accounts", **kwargs)
         return [convert.account(a) for a in answer.accounts or []]
 
     def tax_rates_list(self, *, where: str | None = None) -> list[TaxRate]:
-        answer = self.call("get_tax_rates", **({"where": where} if where is not None else {}))
+        answer = self._call("get_tax_rates", **({"where": where} if where is not None else {}))
         return [convert.tax_rate(t) for t in answer.tax_rates or []]
 
     def currencies_list(self) -> list[Currency]:
-        answer = self.call("get_currencies")
+        answer = self._call("get_currencies")
         return [convert.currency(c) for c in answer.currencies or []]
 
     def organisation_get(self) -> Organisation | None:
         """GET /Organisation: the connected organisation (None if Xero lists none)."""
-        answer = self.call("get_organisations")
+        answer = self._call("get_organisations")
         organisations = answer.organisations or []
         return convert.organisation(organisations[0]) if organisations else None

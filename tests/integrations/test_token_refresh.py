@@ -62,7 +62,7 @@ def test_twenty_concurrent_calls_with_an_expired_xero_token_make_exactly_one_ref
 
     def call(_i):
         client = XeroClient(XeroConnection.objects.get(pk=xero_connection.pk))
-        return client.call("get_organisations").organisations[0].name
+        return client.organisation_get().name
 
     results = _in_threads(20, call)
 

@@ -1,5 +1,6 @@
-"""XeroClient against the sandbox's fake Xero: results, classified errors, and the shared throttle
-holding across real worker processes."""
+"""XeroClient and its transport against the sandbox's fake Xero: results, classified errors, and the
+shared throttle holding across real worker processes. (The typed methods one by one:
+test_xero_typed.py.)"""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from accounts.models import XeroConnection
 from integrations.common.errors import AuthorizationLostError, PermanentError, RateLimitedError, RetryableError
 from integrations.xero.client import XeroClient, element_errors
 from integrations.xero.oauth import xero_delete_connection
+from integrations.xero.transport import XeroTransport
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, last_call_id
 
@@ -38,24 +40,24 @@ def _invoice(**overrides) -> Invoice:
 
 
 def test_get_organisations_returns_the_connected_organisation(xero_connection):
-    organisations = XeroClient(xero_connection).call("get_organisations")
-    assert organisations.organisations[0].name == xero_connection.tenant_name
+    organisation = XeroClient(xero_connection).organisation_get()
+    assert organisation is not None and organisation.name == xero_connection.tenant_name
 
 
 def test_creating_an_invoice_returns_it_with_xeros_id_and_totals(xero_connection, sandbox):
-    created = XeroClient(xero_connection).call(
+    created = XeroTransport(xero_connection).call(
         "create_invoices", invoices=Invoices(invoices=[_invoice()]), idempotency_key=f"test-{uuid.uuid4()}"
     )
     invoice = created.invoices[0]
     assert uuid.UUID(invoice.invoice_id)
     assert invoice.total > 300  # 300 plus tax
-    found = XeroClient(xero_connection).call("get_invoice", invoice_id=invoice.invoice_id)
+    found = XeroTransport(xero_connection).call("get_invoice", invoice_id=invoice.invoice_id)
     assert found.invoices[0].invoice_number == invoice.invoice_number
 
 
 def test_a_validation_error_is_permanent_and_carries_xeros_own_messages(xero_connection):
     with pytest.raises(PermanentError) as refused:
-        XeroClient(xero_connection).call("create_invoices", invoices=Invoices(invoices=[_invoice(contact=None)]))
+        XeroTransport(xero_connection).call("create_invoices", invoices=Invoices(invoices=[_invoice(contact=None)]))
     assert refused.value.status == 400
     assert not refused.value.retryable
     assert "A Contact must be specified for this type of transaction" in refused.value.details
@@ -64,7 +66,7 @@ def test_a_validation_error_is_permanent_and_carries_xeros_own_messages(xero_con
 
 def test_element_errors_collects_the_messages_of_each_element_and_its_line_items(xero_connection):
     bad_line = LineItem(description="Widget", quantity=1, unit_amount=5, item_code="NO-SUCH-ITEM")
-    answer = XeroClient(xero_connection).call(
+    answer = XeroTransport(xero_connection).call(
         "create_invoices",
         invoices=Invoices(invoices=[_invoice(), _invoice(contact=None, line_items=[bad_line])]),
         summarize_errors=False,
@@ -78,7 +80,7 @@ def test_element_errors_collects_the_messages_of_each_element_and_its_line_items
 
 def test_an_unknown_invoice_is_a_permanent_not_found(xero_connection):
     with pytest.raises(PermanentError) as missing:
-        XeroClient(xero_connection).call("get_invoice", invoice_id=str(uuid.uuid4()))
+        XeroTransport(xero_connection).call("get_invoice", invoice_id=str(uuid.uuid4()))
     assert (missing.value.status, missing.value.code) == (404, "not_found")
 
 
@@ -86,9 +88,9 @@ def test_an_unknown_invoice_is_a_permanent_not_found(xero_connection):
 def test_a_server_error_at_xero_is_retryable(xero_connection, sandbox, status):
     sandbox.fault("xero", "GET /Organisation", status=status)
     with pytest.raises(RetryableError) as failed:
-        XeroClient(xero_connection).call("get_organisations")
+        XeroClient(xero_connection).organisation_get()
     assert failed.value.status == status
-    assert XeroClient(xero_connection).call("get_organisations").organisations  # the fault was one-off
+    assert XeroClient(xero_connection).organisation_get() is not None  # the fault was one-off
 
 
 def test_a_429_is_rate_limited_with_retry_after_and_parks_the_tenant_for_every_caller(
@@ -97,14 +99,14 @@ def test_a_429_is_rate_limited_with_retry_after_and_parks_the_tenant_for_every_c
     settings.RATE_LIMIT_MAX_WAIT_S = 0  # callers give up at once instead of waiting the penalty out
     sandbox.fault("xero", "GET /Organisation", status=429)
     with pytest.raises(RateLimitedError) as limited:
-        XeroClient(xero_connection).call("get_organisations")
+        XeroClient(xero_connection).organisation_get()
     assert limited.value.status == 429
     assert limited.value.retry_after > 0
 
     # Another client (another worker) does not even reach Xero while the tenant is parked.
     since = last_call_id(sandbox)
     with pytest.raises(RateLimitedError) as parked:
-        XeroClient(xero_connection).call("get_organisations")
+        XeroClient(xero_connection).organisation_get()
     assert parked.value.status is None  # refused by our throttle, not by Xero
     assert sandbox.calls(since=since, system="xero") == []
 
@@ -115,14 +117,14 @@ def test_an_unreachable_xero_is_retryable(xero_connection, settings):
         closed_port = s.getsockname()[1]
     settings.SANDBOX_URL = f"http://127.0.0.1:{closed_port}"
     with pytest.raises(RetryableError) as failed:
-        XeroClient(xero_connection).call("get_organisations")
+        XeroClient(xero_connection).organisation_get()
     assert failed.value.code == "network"
 
 
 def test_a_disconnected_organisation_marks_the_connection_needs_reconnect(xero_connection):
     xero_delete_connection(xero_connection.access_token, xero_connection.connection_id)
     with pytest.raises(AuthorizationLostError):
-        XeroClient(xero_connection).call("get_organisations")
+        XeroClient(xero_connection).organisation_get()
     row = XeroConnection.objects.get(pk=xero_connection.pk)
     assert row.status == XeroConnection.Status.NEEDS_RECONNECT
     assert "no longer connected" in row.status_reason
@@ -141,7 +143,7 @@ def test_a_value_the_sdk_cannot_read_is_a_permanent_error_with_a_clear_message(x
         },
     )
     with pytest.raises(PermanentError) as unreadable:
-        XeroClient(xero_connection).call("get_organisations")
+        XeroClient(xero_connection).organisation_get()
     assert unreadable.value.code == "unreadable_response"
     assert "XYZ" in unreadable.value.message
 
@@ -166,7 +168,7 @@ def caller(n):
     done = 0
     while done < n:
         try:
-            client.call("get_organisations")
+            client.organisation_get()
             outcome = "ok"
         except RateLimitedError as exc:
             # What a task does: come back after retry_after. A 429 from Xero itself is a failure.

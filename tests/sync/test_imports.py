@@ -12,7 +12,7 @@ import pytest
 from xero_python.accounting import Contact, Contacts, Item, Items, Phone, Purchase
 
 from accounts.models import XeroConnection
-from integrations.xero.client import XeroClient
+from integrations.xero.transport import XeroTransport
 from sync.models import ContactLink, Direction, ItemLink, SyncJob, SyncLogEntry, Trigger
 from sync.services.imports import contacts_import, import_progress, import_run, items_import
 from tests.accounts import conftest as accounts_fixtures
@@ -90,7 +90,7 @@ def test_contacts_become_linked_companies_and_a_second_import_updates_them(sandb
     assert (link.bitrix24_kind, link.bitrix24_id) == ("company", int(company["ID"]))
 
     # The phone changes in Xero, through the API.
-    XeroClient(connected).call(
+    XeroTransport(connected).call(
         "update_contact",
         contact_id=acme_id,
         contacts=Contacts(
@@ -199,7 +199,7 @@ def test_items_become_products_with_prices_in_the_chosen_currency_and_update_on_
         "200",
     )
 
-    XeroClient(connected).call(
+    XeroTransport(connected).call(
         "update_item",
         item_id=widget["ItemID"],
         items=Items(
