@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from connector.logging_config import logging_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -233,37 +235,7 @@ SESSION_COOKIE_HTTPONLY = True
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {
-            "()": "connector.logcontext.PlainFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s%(context)s %(message)s",
-        },
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(levelname)s %(name)s %(message)s %(request_id)s %(portal)s %(invoice)s %(job)s %(task)s %(process)d",
-            "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
-            "timestamp": True,  # ISO 8601, UTC
-        },
-    },
-    "filters": {
-        # One filter for every handler (and, through the record factory it installs, every logger
-        # of the process): no secret in a log line. See connector/redaction.py.
-        "redact_secrets": {"()": "connector.redaction.RedactSecretsFilter"},
-        # The ids of what the line is about (connector/logcontext.py).
-        "log_context": {"()": "connector.logcontext.ContextFilter"},
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
-            "filters": ["log_context", "redact_secrets"],
-        },
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+LOGGING = logging_settings(LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
 
 # --- Metrics ------------------------------------------------------------------------------------
 # GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, the endpoint is off (404).
