@@ -287,12 +287,9 @@ def _refreshed_access_token(portal: Portal) -> str:
             portal, bitrix24_refresh, force=True, seen_generation=portal.token_generation
         ).access_token
     tokens = bitrix24_refresh(portal.refresh_token)
-    Portal.objects.filter(pk=portal.pk, token_generation=portal.token_generation).update(
-        access_token=tokens.access_token,  # EncryptedTextField encrypts on update() too
-        refresh_token=tokens.refresh_token,
-        token_expires_at=tokens.expires_at,
-        token_generation=portal.token_generation + 1,
-        updated_at=timezone.now(),
+    # Kept through the token store, compare-and-set on the generation like every token write.
+    portal.token_store().save_refreshed(
+        generation=portal.token_generation, tokens=tokens, refresh_token=portal.refresh_token
     )
     return tokens.access_token
 
