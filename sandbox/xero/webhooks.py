@@ -171,12 +171,19 @@ class WebhookEmitter:
         self._ensure_worker()
         return {"url": subscription.url, "status": result["status"], "itr": result}
 
-    def emit(self, tenant_id: str, category: str, event_type: str, resource_id: str) -> None:
-        """Record a change (category INVOICE/CONTACT, type CREATE/UPDATE) for batched, signed delivery."""
+    def emit(
+        self, tenant_id: str, category: str, event_type: str, resource_id: str, occurred_at: datetime | None = None
+    ) -> None:
+        """Record a change (category INVOICE/CONTACT, type CREATE/UPDATE) for batched, signed delivery.
+
+        eventDateUtc is "the date and time that event occurred" (xero-webhooks.yaml): the change's own
+        time, the UpdatedDateUTC the change gave the resource, when the caller knows it (to the
+        millisecond, as both are written); else the moment of the call."""
+        when = occurred_at.astimezone(UTC) if occurred_at is not None else datetime.now(UTC)
         event = {
             "resourceUrl": f"{API_BASE}/{RESOURCE_PATHS.get(category, category.title() + 's')}/{resource_id}",
             "resourceId": resource_id,
-            "eventDateUtc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+            "eventDateUtc": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
             "eventType": event_type,
             "eventCategory": category,
             "tenantId": tenant_id,

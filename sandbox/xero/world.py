@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Response, request
 
 from sandbox.xero import (
@@ -93,7 +95,25 @@ class XeroWorld:
     def emit(self, tenant_id: str, events: list[tuple[str, str, str]]) -> None:
         """Hand changes to the emitter. Called after sandbox.lock is released: emit only queues."""
         for category, event_type, resource_id in events:
-            self.webhooks.emit(tenant_id, category, event_type, resource_id)
+            self.webhooks.emit(
+                tenant_id,
+                category,
+                event_type,
+                resource_id,
+                occurred_at=self._changed_at(tenant_id, category, resource_id),
+            )
+
+    def _changed_at(self, tenant_id: str, category: str, resource_id: str) -> datetime | None:
+        """The resource's UpdatedDateUTC as the change left it (a later change, made meanwhile, can only
+        make it later): the time the event occurred."""
+        with self.sandbox.lock:
+            org = self.organisations.get(tenant_id)
+            if org is None:
+                return None
+            store = {"INVOICE": org.invoices, "CONTACT": org.contacts}.get(category)
+            resource = store.get(resource_id) if store is not None else None
+            value = resource.get("UpdatedDateUTC") if resource else None
+        return value if isinstance(value, datetime) else None
 
     # --- control API contract --------------------------------------------------------------------
     def snapshot(self) -> dict:

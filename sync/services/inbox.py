@@ -29,6 +29,7 @@ from integrations.xero.webhooks import XeroWebhookEvent, xero_webhook_from_json
 from sync.models import InboxEvent, Source, SyncJob, Trigger
 from sync.services.gate import jobs_enqueue_for_event, sync_gate
 from sync.services.jobs import task_send, task_send_coalesced
+from sync.services.pull.echo import xero_event_is_echo
 
 logger = logging.getLogger(__name__)
 
@@ -250,10 +251,15 @@ def _process_xero(event: InboxEvent) -> tuple[str, str]:
     portals = Portal.objects.filter(
         xero_connection__tenant_id__iexact=payload.get("tenantId", ""), status=Portal.Status.ACTIVE
     )
-    enqueued = 0
+    enqueued = echoes = 0
     for portal in portals:
         gate = sync_gate(portal)
         if not gate.jobs_may_run:
+            continue
+        if xero_event_is_echo(
+            portal=portal, invoice_id=str(payload["resourceId"]), event_date_utc=str(payload.get("eventDateUtc", ""))
+        ):
+            echoes += 1  # our own write's event, or an older one: the link already holds that state
             continue
         jobs_enqueue_for_event(
             portal=portal,
@@ -263,6 +269,8 @@ def _process_xero(event: InboxEvent) -> tuple[str, str]:
             trigger=Trigger.WEBHOOK,
         )
         enqueued += 1
+    if echoes and not enqueued:
+        return InboxEvent.Status.DONE, "echo: the invoice's state is already known (not read again)"
     if not enqueued:
         return InboxEvent.Status.IGNORED, "no active portal is connected to this Xero organisation"
     return InboxEvent.Status.DONE, ""

@@ -377,3 +377,17 @@ def test_a_payment_entered_in_xero_is_announced_as_an_invoice_update(sandbox, re
     assert [(e["eventCategory"], e["eventType"], e["tenantId"]) for e in updates] == [
         ("INVOICE", "UPDATE", xero.tenant_id)
     ]
+
+
+def test_an_events_date_is_the_time_the_change_occurred_when_known(emitter, receiver):
+    """eventDateUtc is "the date and time that event occurred" (xero-webhooks.yaml): for a write, the
+    UpdatedDateUTC it gave the invoice, to the millisecond (sandbox/xero/world.py passes it)."""
+    from datetime import UTC, datetime
+
+    emitter.configure(receiver.url, KEY)
+    changed = datetime(2026, 12, 6, 7, 15, 39, 902000, tzinfo=UTC)
+    emitter.emit(TENANT, "INVOICE", "UPDATE", INVOICE_ID, occurred_at=changed)
+
+    (payload,) = receiver.wait_for(1)
+
+    assert payload["events"][0]["eventDateUtc"] == "2026-12-06T07:15:39.902"

@@ -203,3 +203,41 @@ def test_without_the_stored_fingerprint_our_own_pushs_echo_costs_a_bitrix24_writ
     assert xero_writes(sandbox, since) == []
     link.refresh_from_db()
     assert link.last_bitrix24_stage_id == SENT and link.last_pulled_hash
+
+
+def xero_invoice_webhooks(link: InvoiceLink) -> list[InboxEvent]:
+    """Every INVOICE event (CREATE or UPDATE) Xero sent about the link's invoice."""
+    return list(
+        InboxEvent.objects.filter(
+            source="xero", event_type__startswith="INVOICE.", payload__resourceId=str(link.xero_invoice_id)
+        )
+    )
+
+
+def invoice_reads(sandbox, since: int) -> list[dict]:
+    return [c for c in sandbox.calls(since=since, system="xero") if c["method"] == "GET" and c["target"] == "/Invoices"]
+
+
+@pytest.mark.exact_delivery
+def test_our_own_writes_webhook_is_not_read_again_but_a_payment_right_after_is(wired, b24, worker, sandbox):
+    """The event of our own write occurred no later than the UpdatedDateUTC its answer gave us
+    (sync/services/pull/echo.py): nothing to read. A payment made a moment later is a later event:
+    read, and the stage moves. (Xero batches and delays its webhooks; a second here keeps the echo
+    behind our write's record, as it is in practice.)"""
+    sandbox._call("POST", "/_sandbox/delivery", json={"delay_s": 1.0})
+    since = last_call(sandbox)
+    invoice_id = rep_invoice(b24)
+    link = pushed(wired, invoice_id)
+    wait_for(lambda: xero_invoice_webhooks(link), timeout=30, what="our write's webhook")
+    settle(wired)
+
+    assert invoice_reads(sandbox, since) == []
+    assert all(e.status == "done" and "echo" in e.error for e in xero_invoice_webhooks(link))
+    assert SyncLogEntry.objects.filter(
+        portal=wired, direction="pull", outcome="echo_dropped", xero_id=str(link.xero_invoice_id)
+    ).exists()
+
+    since = last_call(sandbox)
+    sandbox.xero_pay(str(link.xero_invoice_id))
+    wait_for(lambda: stage_of(wired, invoice_id) == PAID, timeout=30, what="the payment's stage move")
+    assert len(invoice_reads(sandbox, since)) == 1

@@ -1,0 +1,59 @@
+"""Xero webhooks caused by what we already know: no need to read the invoice again.
+
+Every write we make to a Xero invoice raises a webhook for it, and its answer already told us the
+invoice's new state, which the push engine stored on the link with the answer's UpdatedDateUTC
+(`InvoiceLink.xero_updated_at`; a pull stores the UpdatedDateUTC it read the same way). An event is
+"the date and time that event occurred" (xero-webhooks.yaml): one that occurred no later than the
+state we hold (our own write's event, or a duplicate or late delivery of an older one) cannot tell us
+anything that state does not, so it is not fetched with GET /Invoices. Any later change in Xero (a
+payment, a status, edited lines) has a later time and raises its own event, which is fetched as
+before; and the sweep (If-Modified-Since) reads whatever an event failed to bring.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from accounts.models import Portal
+from sync.models import Direction, InvoiceLink, SyncLogEntry, Trigger
+from sync.services.log import sync_log_write
+
+
+def xero_event_is_echo(*, portal: Portal, invoice_id: str, event_date_utc: str) -> bool:
+    """True (and said in the sync log, as the pull says an echo it read) when the link of this Xero
+    invoice already holds a state at least as new as the event."""
+    occurred = _event_time(event_date_utc)
+    if occurred is None:
+        return False
+    try:
+        key = uuid.UUID(str(invoice_id))
+    except ValueError:
+        return False
+    link = InvoiceLink.objects.filter(portal=portal, xero_invoice_id=key).first()
+    if link is None or link.xero_updated_at is None or occurred > link.xero_updated_at:
+        return False
+    sync_log_write(
+        portal=portal,
+        direction=Direction.PULL,
+        trigger=Trigger.WEBHOOK,
+        outcome=SyncLogEntry.Outcome.ECHO_DROPPED,
+        bitrix24_id=link.bitrix24_id,
+        xero_id=str(key),
+        invoice_number=link.xero_invoice_number,
+        message=(
+            f"Xero's event of {occurred.strftime('%H:%M:%S.%f')[:-3]} UTC is not newer than what we last wrote"
+            " or read; the invoice was not read again."
+        ),
+        details={"xero_status": link.last_xero_status},
+    )
+    return True
+
+
+def _event_time(value: str) -> datetime | None:
+    """eventDateUtc is ISO 8601 without a zone ("2024-06-21T01:15:39.902"), in UTC (xero-api.md §7.3)."""
+    try:
+        parsed = datetime.fromisoformat(str(value).strip().removesuffix("Z"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
