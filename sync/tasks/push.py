@@ -9,7 +9,9 @@ Fair to other portals on the same worker pool (issue 14, bench/fairness.py):
 - one task per portal at a time (a Redis lock, renewed by a heartbeat): a backlog occupies one
   worker, never the whole pool; a dispatch that finds the portal busy ends at once, and the holder
   dispatches whatever is due once it lets go;
-- short slices (TIME_BUDGET_S): a backlog is worked in slices that queue behind other portals' tasks;
+- short slices: while other portals have pushes due, a slice is one pass of SHARED_CLAIM_LIMIT
+  invoices, then the rest queues behind their tasks (round robin through the broker queue); a
+  portal alone runs full passes for up to TIME_BUDGET_S;
 - before each pass, the tenant's Xero minute budget is read (throttle.xero_room_wait): when the pass
   would mostly wait for it, the rest goes to a delayed task and the worker is given back, instead of
   sleeping in the throttle inside the worker.
@@ -35,7 +37,7 @@ from sync.services.debounce import push_quiet_wait
 from sync.services.heartbeat import BEAT_S, Heartbeat
 from sync.services.jobs import job_dispatch, job_dispatch_after_quiet, task_send
 from sync.services.push import invoices_push_pending
-from sync.services.push.pipeline import CLAIM_LIMIT, SHARED_CLAIM_LIMIT
+from sync.services.push.pipeline import CLAIM_LIMIT
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +138,14 @@ def _slice(portal_id: int) -> tuple[dict, bool, float | None]:
             if isinstance(value, int) and key != "portal_id":
                 totals[key] = totals.get(key, 0) + value
         paused = bool(report.paused)
-        # A pass that took less than the smallest claim limit took everything that was due: a
-        # second pass would only find what arrived meanwhile, whose own dispatch (or the
-        # _dispatch_what_remains after this slice) brings it; the empty pass costs a worker its
-        # setup queries for nothing, once per change on a busy pool.
-        if report.paused or report.claimed < SHARED_CLAIM_LIMIT or time.monotonic() - started > TIME_BUDGET_S:
+        # Another pass only after a full pass of a portal alone (CLAIM_LIMIT: more may be due):
+        # - a pass that took fewer than its limit took everything that was due; a second pass
+        #   would only find what arrived meanwhile, whose own dispatch (or _dispatch_what_remains
+        #   below) brings it, and costs a worker its setup queries for nothing, once per change;
+        # - a shared pass (SHARED_CLAIM_LIMIT: other portals have pushes due) is one turn: the rest
+        #   of the backlog queues behind their tasks, so a backlog holds a worker for one short
+        #   pass at a time, not for TIME_BUDGET_S of them.
+        if report.paused or report.claimed < CLAIM_LIMIT or time.monotonic() - started > TIME_BUDGET_S:
             return totals, paused, None
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from celery_app import app as celery
@@ -190,6 +191,27 @@ def test_a_burst_of_100_clicks_in_one_window_sends_one_dispatch_and_one_trailing
     assert [(m["task"], m["argsrepr"]) for m in messages] == [(PUSH_TASK, f"[{lone_portal.pk}]")] * 2
     immediate, trailing = sorted(messages, key=lambda m: m["eta"] or "")
     assert immediate["eta"] is None and trailing["eta"] is not None
+
+
+def test_a_click_queueing_100_jobs_in_one_transaction_sends_one_message(lone_portal):
+    with transaction.atomic():
+        for n in range(100):
+            enqueue(lone_portal, f"31:{n}", priority=SyncJob.Priority.USER, trigger=Trigger.BUTTON)
+        assert queued_tasks() == []  # nothing before the jobs are committed
+
+    (message,) = queued_tasks()
+    assert (message["task"], message["argsrepr"], message["eta"]) == (PUSH_TASK, f"[{lone_portal.pk}]", None)
+
+
+def test_a_send_dropped_with_a_rolled_back_savepoint_does_not_stop_the_next_jobs_send(lone_portal):
+    with transaction.atomic():
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            enqueue(lone_portal, "31:1", priority=SyncJob.Priority.USER)
+            raise RuntimeError("the caller gives up on this one")
+        enqueue(lone_portal, "31:2", priority=SyncJob.Priority.USER)
+
+    assert list(SyncJob.objects.values_list("target", flat=True)) == ["31:2"]
+    assert [m["argsrepr"] for m in queued_tasks()] == [f"[{lone_portal.pk}]"]
 
 
 def test_a_burst_of_100_events_sends_one_dispatch_for_when_the_portal_is_quiet(lone_portal, settings):

@@ -14,7 +14,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -180,7 +180,10 @@ def job_dispatch_after_quiet(*, portal_id: int, countdown: float) -> bool:
 
 
 def dispatch_on_commit(portal_id: int, kind: str, countdown: float | None = None) -> None:
-    transaction.on_commit(lambda: job_dispatch(portal_id=portal_id, kind=kind, countdown=countdown), robust=True)
+    _on_commit_once(
+        ("dispatch", portal_id, kind, countdown),
+        lambda: job_dispatch(portal_id=portal_id, kind=kind, countdown=countdown),
+    )
 
 
 def dispatch_new_job_on_commit(portal_id: int, kind: str, priority: int) -> None:
@@ -193,4 +196,20 @@ def dispatch_new_job_on_commit(portal_id: int, kind: str, priority: int) -> None
     if kind != SyncJob.Kind.PUSH_INVOICE or priority <= SyncJob.Priority.USER or quiet_s <= 0:
         dispatch_on_commit(portal_id, kind)
         return
-    transaction.on_commit(lambda: job_dispatch_after_quiet(portal_id=portal_id, countdown=quiet_s), robust=True)
+    _on_commit_once(("quiet", portal_id), lambda: job_dispatch_after_quiet(portal_id=portal_id, countdown=quiet_s))
+
+
+def _on_commit_once(key: tuple, send: Callable[[], object]) -> None:
+    """transaction.on_commit(send), unless the transaction already holds a send with this key: a
+    click that queues 1,000 jobs in one transaction then sends one message, not 1,000 attempts
+    coalesced into a dozen by the markers (each of which costs a worker a task that finds the
+    portal busy). Django's own list of the transaction's callbacks is what is searched, so a send
+    dropped with a rolled-back savepoint is not counted: the jobs it covered were dropped with it,
+    and a later job registers a send of its own."""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(
+        getattr(callback, "dispatch_key", None) == key for _savepoints, callback, _robust in connection.run_on_commit
+    ):
+        return
+    send.dispatch_key = key  # type: ignore[attr-defined]
+    transaction.on_commit(send, robust=True)

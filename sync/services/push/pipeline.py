@@ -41,7 +41,7 @@ CLAIM_LIMIT = 1000
 # While other portals have due pushes waiting, a pass takes fewer: a backlog (a backfill of
 # thousands) is then worked in short passes that interleave with their small ones on a shared worker
 # pool, instead of holding a worker for the 30-50 s a 1,000-invoice pass takes (bench/fairness.py).
-SHARED_CLAIM_LIMIT = 200
+SHARED_CLAIM_LIMIT = int(settings.PUSH_SHARED_CLAIM_LIMIT)
 # Without a heartbeat (embedded mode, no Redis): longer than a task may run (the hard time limit kills
 # it), so a live holder never loses its lock; a killed one holds it only this long.
 LOCK_TTL_S = getattr(settings, "PUSH_LOCK_TTL_S", settings.TASK_HARD_TIME_LIMIT_S + 60)
