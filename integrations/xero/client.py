@@ -24,10 +24,12 @@ from typing import Any
 
 from integrations.xero import convert
 from integrations.xero.errors import element_errors
+from integrations.xero.query import contacts_where
 from integrations.xero.transport import XeroCredentials, XeroTransport
 from integrations.xero.types import (
     Account,
     Contact,
+    ContactMatch,
     ContactPage,
     CreditNote,
     Currency,
@@ -87,9 +89,10 @@ class XeroClient:
         answer = self._call("get_contacts", **kwargs)
         return convert.contact_page(answer, page, with_data=not summary_only)
 
-    def contacts_find(self, where: str) -> list[Contact]:
-        """GET /Contacts?where=… (e.g. an OR-chain of ContactNumber=="…" / Name=="…" terms)."""
-        answer = self._call("get_contacts", where=where)
+    def contacts_find(self, matches: Sequence[ContactMatch]) -> list[Contact]:
+        """GET /Contacts?where=<term> OR <term> …: the contacts any match names exactly, one request.
+        A value a `where` cannot carry raises ValueError (query.where_safe; use contacts_search)."""
+        answer = self._call("get_contacts", where=contacts_where(matches))
         return [convert.contact(c) for c in answer.contacts or []]
 
     def contacts_search(self, term: str, *, page: int, page_size: int) -> list[Contact]:

@@ -58,6 +58,23 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class ContactMatch:
+    """One exact-match term of a contacts lookup (XeroClient.contacts_find): a ContactNumber, or a
+    Name as Xero compares it. Build with ContactMatch.number(...) / ContactMatch.name(...)."""
+
+    field: str  # "ContactNumber" or "Name"
+    value: str
+
+    @classmethod
+    def number(cls, value: str) -> ContactMatch:
+        return cls("ContactNumber", value)
+
+    @classmethod
+    def name(cls, value: str) -> ContactMatch:
+        return cls("Name", value)
+
+
+@dataclass(frozen=True)
 class ContactPage:
     contacts: tuple[Contact, ...]
     page: int
@@ -154,6 +171,7 @@ class Organisation:
 __all__ = [
     "Account",
     "Contact",
+    "ContactMatch",
     "ContactPage",
     "ContactRef",
     "CreditNote",

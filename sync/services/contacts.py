@@ -28,14 +28,14 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from accounts.models import Portal
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError, PermanentError
 from integrations.xero.client import XeroClient
-from integrations.xero.types import Contact
+from integrations.xero.query import where_cost, where_safe
+from integrations.xero.types import Contact, ContactMatch
 from sync.mappers.canonical import canonical_hash, idempotency_key
-from sync.mappers.contact import contact_number_for, xero_name_where
+from sync.mappers.contact import contact_number_for
 from sync.models import ContactLink
 
 ClientKey = tuple[str, int]  # (ContactLink.Kind value, Bitrix24 id)
@@ -170,23 +170,20 @@ def _find_in_xero(portal: Portal, xero: XeroClient, pending: list[_Pending]) -> 
     # Our ContactNumber and the exact name go in the same OR-chain (_match prefers the number): one
     # GET for a pass's few new clients instead of a chain for numbers and then one for names; that
     # GET was paid by every small pass that met a new client (bench/budget.py).
-    terms: dict[str, list[_Pending]] = {}
-    name_terms: set[str] = set()
+    terms: dict[ContactMatch, list[_Pending]] = {}
     by_search: dict[str, list[_Pending]] = {}
     for p in pending:
-        terms.setdefault(f'ContactNumber=="{_escaped(p.contact["ContactNumber"])}"', []).append(p)
+        terms.setdefault(ContactMatch.number(p.contact["ContactNumber"]), []).append(p)
         name = p.contact["Name"]
-        if where_safe(name):
-            term = xero_name_where(name)
-            terms.setdefault(term, []).append(p)
-            name_terms.add(term)
+        if where_safe(name):  # else Xero's where cannot carry it: searchTerm below
+            terms.setdefault(ContactMatch.name(name), []).append(p)
     refused = _lookup_chains(xero, terms, seen)
     _match(portal, pending, seen)
     for p in pending:
         if p.found is None and p.failure is None and not where_safe(p.contact["Name"]):
             by_search.setdefault(p.contact["Name"], []).append(p)
     for term in refused:
-        if term in name_terms:
+        if term.field == "Name":
             for p in terms[term]:
                 if p.found is None:
                     by_search.setdefault(p.contact["Name"], []).append(p)
@@ -195,28 +192,24 @@ def _find_in_xero(portal: Portal, xero: XeroClient, pending: list[_Pending]) -> 
     _match(portal, pending, seen)
 
 
-def where_safe(name: str) -> bool:
-    """Whether Xero's `where` parser takes this name inside a "..." literal: it has no escape for `"`
-    (400 QueryParseException, XeroAPI SDK issues), and a backslash is as unreliable."""
-    return '"' not in name and "\\" not in name
-
-
 def _fail_pending(pending: list[_Pending], error: ExternalAPIError) -> None:
     for p in pending:
         if p.failure is None:
             p.failure = error
 
 
-def _lookup_chains(xero: XeroClient, groups: dict[str, list[_Pending]], seen: list[dict]) -> list[str]:
+def _lookup_chains(
+    xero: XeroClient, groups: dict[ContactMatch, list[_Pending]], seen: list[dict]
+) -> list[ContactMatch]:
     """Look the terms up in OR-chains; a chain Xero refuses is split down to single terms. Returns the
     single terms Xero refused (their clients are not failed here: the caller may try another way);
     a retryable failure fails the clients of that request."""
-    refused: list[str] = []
+    refused: list[ContactMatch] = []
     todo = list(_chains(list(groups)))
     while todo:
         terms = todo.pop(0)
         try:
-            found = xero.contacts_find(" OR ".join(terms))
+            found = xero.contacts_find(terms)
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:
@@ -258,16 +251,12 @@ def _lookup_search(xero: XeroClient, name: str, group: list[_Pending], seen: lis
         page += 1
 
 
-def _escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _chains(terms: list[str]) -> Iterable[list[str]]:
+def _chains(terms: list[ContactMatch]) -> Iterable[list[ContactMatch]]:
     """Groups of terms whose `A OR B OR ...` stays within WHERE_URL_BUDGET once URL-encoded."""
-    chunk: list[str] = []
+    chunk: list[ContactMatch] = []
     size = 0
     for term in terms:
-        cost = len(quote(term, safe="")) + len(quote(" OR ", safe=""))
+        cost = where_cost(term)
         if chunk and size + cost > WHERE_URL_BUDGET:
             yield chunk
             chunk, size = [], 0

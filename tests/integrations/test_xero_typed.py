@@ -18,7 +18,7 @@ from accounts.models import XeroConnection
 from integrations.common.errors import PermanentError
 from integrations.xero.client import INVOICE_IDS_MAX, XeroClient
 from integrations.xero.oauth import xero_authorize_url, xero_connections, xero_exchange_code
-from integrations.xero.types import Contact, Invoice, Written
+from integrations.xero.types import Contact, ContactMatch, Invoice, Written
 from tests.factories import XeroConnectionFactory
 
 from .conftest import REDIRECT_URI, last_call_id, token_calls
@@ -84,9 +84,16 @@ def test_contacts_create_answers_per_element_with_xeros_own_validation_messages(
 
 
 def test_contacts_find_search_and_list_read_what_was_created(client, customer):
-    found = client.contacts_find(f'Name=="{customer.name}"')
+    found = client.contacts_find([ContactMatch.name(customer.name)])
     assert [c.contact_id for c in found] == [customer.contact_id]
     assert found[0].contact_status == "ACTIVE"
+    # Our number or a name, in one OR-chain: both contacts in one request.
+    [numbered] = client.contacts_create([_contact(f"Numbered {customer.name}", "B24-CO-77")], idempotency_key=_key())
+    either = client.contacts_find([ContactMatch.number("B24-CO-77"), ContactMatch.name(customer.name)])
+    assert {c.contact_id for c in either} == {customer.contact_id, numbered.result.contact_id}
+    # A name Xero's where cannot carry is refused before any request (searchTerm finds it).
+    with pytest.raises(ValueError):
+        client.contacts_find([ContactMatch.name('Smith & Sons "Joinery"')])
     searched = client.contacts_search(customer.name[:8], page=1, page_size=100)
     assert customer.contact_id in {c.contact_id for c in searched}
     page = client.contacts_list(1, page_size=100, include_archived=True)
@@ -102,7 +109,7 @@ def test_contacts_upsert_updates_by_contact_id(client, customer):
         [{"ContactID": customer.contact_id, "Name": customer.name + " (renamed)"}], idempotency_key=_key()
     )
     assert answer.ok and answer.result.contact_id == customer.contact_id
-    assert client.contacts_find(f'Name=="{customer.name} (renamed)"')[0].contact_id == customer.contact_id
+    assert client.contacts_find([ContactMatch.name(f"{customer.name} (renamed)")])[0].contact_id == customer.contact_id
 
 
 # --- invoices -------------------------------------------------------------------------------------
@@ -263,4 +270,4 @@ def test_a_missing_scope_is_said_as_such_and_costs_no_token_refresh(sandbox, por
     assert token_calls(sandbox, since) == []  # a refresh gives the same scopes: none was tried
     connection.refresh_from_db()
     assert connection.status == XeroConnection.Status.ACTIVE  # the other calls still work
-    assert XeroClient(connection).contacts_find('Name=="nobody"') == []
+    assert XeroClient(connection).contacts_find([ContactMatch.name("nobody")]) == []
