@@ -30,9 +30,13 @@ from django.utils import timezone
 from accounts import hooks
 from accounts.errors import Refused, Unverified, UpstreamFailed
 from accounts.models import Portal
-from integrations.bitrix24.api import Bitrix24Api, app, invoices
-from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
-from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
+from accounts.services.bindings import (
+    portal_bind_events,
+    portal_bind_offline_events,
+    portal_bind_placements,
+    portal_invoice_mode,
+)
+from integrations.bitrix24.api import Bitrix24Api
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
 from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError
@@ -41,19 +45,6 @@ from integrations.common.tokens import InvalidGrantError, token_ensure_fresh
 logger = logging.getLogger(__name__)
 security_log = logging.getLogger("accounts.security")
 
-SMART_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE")
-CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS", "ONCRMINVOICEDELETE")
-SMART_INVOICE_PLACEMENTS = ("CRM_SMART_INVOICE_DETAIL_TOOLBAR", "CRM_SMART_INVOICE_LIST_MENU")
-# Old invoices have no per-row menu placement (widgets/placement-list.md lists the toolbars only).
-CLASSIC_INVOICE_PLACEMENTS = ("CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_TOOLBAR")
-EVENTS_BY_TYPE = {SMART_INVOICE: SMART_INVOICE_EVENTS, OLD_INVOICE: CLASSIC_INVOICE_EVENTS}
-PLACEMENTS_BY_TYPE = {SMART_INVOICE: SMART_INVOICE_PLACEMENTS, OLD_INVOICE: CLASSIC_INVOICE_PLACEMENTS}
-ALREADY_BOUND_CODES = {"ERROR_HANDLER_ALREADY_EXIST", "ERROR_PLACEMENT_HANDLER_ALREADY_EXIST"}
-# Offline (pull) events: the queue the sync engine drains with reservation, which needs this plan
-# feature (docs/bitrix24-api.md §5.4). Deletes are not bound: they never change Xero.
-OFFLINE_FEATURE = "rest_offline_extended"
-OFFLINE_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE")
-
 
 @dataclass(frozen=True)
 class InstallOutcome:
@@ -61,14 +52,6 @@ class InstallOutcome:
     created: bool
     events: tuple[str, ...]
     placements: tuple[str, ...]
-
-
-def event_handler_url() -> str:
-    return f"{settings.PUBLIC_URL}/bitrix24/events/"
-
-
-def placement_handler_url() -> str:
-    return f"{settings.PUBLIC_URL}/bitrix24/placement/"
 
 
 # Bitrix24 access tokens live an hour; anything claimed beyond a day is capped (a huge AUTH_EXPIRES
@@ -108,7 +91,7 @@ def portal_install(*, frame: FramePost) -> InstallOutcome:
     try:
         _require_admin(client)
         installed_by = _current_user_id(client)
-        target.invoice_mode = _detect_invoice_mode(client)
+        target.invoice_mode = portal_invoice_mode(client)
         events = portal_bind_events(portal=target, client=client)
         target.offline_events = portal_bind_offline_events(portal=target, client=client)
         placements = portal_bind_placements(portal=target, client=client)
@@ -309,73 +292,6 @@ def portal_verify_event(*, event: Bitrix24Event) -> Portal:
     return portal
 
 
-def portal_bind_events(*, portal: Portal, client: Bitrix24Api) -> tuple[str, ...]:
-    """Bind our events to the events URL. Bindings to another URL (PUBLIC_URL moved) are removed;
-    an existing identical binding counts as success, so a re-install never fails on it."""
-    invoice_events = tuple(name for t in portal.invoice_entity_types for name in EVENTS_BY_TYPE[t])
-    wanted = (*invoice_events, "ONAPPUNINSTALL")
-    handler = event_handler_url()
-    # Only our online handlers without auth_type; offline bindings (sync engine) are left alone.
-    bound = {(b.event, b.handler) for b in client.events_list() if not b.offline and b.with_app_auth}
-    for name, url in bound:
-        if name in wanted and url != handler:
-            client.event_unbind(name, url)
-    for name in wanted:
-        if (name, handler) not in bound:
-            _bind_tolerating_duplicates(client, app.event_bind(name, handler))
-    return wanted
-
-
-def portal_bind_offline_events(*, portal: Portal, client: Bitrix24Api) -> bool:
-    """Bind the invoice events as offline events when the plan allows reserving them
-    (`feature.get rest_offline_extended` = Y); True when they are bound. Idempotent: bindings that
-    exist are kept. A plan without the feature, or a portal refusing feature.get or the binding,
-    only means the sync relies on online events and the sweep: logged, never fatal. When the plan
-    lost the feature, our offline bindings are removed so no queue builds up that nobody drains."""
-    if SMART_INVOICE_TYPE_ID not in portal.invoice_entity_types:
-        return False
-    try:
-        allowed = client.feature_enabled(OFFLINE_FEATURE)
-        bound = {b.event for b in client.events_list() if b.offline and b.with_app_auth}
-        if not allowed:
-            for name in OFFLINE_INVOICE_EVENTS:
-                if name in bound:
-                    client.event_unbind_offline(name)
-            logger.info("portal %s: no %s on its plan; offline events not used", portal.member_id, OFFLINE_FEATURE)
-            return False
-        for name in OFFLINE_INVOICE_EVENTS:
-            if name not in bound:
-                _bind_tolerating_duplicates(client, app.event_bind_offline(name))
-    except ExternalAPIError as exc:
-        if exc.retryable:
-            raise
-        logger.info("portal %s: offline events not available (%s); using online events only", portal.member_id, exc)
-        return False
-    return True
-
-
-def portal_bind_placements(*, portal: Portal, client: Bitrix24Api) -> tuple[str, ...]:
-    """Bind the invoice placements (title "Xero") to the placement URL, replacing stale handlers."""
-    codes = tuple(code for t in portal.invoice_entity_types for code in PLACEMENTS_BY_TYPE[t])
-    handler = placement_handler_url()
-    bound = {(b.placement, b.handler) for b in client.placements_list()}
-    for code, url in bound:
-        if code in codes and url != handler:
-            client.placement_unbind(code, url)
-    for code in codes:
-        if (code, handler) not in bound:
-            _bind_tolerating_duplicates(client, app.placement_bind(code, handler, "Xero"))
-    return codes
-
-
-def _bind_tolerating_duplicates(client: Bitrix24Api, command: app.Command[bool]) -> None:
-    try:
-        client.run(command)
-    except ExternalAPIError as exc:
-        if exc.code not in ALREADY_BOUND_CODES:
-            raise
-
-
 def _installation_vouched_for(*, access_token: str, member_id: str) -> dict:
     """The OAuth server's record of the installation this token belongs to (app.info `install`)."""
     if not access_token or not member_id:
@@ -408,27 +324,5 @@ def _current_user_id(client: Bitrix24Api) -> int | None:
     return client.user_current().id
 
 
-def _detect_invoice_mode(client: Bitrix24Api) -> str:
-    """Which invoices the portal shows, asked the way a user would meet them, in one batch call:
-    new invoices if crm.item.list answers for entity type 31, old ones if crm.invoice.list answers
-    (a portal with old invoices turned off refuses crm.invoice.*). A portal refusing both is taken
-    as a new-invoice one (the kind Bitrix24 keeps developing)."""
-    outcome = client.batch(invoices.invoice_kinds_probe())
-    for error in outcome.errors.values():
-        if error.retryable:
-            raise error
-    has_new, has_old = outcome.ran("new"), outcome.ran("old")
-    if has_old and has_new:
-        return Portal.InvoiceMode.BOTH
-    return Portal.InvoiceMode.CLASSIC if has_old else Portal.InvoiceMode.SMART
-
-
 def _clean(event: Bitrix24Event) -> bool:
     return str((event.data or {}).get("CLEAN", "0")) in ("1", "Y")
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

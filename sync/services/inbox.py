@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
 from connector import logcontext, metrics
+from integrations.bitrix24.api.app import CLASSIC_INVOICE_EVENTS, SMART_INVOICE_EVENTS
 from integrations.bitrix24.entity_types import OLD_INVOICE as CLASSIC_INVOICE_TYPE_ID
 from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from integrations.bitrix24.errors import MalformedPayloadError as Bitrix24MalformedPayloadError
@@ -41,8 +42,6 @@ INBOX_PORTAL_BATCH = 200
 INBOX_LEASE_S = 60
 INBOX_MAX_ATTEMPTS = 5
 
-SMART_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE")
-CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS", "ONCRMINVOICEDELETE")
 BITRIX24_INVOICE_EVENTS = SMART_INVOICE_EVENTS + CLASSIC_INVOICE_EVENTS
 DELETE_EVENTS = ("ONCRMDYNAMICITEMDELETE", "ONCRMINVOICEDELETE")
 

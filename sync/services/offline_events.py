@@ -25,10 +25,11 @@ from django.db import transaction
 
 from accounts.models import Portal
 from integrations.bitrix24.api import Bitrix24Api
+from integrations.bitrix24.api.app import SMART_INVOICE_EVENTS
+from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.models import SyncJob, Trigger
 from sync.services.gate import jobs_enqueue_for_event, sync_gate
-from sync.services.inbox import SMART_INVOICE_EVENTS, SMART_INVOICE_TYPE_ID
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from integrations.bitrix24.api.command import Command, as_int, as_str, yes
+from integrations.bitrix24.entity_types import OLD_INVOICE, SMART_INVOICE
+
+# The invoice events Bitrix24 sends for each kind of invoice (events/index: crm.item events carry
+# the entity type in their data; the old invoice's have their own names).
+SMART_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE")
+CLASSIC_INVOICE_EVENTS = ("ONCRMINVOICEADD", "ONCRMINVOICEUPDATE", "ONCRMINVOICESETSTATUS", "ONCRMINVOICEDELETE")
+INVOICE_EVENTS_BY_TYPE = {SMART_INVOICE: SMART_INVOICE_EVENTS, OLD_INVOICE: CLASSIC_INVOICE_EVENTS}
+SMART_INVOICE_PLACEMENTS = ("CRM_SMART_INVOICE_DETAIL_TOOLBAR", "CRM_SMART_INVOICE_LIST_MENU")
+# Old invoices have no per-row menu placement (widgets/placement-list.md lists the toolbars only).
+CLASSIC_INVOICE_PLACEMENTS = ("CRM_INVOICE_DETAIL_TOOLBAR", "CRM_INVOICE_LIST_TOOLBAR")
+INVOICE_PLACEMENTS_BY_TYPE = {SMART_INVOICE: SMART_INVOICE_PLACEMENTS, OLD_INVOICE: CLASSIC_INVOICE_PLACEMENTS}
+# What event.bind / placement.bind answer for a binding that exists already (a re-install).
+ALREADY_BOUND_CODES = frozenset({"ERROR_HANDLER_ALREADY_EXIST", "ERROR_PLACEMENT_HANDLER_ALREADY_EXIST"})
+# Offline (pull) events: the queue the sync engine drains with reservation, which needs this plan
+# feature (docs/bitrix24-api.md §5.4). Deletes are not bound: they never change Xero.
+OFFLINE_FEATURE = "rest_offline_extended"
+OFFLINE_INVOICE_EVENTS = ("ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE")
 
 
 @dataclass(frozen=True)
