@@ -6,6 +6,7 @@ and payments are in endpoints_directory.py.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from flask import Blueprint, Response
@@ -47,10 +48,46 @@ def batch_writer(world, sandbox) -> Callable:
     return batch
 
 
+def write_routes(
+    bp: Blueprint,
+    sandbox,
+    api: Callable,
+    batch: Callable,
+    plural: str,
+    singular: str,
+    id_field: str,
+    find: Callable,
+    writer: Callable,
+) -> None:
+    """The writes every entity shares: PUT /<plural> (create only), POST /<plural> (create, or update
+    the elements that name an existing one) and POST /<plural>/<key> (update that one; 404 when
+    `find(org, key)` has none). `writer(call, create_only, target_id)` gives the element writer and
+    the outcome renderer."""
+
+    def put_all(call: Call):
+        return batch(call, plural, singular, *writer(call, True))
+
+    def post_all(call: Call):
+        return batch(call, plural, singular, *writer(call, False))
+
+    def post_one(call: Call, key: str):
+        with sandbox.lock:
+            found = find(call.org, key)
+        if found is None:
+            return not_found()
+        return batch(call, plural, singular, *writer(call, False, found[id_field]))
+
+    name = plural.lower()
+    bp.put(f"{PREFIX}/{plural}", endpoint=f"put_{name}")(api(put_all))
+    bp.post(f"{PREFIX}/{plural}", endpoint=f"post_{name}")(api(post_all))
+    bp.post(f"{PREFIX}/{plural}/<key>", endpoint=f"post_one_{name}")(api(post_one))
+
+
 def register(bp: Blueprint, sandbox) -> None:
     world = sandbox.xero
     api = accounting(world, sandbox)
     batch = batch_writer(world, sandbox)
+    writes = functools.partial(write_routes, bp, sandbox, api, batch)
 
     # --- invoices ------------------------------------------------------------------------------
     @bp.get(f"{PREFIX}/Invoices")
@@ -144,24 +181,7 @@ def register(bp: Blueprint, sandbox) -> None:
 
         return writer, lambda outcome: invoice_render.render_outcome(call.org, outcome, places)
 
-    @bp.put(f"{PREFIX}/Invoices")
-    @api
-    def put_invoices(call: Call):
-        return batch(call, "Invoices", "Invoice", *invoice_writer(call, create_only=True))
-
-    @bp.post(f"{PREFIX}/Invoices")
-    @api
-    def post_invoices(call: Call):
-        return batch(call, "Invoices", "Invoice", *invoice_writer(call, create_only=False))
-
-    @bp.post(f"{PREFIX}/Invoices/<key>")
-    @api
-    def post_invoice(call: Call, key: str):
-        with sandbox.lock:
-            found = call.org.invoice_by_id_or_number(key)
-        if found is None:
-            return not_found()
-        return batch(call, "Invoices", "Invoice", *invoice_writer(call, False, found["InvoiceID"]))
+    writes("Invoices", "Invoice", "InvoiceID", lambda org, key: org.invoice_by_id_or_number(key), invoice_writer)
 
     # --- credit notes (sandbox/xero/credit_notes.py) --------------------------------------------
     @bp.get(f"{PREFIX}/CreditNotes")
@@ -198,24 +218,7 @@ def register(bp: Blueprint, sandbox) -> None:
 
         return writer, lambda outcome: credit_notes.render_outcome(call.org, outcome, places)
 
-    @bp.put(f"{PREFIX}/CreditNotes")
-    @api
-    def put_credit_notes(call: Call):
-        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, create_only=True))
-
-    @bp.post(f"{PREFIX}/CreditNotes")
-    @api
-    def post_credit_notes(call: Call):
-        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, create_only=False))
-
-    @bp.post(f"{PREFIX}/CreditNotes/<key>")
-    @api
-    def post_credit_note(call: Call, key: str):
-        with sandbox.lock:
-            found = credit_notes.find(call.org, key)
-        if found is None:
-            return not_found()
-        return batch(call, "CreditNotes", "CreditNote", *credit_note_writer(call, False, found["InvoiceID"]))
+    writes("CreditNotes", "CreditNote", "InvoiceID", credit_notes.find, credit_note_writer)
 
     @bp.put(f"{PREFIX}/CreditNotes/<key>/Allocations")
     @api

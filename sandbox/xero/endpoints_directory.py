@@ -4,6 +4,8 @@ over the entity modules (invoices and credit notes: endpoints.py).
 
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, Response
 
 from sandbox.xero import contacts, items, payments, settings
@@ -14,7 +16,7 @@ from sandbox.xero.api import (
     not_found,
     unitdp,
 )
-from sandbox.xero.endpoints import batch_writer
+from sandbox.xero.endpoints import batch_writer, write_routes
 from sandbox.xero.listing import arg, csv_arg, select
 from sandbox.xero.wire import envelope, is_guid, json_response, parse_bool
 
@@ -43,10 +45,16 @@ def dotted(entity: dict, path: str) -> object:
     return value
 
 
+def find_contact(org, key: str) -> dict | None:
+    """A contact by its ContactID, or by its ContactNumber (Xero accepts either in the path)."""
+    return org.contacts.get(key.lower()) if is_guid(key) else org.contact_numbered(key)
+
+
 def register(bp: Blueprint, sandbox) -> None:
     world = sandbox.xero
     api = accounting(world, sandbox)
     batch = batch_writer(world, sandbox)
+    writes = functools.partial(write_routes, bp, sandbox, api, batch)
 
     # --- contacts ------------------------------------------------------------------------------
     @bp.get(f"{PREFIX}/Contacts")
@@ -79,7 +87,7 @@ def register(bp: Blueprint, sandbox) -> None:
     def get_contact(call: Call, key: str):
         with sandbox.lock:
             # The same path serves ContactID and ContactNumber; Xero tells them apart by GUID shape.
-            contact = call.org.contacts.get(key.lower()) if is_guid(key) else call.org.contact_numbered(key)
+            contact = find_contact(call.org, key)
             if contact is None:
                 return not_found()
             rendered = contacts.render_contact(contact)
@@ -91,24 +99,7 @@ def register(bp: Blueprint, sandbox) -> None:
 
         return writer, contacts.render_outcome
 
-    @bp.put(f"{PREFIX}/Contacts")
-    @api
-    def put_contacts(call: Call):
-        return batch(call, "Contacts", "Contact", *contact_writer(call, create_only=True))
-
-    @bp.post(f"{PREFIX}/Contacts")
-    @api
-    def post_contacts(call: Call):
-        return batch(call, "Contacts", "Contact", *contact_writer(call, create_only=False))
-
-    @bp.post(f"{PREFIX}/Contacts/<key>")
-    @api
-    def post_contact(call: Call, key: str):
-        with sandbox.lock:
-            found = call.org.contacts.get(key.lower()) if is_guid(key) else call.org.contact_numbered(key)
-        if found is None:
-            return not_found()
-        return batch(call, "Contacts", "Contact", *contact_writer(call, False, found["ContactID"]))
+    writes("Contacts", "Contact", "ContactID", find_contact, contact_writer)
 
     # --- items ---------------------------------------------------------------------------------
     @bp.get(f"{PREFIX}/Items")
@@ -138,24 +129,7 @@ def register(bp: Blueprint, sandbox) -> None:
 
         return writer, lambda outcome: items.render_outcome(outcome, places)
 
-    @bp.put(f"{PREFIX}/Items")
-    @api
-    def put_items(call: Call):
-        return batch(call, "Items", "Item", *item_writer(call, create_only=True))
-
-    @bp.post(f"{PREFIX}/Items")
-    @api
-    def post_items(call: Call):
-        return batch(call, "Items", "Item", *item_writer(call, create_only=False))
-
-    @bp.post(f"{PREFIX}/Items/<key>")
-    @api
-    def post_item(call: Call, key: str):
-        with sandbox.lock:
-            found = call.org.item_by_id_or_code(key)
-        if found is None:
-            return not_found()
-        return batch(call, "Items", "Item", *item_writer(call, False, found["ItemID"]))
+    writes("Items", "Item", "ItemID", lambda org, key: org.item_by_id_or_code(key), item_writer)
 
     @bp.delete(f"{PREFIX}/Items/<key>")
     @api
