@@ -9,7 +9,8 @@ class SyncConfig(AppConfig):
         # accounts verifies the application_token of every Bitrix24 event and dispatches by name;
         # the invoice events land in the sync inbox. accounts does not import sync (no cycle).
         from accounts.events import EVENT_HANDLERS
-        from sync.services.inbox import BITRIX24_INVOICE_EVENTS, inbox_record_bitrix24_event
+        from sync.services.inbox import BITRIX24_INVOICE_EVENTS
+        from sync.services.inbox_record import inbox_record_bitrix24_event
 
         for name in BITRIX24_INVOICE_EVENTS:
             EVENT_HANDLERS[name] = inbox_record_bitrix24_event

@@ -36,6 +36,7 @@ from accounts.services.bindings import (
     portal_bind_placements,
     portal_invoice_mode,
 )
+from connector.rows import row_by
 from integrations.bitrix24.api import Bitrix24Api
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
 from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
@@ -197,7 +198,8 @@ def portal_uninstall(*, event: Bitrix24Event) -> Portal:
     data) the Xero connection is revoked at Xero and everything of the portal is deleted.
     """
     try:
-        portal = portal_verify_event(event=event)
+        # The whole row, tokens read together (the check below may refresh them).
+        portal = Portal.objects.get(pk=portal_verify_event(event=event).pk)
         _require_uninstalled_at_bitrix24(portal)
     except Refused as refusal:
         _log_refused("ONAPPUNINSTALL", event.auth.member_id, refusal)
@@ -281,10 +283,16 @@ def _log_refused(event: str, member_id: str, refusal: Refused) -> None:
     security_log.warning("refused %s for member_id %r: %s", event, (member_id or "")[:64], refusal.message)
 
 
+_EVENT_CHECK_FIELDS = ("member_id", "domain", "application_token", "status", "invoice_mode")
+
+
 def portal_verify_event(*, event: Bitrix24Event) -> Portal:
-    """The portal an event claims to come from, if its application_token matches; else Unverified."""
+    """The portal an event claims to come from, if its application_token matches; else Unverified.
+    Only the fields an event handler needs are loaded (the others load when read)."""
     auth = event.auth
-    portal = Portal.objects.filter(member_id=auth.member_id or "").first()
+    # Every event passes here: one plain SELECT of what the check needs (connector.rows; the
+    # other fields, tokens included, load if a handler reads them).
+    portal = row_by(Portal, "member_id", auth.member_id or "", fields=_EVENT_CHECK_FIELDS)
     if portal is None or not portal.application_token:
         raise Unverified("Unknown or uninstalled portal.")
     if not application_token_matches(portal.application_token, auth.application_token or ""):

@@ -11,15 +11,17 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.exceptions import ValidationError
 
 from accounts import hooks
 from accounts.auth import frame_login_required, refused_response
 from accounts.errors import Refused
+from accounts.event_payload import bitrix24_event_from_form
 from accounts.services.events import bitrix24_event_receive
 from accounts.services.frame import frame_session_start, frame_token_issue
 from accounts.services.portal import portal_install
 from accounts.services.xero import xero_connection_of
-from integrations.bitrix24.inbound import MalformedPayloadError, parse_event, parse_frame_post
+from integrations.bitrix24.inbound import MalformedPayloadError, parse_frame_post
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ def install(request: HttpRequest) -> HttpResponse:
 @require_POST
 def events(request: HttpRequest) -> JsonResponse:
     try:
-        status = bitrix24_event_receive(event=parse_event(request.POST))
+        status = bitrix24_event_receive(event=bitrix24_event_from_form(request.POST))
+    except ValidationError as exc:
+        return JsonResponse({"error": "malformed event", "fields": exc.detail}, status=400)
     except MalformedPayloadError as exc:
         return JsonResponse({"error": f"malformed event: {exc}"}, status=400)
     except Refused as refusal:

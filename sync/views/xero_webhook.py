@@ -7,16 +7,17 @@ only a bad signature (401), a broken body (400) or a missing key (503) are refus
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError
 
-from integrations.xero.webhooks import MalformedPayloadError, xero_signature_valid
-from sync.services.inbox import inbox_record_xero_events
+from integrations.xero.webhooks import xero_signature_valid
+from sync.services.inbox_record import inbox_record_xero_events
+from sync.views.serializers import xero_webhook_from_body
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,11 @@ def xero_webhook(request: HttpRequest) -> HttpResponse:
         logger.warning("Xero webhook with a bad or missing x-xero-signature refused (%d bytes)", len(body))
         return HttpResponse(status=401)
     try:
-        inbox_record_xero_events(payload=json.loads(body), raw_body=body)
-    except (ValueError, RecursionError, MalformedPayloadError) as exc:
-        # Signed by Xero yet unreadable: a bug on one side. 400 keeps Xero retrying while we look.
-        logger.error("signed Xero webhook is malformed: %s; body starts %r", exc, body[:200])
-        return HttpResponse(status=400)
+        payload = xero_webhook_from_body(body)
+    except ValidationError as exc:
+        # Signed by Xero yet unreadable: a bug on one side. 400 keeps Xero retrying while we look;
+        # the answer names what is wrong.
+        logger.error("signed Xero webhook is malformed: %s; body starts %r", exc.detail, body[:200])
+        return JsonResponse({"error": "malformed webhook", "fields": exc.detail}, status=400)
+    inbox_record_xero_events(payload=payload, raw_body=body)
     return HttpResponse(status=200)
