@@ -1,14 +1,16 @@
 """`python scripts/module_map.py`: the module map and size figures, written from the code itself.
 
-Writes `docs/MODULES.md` (every production module with its lines and the first line of its own
-docstring, package by package, under the layers import-linter enforces) and replaces the block
+Writes `docs/MODULES.md` (every production module with its lines and the first sentence of its own
+docstring, package by package, under the layers import-linter enforces, and the import graph
+between subpackages read from the import statements) and replaces the block
 between the `module-sizes` markers in README.md with the size figures (largest production module,
 median, how many are over the limit). Nothing in either is typed by hand, so they cannot drift
 from the code: run it again after moving code (`--check` exits 1 when either file is stale).
 
 Production code is the four layered packages (connector, integrations, accounts, sync); the
 sandbox, the benches and the scripts are counted on their own lines. Migrations are generated
-code and are left out. "Lines" are physical lines, as `wc -l` counts them.
+code and are left out. "Lines" are physical lines, as `wc -l` counts them. A sentence "first"
+means up to the first ". " of the docstring's first paragraph.
 """
 
 from __future__ import annotations
@@ -64,6 +66,50 @@ def _summary(docstring: str, limit: int = 180) -> str:
     return paragraph if len(paragraph) <= limit else paragraph[: limit - 1].rstrip() + "…"
 
 
+def unit_of(module: str) -> str:
+    """The unit a dotted module belongs to in the import graph: its package and subpackage
+    (`sync.services.push.read` -> `sync.services`); a top-level module counts as its package
+    (`sync.admin` -> `sync`)."""
+    parts = module.split(".")
+    if len(parts) > 1 and (ROOT / parts[0] / parts[1]).is_dir():
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def _is_module(dotted: str) -> bool:
+    path = ROOT.joinpath(*dotted.split("."))
+    return path.is_dir() or path.with_suffix(".py").exists()
+
+
+def import_graph(order: list[str]) -> dict[str, set[str]]:
+    """Which units of the layered packages each unit imports (at any depth, lazy imports included)."""
+    graph: dict[str, set[str]] = {}
+    for package in order:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT)
+            if "migrations" in relative.parts:
+                continue
+            name = ".".join(relative.with_suffix("").parts)
+            if name.endswith(".__init__"):
+                name = name[: -len(".__init__")]
+            source = unit_of(name)
+            targets = graph.setdefault(source, set())
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                imported = []
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    # `from sync.services import gate` imports the module sync.services.gate.
+                    imported = [
+                        f"{node.module}.{alias.name}" if _is_module(f"{node.module}.{alias.name}") else node.module
+                        for alias in node.names
+                    ]
+                elif isinstance(node, ast.Import):
+                    imported = [alias.name for alias in node.names]
+                for module in imported:
+                    if module.split(".")[0] in order and unit_of(module) != source:
+                        targets.add(unit_of(module))
+    return graph
+
+
 def figures(found: list[Module]) -> str:
     sizes = [m.lines for m in found]
     largest = max(found, key=lambda m: m.lines)
@@ -90,6 +136,22 @@ def module_doc(order: list[str]) -> str:
     ]
     for package in OUTSIDE:
         out.append(f"- `{package}/`: {figures(modules(package))}.")
+    out += [
+        "",
+        "## Import graph",
+        "",
+        "What each unit of the layered code imports (a unit is a subpackage, e.g. `sync.services`, or a",
+        "package's top-level modules, e.g. `sync`), read from the import statements, lazy ones included.",
+        "Across packages every edge points down the layers (import-linter enforces it).",
+        "",
+        "| unit | imports |",
+        "|---|---|",
+    ]
+    graph = import_graph(order)
+    rank = {name: index for index, name in enumerate(order)}
+    for unit in sorted(graph, key=lambda u: (rank[u.split(".")[0]], u)):
+        targets = sorted(graph[unit], key=lambda u: (rank[u.split(".")[0]], u))
+        out.append(f"| `{unit}` | {', '.join(f'`{t}`' for t in targets) or '—'} |")
     for package in [*reversed(order), *OUTSIDE]:  # from the lowest layer up
         out += ["", f"## `{package}/`", "", "| module | lines | what it is for |", "|---|---:|---|"]
         for module in modules(package):
