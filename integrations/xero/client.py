@@ -24,7 +24,7 @@ from typing import Any
 
 from integrations.xero import convert
 from integrations.xero.errors import element_errors
-from integrations.xero.query import contacts_where
+from integrations.xero.query import ACTIVE, contacts_where, sales_invoices_with_url_prefix
 from integrations.xero.transport import XeroCredentials, XeroTransport
 from integrations.xero.types import (
     Account,
@@ -146,8 +146,9 @@ class XeroClient:
         )
         return [convert.invoice(i) for i in answer.invoices or []]
 
-    def invoices_where(self, where: str, *, page: int, page_size: int) -> list[Invoice]:
-        """GET /Invoices?where=… summaries, one page."""
+    def invoices_by_url_prefix(self, prefix: str, *, page: int, page_size: int) -> list[Invoice]:
+        """Sales invoices (ACCREC) whose Url starts with `prefix`, summaries, one page."""
+        where = sales_invoices_with_url_prefix(prefix)
         answer = self._call("get_invoices", where=where, page=page, page_size=page_size, summary_only=True)
         return [convert.invoice(i) for i in answer.invoices or []]
 
@@ -240,18 +241,19 @@ class XeroClient:
 
     # --- settings ----------------------------------------------------------------------------------
 
-    def accounts_list(self, *, modified_since: dt.datetime | None = None, where: str | None = None) -> list[Account]:
-        """GET /Accounts, filtered by If-Modified-Since and/or a where clause."""
+    def accounts_list(self, *, modified_since: dt.datetime | None = None, active_only: bool = False) -> list[Account]:
+        """GET /Accounts: the chart, or only what changed since `modified_since` (any status), or
+        only the ACTIVE accounts."""
         kwargs: dict[str, Any] = {}
         if modified_since is not None:
             kwargs["if_modified_since"] = modified_since
-        if where is not None:
-            kwargs["where"] = where
+        if active_only:
+            kwargs["where"] = ACTIVE
         answer = self._call("get_accounts", **kwargs)
         return [convert.account(a) for a in answer.accounts or []]
 
-    def tax_rates_list(self, *, where: str | None = None) -> list[TaxRate]:
-        answer = self._call("get_tax_rates", **({"where": where} if where is not None else {}))
+    def tax_rates_list(self, *, active_only: bool = False) -> list[TaxRate]:
+        answer = self._call("get_tax_rates", **({"where": ACTIVE} if active_only else {}))
         return [convert.tax_rate(t) for t in answer.tax_rates or []]
 
     def currencies_list(self) -> list[Currency]:

@@ -1,4 +1,5 @@
-"""Xero's `where` language, for the lookups the typed methods take as values (ContactMatch).
+"""Xero's `where` language, for the lookups the typed methods take as values (ContactMatch, a URL
+prefix, "active only").
 
 Xero's parser reads a string literal between double quotes and has no working escape for a `"`
 inside it (400 QueryParseException, XeroAPI SDK issues); a backslash is as unreliable. So a value
@@ -37,6 +38,16 @@ def contacts_where(matches: Sequence[ContactMatch]) -> str:
     if not matches:
         raise ValueError("a contacts lookup needs at least one term")
     return OR.join(contact_where(m) for m in matches)
+
+
+def sales_invoices_with_url_prefix(prefix: str) -> str:
+    """ACCREC invoices whose Url starts with `prefix` (ours point back at the Bitrix24 invoice)."""
+    if not where_safe(prefix):
+        raise ValueError(f"URL prefix {prefix!r} cannot go in a where filter")
+    return f'Type=="ACCREC" AND Url.StartsWith("{prefix}")'
+
+
+ACTIVE = 'Status=="ACTIVE"'
 
 
 def where_cost(match: ContactMatch) -> int:

@@ -170,11 +170,10 @@ def _not_in_xero(portal: Portal, calls: _Calls) -> list[dict]:
 
 def _orphans(portal: Portal, client: XeroClient, linked_ids: set[str]) -> list[dict]:
     prefix = invoice_url(portal.domain, SMART_INVOICE, 0).removesuffix("0/")
-    where = f'Type=="ACCREC" AND Url.StartsWith("{prefix}")'
     out: list[dict] = []
     page = 1
     while True:
-        invoices = client.invoices_where(where, page=page, page_size=ORPHAN_PAGE)
+        invoices = client.invoices_by_url_prefix(prefix, page=page, page_size=ORPHAN_PAGE)
         for invoice in invoices:
             if invoice.invoice_id.lower() in linked_ids or invoice.status == "DELETED":
                 continue

@@ -236,14 +236,14 @@ def _fetch(connection: XeroConnection, current: ReferenceData | None, *, full: b
                 accounts.pop(account["id"], None)  # archived or deleted since: no longer offered
         newest = max([current.accounts_modified, *(_account(m)["updated"] for m in changed)])
     else:
-        listed = client.accounts_list(where='Status=="ACTIVE"')
+        listed = client.accounts_list(active_only=True)
         # Accounts without a code (some bank accounts) cannot be put on an invoice line.
         accounts = {a["id"]: a for a in map(_account, listed) if a["code"]}
         newest = max((a["updated"] for a in accounts.values()), default="")
         data.full_at = now
     data.accounts = accounts
     data.accounts_modified = newest
-    data.tax_rates = [_tax_rate(rate) for rate in client.tax_rates_list(where='Status=="ACTIVE"')]
+    data.tax_rates = [_tax_rate(rate) for rate in client.tax_rates_list(active_only=True)]
     data.currencies = [_currency(currency) for currency in client.currencies_list()]
     data.fetched_at = now
     data.build_index()
