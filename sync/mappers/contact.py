@@ -268,17 +268,6 @@ def _xero_phone_number(phone: Mapping) -> str:
     return " ".join(p for p in (country, str(phone.get("PhoneAreaCode") or "").strip(), number) if p)
 
 
-def xero_name_where(name: str) -> str:
-    """A `where` filter matching a contact name exactly: Name=="...".
-
-    Inside the string literal a backslash and a double quote are escaped with a backslash; nothing
-    else is touched, so "Smith & Sons" and "ООО «Ромашка»" stay as they are (the caller URL-encodes
-    the whole expression once, as the SDK does).
-    """
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'Name=="{escaped}"'
-
-
 # --- catalogue --------------------------------------------------------------------------------------
 
 

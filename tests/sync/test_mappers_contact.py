@@ -18,7 +18,6 @@ from sync.mappers.contact import (
     xero_contact_address,
     xero_contact_to_company,
     xero_item_to_product,
-    xero_name_where,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -142,20 +141,6 @@ def test_a_xero_postal_address_becomes_a_mailing_requisite_address():
 
     assert address is not None
     assert (address["TYPE_ID"], address["ADDRESS_1"], address["COUNTRY"]) == (8, "PO Box 77", "New Zealand")
-
-
-@pytest.mark.parametrize(
-    ("name", "where"),
-    [
-        ("ACME Ltd", 'Name=="ACME Ltd"'),
-        ('Smith & Sons "Builders" Ltd', 'Name=="Smith & Sons \\"Builders\\" Ltd"'),
-        ("Back\\slash", 'Name=="Back\\\\slash"'),
-        ("ООО «Ромашка»", 'Name=="ООО «Ромашка»"'),
-        ("O'Neill", 'Name=="O\'Neill"'),
-    ],
-)
-def test_an_exact_name_filter_escapes_quotes_and_backslashes_and_nothing_else(name, where):
-    assert xero_name_where(name) == where
 
 
 def test_a_xero_item_imports_as_a_product_priced_in_the_chosen_currency():
