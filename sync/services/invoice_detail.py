@@ -11,7 +11,7 @@ from decimal import Decimal
 from integrations.bitrix24.api import Bitrix24Api, catalog, directory
 from integrations.bitrix24.api.directory import ClientRecord
 from sync.models import InvoiceLink, StageMapping, SyncJob, SyncLogEntry
-from sync.services.invoice_list import NAME_SELECT, InvoiceRow, client_name, invoice_row, source_of
+from sync.services.invoice_list import InvoiceRow, invoice_row, source_of
 from sync.services.outcomes import outcomes_for
 
 
@@ -59,7 +59,7 @@ def base_amounts_of(row: InvoiceRow, currencies: list[catalog.Currency]) -> Base
 
 
 def _names(records: list[ClientRecord]) -> dict[int, str]:
-    return {record.id: client_name(record) for record in records}
+    return {record.id: record.display_name for record in records}
 
 
 def invoice_for_user(
@@ -70,8 +70,8 @@ def invoice_for_user(
     source = source_of(client, entity_type)
     company_ref, contact_ref = source.client_refs()
     # Chained on the item: no second round trip for the names (an id of 0 matches nothing).
-    companies_cmd = directory.clients_list("company", company_ref, select=NAME_SELECT["company"])
-    contacts_cmd = directory.clients_list("contact", contact_ref, select=NAME_SELECT["contact"])
+    companies_cmd = directory.client_names_list("company", company_ref)
+    contacts_cmd = directory.client_names_list("contact", contact_ref)
     # The rates, for a foreign invoice's amount in the base currency (same call, no extra trip).
     currencies_cmd = catalog.currencies_list()
     batch = client.batch(

@@ -193,16 +193,6 @@ def _chunks(ids: list[int], size: int = B24_PAGE) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def client_name(record: directory.ClientRecord) -> str:
-    """A company's title, or a person's first and last name."""
-    if record.kind == "company":
-        return str(record.fields.get("TITLE") or "")
-    return " ".join(str(p) for p in (record.fields.get("NAME"), record.fields.get("LAST_NAME")) if p)
-
-
-NAME_SELECT = {"company": ["ID", "TITLE"], "contact": ["ID", "NAME", "LAST_NAME"]}
-
-
 def _names_and_stages(
     client: Bitrix24Api, portal: Portal, items: list[dict], source: InvoiceKind
 ) -> tuple[dict[int, str], dict[int, str], dict[str, str]]:
@@ -218,9 +208,9 @@ def _names_and_stages(
     missing_categories = sorted({int(i.get("categoryId") or 0) for i in items if i.get("stageId") not in stages})
     commands: dict[str, Command[Any]] = {}
     for n, chunk in enumerate(_chunks(company_ids)):
-        commands[f"co{n}"] = directory.clients_list("company", chunk, select=NAME_SELECT["company"])
+        commands[f"co{n}"] = directory.client_names_list("company", chunk)
     for n, chunk in enumerate(_chunks(contact_ids)):
-        commands[f"ct{n}"] = directory.clients_list("contact", chunk, select=NAME_SELECT["contact"])
+        commands[f"ct{n}"] = directory.client_names_list("contact", chunk)
     for category in missing_categories:
         commands[f"st{category}"] = source.stages_command(category)
     companies: dict[int, str] = {}
@@ -233,7 +223,7 @@ def _names_and_stages(
             continue
         for entry in batch.value(key):
             if isinstance(entry, directory.ClientRecord):
-                (companies if entry.kind == "company" else contacts)[entry.id] = client_name(entry)
+                (companies if entry.kind == "company" else contacts)[entry.id] = entry.display_name
             else:
                 stages.setdefault(entry.status_id, entry.name)
     return companies, contacts, stages

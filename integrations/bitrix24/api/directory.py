@@ -27,6 +27,7 @@ ADDRESS_FIELDS = (
     "ADDRESS_COUNTRY",
     "ADDRESS_COUNTRY_CODE",
 )
+NAME_SELECT: dict[str, list[str]] = {"company": ["ID", "TITLE"], "contact": ["ID", "NAME", "LAST_NAME"]}
 CLIENT_SELECT: dict[str, list[str]] = {
     "company": ["ID", "TITLE", "PHONE", "EMAIL", *ADDRESS_FIELDS],
     "contact": ["ID", "NAME", "LAST_NAME", "PHONE", "EMAIL", *ADDRESS_FIELDS],
@@ -38,6 +39,13 @@ class ClientRecord:
     kind: str  # "company" | "contact"
     id: int
     fields: Mapping[str, Any] = field(default_factory=dict)  # as Bitrix24 sent it (see the docstring)
+
+    @property
+    def display_name(self) -> str:
+        """A company's title, or a person's first and last name ("" when the record has none)."""
+        if self.kind == "company":
+            return str(self.fields.get("TITLE") or "")
+        return " ".join(str(p) for p in (self.fields.get("NAME"), self.fields.get("LAST_NAME")) if p)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,11 @@ def _record(kind: str) -> Any:
         return ClientRecord(kind=kind, id=as_int(row.get("ID")) or 0, fields=row)
 
     return parse
+
+
+def client_names_list(kind: str, ids: Sequence[int | str] | str) -> ListCommand[ClientRecord]:
+    """Just enough of these clients for their display_name."""
+    return clients_list(kind, ids, select=NAME_SELECT[kind])
 
 
 def clients_list(
