@@ -175,20 +175,22 @@ def bitrix24_currency_rate(ctx, invoice: dict) -> Decimal | None:
     rates = getattr(ctx, "_b24_currencies", None)
     if rates is None:
         try:
-            listed = ctx.b24.result("crm.currency.list", {}) or []
+            listed = ctx.b24.currencies_list()
         except ExternalAPIError:
             listed = []
-        rates = {str(row.get("CURRENCY")): row for row in listed if isinstance(row, dict)}
+        rates = {currency.code: currency for currency in listed}
         ctx._b24_currencies = rates
     ours, theirs = rates.get(code), rates.get(base)
     if ours is None or theirs is None:
         return None
     try:
         # Base units of the portal's reporting currency per 1 unit of each; their ratio is the cross rate.
-        per_unit = Decimal(str(ours["AMOUNT"])) / Decimal(str(ours.get("AMOUNT_CNT") or 1))
-        base_per_unit = Decimal(str(theirs["AMOUNT"])) / Decimal(str(theirs.get("AMOUNT_CNT") or 1))
+        if ours.amount is None or theirs.amount is None:
+            return None
+        per_unit = ours.amount / (ours.amount_cnt if ours.amount_cnt is not None else Decimal(1))
+        base_per_unit = theirs.amount / (theirs.amount_cnt if theirs.amount_cnt is not None else Decimal(1))
         rate = (base_per_unit / per_unit).quantize(Decimal("0.000001"))
-    except (InvalidOperation, ZeroDivisionError, KeyError):
+    except (InvalidOperation, ZeroDivisionError):
         return None
     return rate if rate > 0 else None
 

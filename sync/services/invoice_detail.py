@@ -47,7 +47,7 @@ def base_amounts_of(row: InvoiceRow, currencies: list[catalog.Currency]) -> Base
     mine = rates.get(row.currency)
     try:
         if mine is not None and mine.amount is not None and row.amount is not None:
-            per_unit = mine.amount / (mine.amount_cnt or Decimal(1))
+            per_unit = mine.amount / (mine.amount_cnt if mine.amount_cnt is not None else Decimal(1))
             bitrix24 = (row.amount * per_unit).quantize(Decimal("0.01"))
         link = row.link
         if link is not None and link.xero_total is not None and link.xero_currency_rate:

@@ -45,6 +45,10 @@ class BatchOutcome:
     def total(self, key: str) -> int | None:
         return self._raw.totals.get(key)
 
+    def next_start(self, key: str) -> int | None:
+        """The `start` of a list command's next page, None when the answer was its last."""
+        return self._raw.nexts.get(key)
+
     def has_more(self, key: str) -> bool:
         """True when a list command's answer is only its first page."""
         return key in self._raw.nexts

@@ -10,7 +10,7 @@ name, a parameter shape or a field's casing.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
@@ -34,6 +34,10 @@ class Command(Generic[T]):
 
     def wire(self) -> tuple[str, Mapping[str, Any]]:
         return self.method, self.params
+
+    def at(self, start: int) -> Command[T]:
+        """The same list command for the page at offset `start`."""
+        return replace(self, params={**self.params, "start": start})
 
 
 R = TypeVar("R")

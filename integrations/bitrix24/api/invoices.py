@@ -44,6 +44,24 @@ SMART_SELECT = [
     "updatedTime",
     "assignedById",
 ]
+# What the push reads of a new invoice (its Xero content and its hash come from these).
+READ_SELECT = [
+    "id",
+    "entityTypeId",
+    "title",
+    "accountNumber",
+    "stageId",
+    "categoryId",
+    "opportunity",
+    "isManualOpportunity",
+    "taxValue",
+    "currencyId",
+    "companyId",
+    "contactId",
+    "begindate",
+    "closedate",
+    "updatedTime",
+]
 # crm.item.productrow ownerType of a new invoice (bitrix24-api.md §1.4).
 SMART_INVOICE_OWNER = "SI"
 
@@ -70,12 +88,12 @@ def product_rows_parse(result: Any) -> list[dict[str, Any]]:
 def productrows_list(
     owner_ids: Sequence[int] | int, *, ordered: bool = False, select: Sequence[str] | None = None
 ) -> ListCommand[dict[str, Any]]:
-    """The product rows of new invoices (one id, or several: `@ownerId`), in the shared shape."""
+    """The product rows of new invoices (one id or several), in the shared shape; `ordered`: in a
+    fixed order (sort, id), so page offsets are stable."""
     flt: dict[str, Any] = {"=ownerType": SMART_INVOICE_OWNER}
-    if isinstance(owner_ids, int):
-        flt["=ownerId"] = owner_ids
-    else:
-        flt["@ownerId"] = list(owner_ids)
+    owners = [owner_ids] if isinstance(owner_ids, int) else list(owner_ids)
+    # crm.item.productrow.list takes an array under "=ownerId" as "any of these".
+    flt["=ownerId"] = owners if len(owners) > 1 else owners[0]
     params: dict[str, Any] = {"filter": flt}
     if select is not None:
         params["select"] = list(select)
@@ -123,12 +141,13 @@ class SmartInvoices:
         order: Mapping[str, str] | None = None,
         start: int | None = None,
         ids_only: bool = False,
+        select: Sequence[str] | None = None,
     ) -> ListCommand[dict[str, Any]]:
         """crm.item.list with a crm.item filter/order (camelCase keys, as the caller writes them);
-        rows in the shared shape."""
+        rows in the shared shape. `select`: other fields than the pages' (READ_SELECT: the push's)."""
         params: dict[str, Any] = {
             "entityTypeId": SMART_INVOICE,
-            "select": ["id"] if ids_only else SMART_SELECT,
+            "select": ["id"] if ids_only else list(select or SMART_SELECT),
             "filter": dict(flt),
         }
         if order:

@@ -8,7 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.models import Portal, XeroConnection
-from integrations.bitrix24.client import Bitrix24Client
+from integrations.bitrix24.api import BatchOutcome, Bitrix24Api
+from integrations.bitrix24.api.command import Command
 from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.common.errors import ExternalAPIError
 from integrations.xero.client import XeroClient
@@ -91,7 +92,7 @@ class PassContext:
     def __init__(self, portal: Portal, connection: XeroConnection, report: PushReport, interactive: bool) -> None:
         self.portal = portal
         self.report = report
-        self.b24 = Bitrix24Client(portal, interactive=interactive)
+        self.b24 = Bitrix24Api.for_portal(portal, interactive=interactive)
         # Every Xero request of the pass is counted on the report and keeps the jobs' leases alive.
         self.xero = XeroClient(connection, interactive=interactive, on_call=self._xero_called)
         self.settings, _ = SyncSettings.objects.get_or_create(portal=portal)
@@ -113,7 +114,7 @@ class PassContext:
         self._renewed_at = now
         job_leases_renew([item.job for item in self.items if item.job is not None and not item.finished])
 
-    def batch_all(self, commands: dict) -> Any:
+    def batch_all(self, commands: dict[str, Command[Any]]) -> BatchOutcome:
         self.keep_leases()
         self.report.bitrix24_calls += -(-len(commands) // 50)
         return self.b24.batch_all(commands)

@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from integrations.bitrix24.api.old_invoices import OLD_INVOICE, old_invoice_as_item, old_rows_as_product_rows
+from integrations.bitrix24.api.invoices import InvoiceDetail, OldInvoices
+from integrations.bitrix24.entity_types import OLD_INVOICE
 from integrations.common.errors import ExternalAPIError
 from sync.services.push.context import Work
 from sync.services.push.reader import Reader
 from sync.services.push.smart_invoice import SmartInvoiceSource
-from sync.sources import invoice_source
+
+KIND = OldInvoices()
 
 
 class OldInvoiceSource:
@@ -37,8 +39,7 @@ class OldInvoiceSource:
         for invoice_id in sorted(self.by_id):
             self.reader.add(
                 f"o{invoice_id}",
-                "crm.invoice.get",
-                {"id": invoice_id},
+                KIND.get_command(invoice_id),
                 self._take(self.by_id[invoice_id]),
                 self._failed(self.by_id[invoice_id]),
             )
@@ -60,17 +61,17 @@ class OldInvoiceSource:
 
     @staticmethod
     def _take(item: Work) -> Callable[[Any], None]:
-        def on_result(result: Any) -> None:
-            if not isinstance(result, dict) or not result.get("ID"):
+        def on_result(detail: InvoiceDetail | None) -> None:
+            if detail is None:
                 return  # the read stage fails it as "Bitrix24 did not return the invoice"
-            item.invoice = old_invoice_as_item(result)
-            item.rows = old_rows_as_product_rows(result)
+            item.invoice = detail.item
+            item.rows = detail.rows
 
         return on_result
 
     @staticmethod
     def _failed(item: Work) -> Callable[[ExternalAPIError], None]:
         def on_error(error: ExternalAPIError) -> None:
-            item.read_error = invoice_source(OLD_INVOICE).classify(error)
+            item.read_error = KIND.classify(error)
 
         return on_error

@@ -7,48 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from integrations.bitrix24.api import directory
 from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.models import ContactLink
 from sync.services.contacts import ClientKey
 from sync.services.push.context import PassContext, Work
 from sync.services.push.outcomes import fail
-from sync.services.push.reader import B24_PAGE, Reader, rows_of
+from sync.services.push.reader import B24_PAGE, Reader
 from sync.services.push.sources import source_for
 
 ADDRESS_OWNERS_PER_COMMAND = 25
-CLIENT_SELECT = {
-    ContactLink.Kind.COMPANY: [
-        "ID",
-        "TITLE",
-        "PHONE",
-        "EMAIL",
-        "ADDRESS",
-        "ADDRESS_2",
-        "ADDRESS_CITY",
-        "ADDRESS_REGION",
-        "ADDRESS_PROVINCE",
-        "ADDRESS_POSTAL_CODE",
-        "ADDRESS_COUNTRY",
-        "ADDRESS_COUNTRY_CODE",
-    ],
-    ContactLink.Kind.CONTACT: [
-        "ID",
-        "NAME",
-        "LAST_NAME",
-        "PHONE",
-        "EMAIL",
-        "ADDRESS",
-        "ADDRESS_2",
-        "ADDRESS_CITY",
-        "ADDRESS_REGION",
-        "ADDRESS_PROVINCE",
-        "ADDRESS_POSTAL_CODE",
-        "ADDRESS_COUNTRY",
-        "ADDRESS_COUNTRY_CODE",
-    ],
-}
-# crm.address ANCHOR_TYPE_ID: the requisite's owner (bitrix24-api.md §8.4) — 4 company, 3 contact.
-ANCHOR_TYPE = {ContactLink.Kind.COMPANY: 4, ContactLink.Kind.CONTACT: 3}
 
 
 @dataclass
@@ -92,26 +60,25 @@ def _queue_clients(ctx: PassContext, reader: Reader, items: list[Work]) -> Clien
     addresses: dict[ClientKey, list[dict]] = {}
     for kind, kind_ids in _unlinked_clients(ctx, items).items():
 
-        def take_clients(result, kind=kind):
-            for entity in rows_of(result, None):
-                key = (kind, int(entity["ID"]))
-                entities[key] = entity
-                out.data[key] = {"entity": entity, "addresses": addresses.setdefault(key, [])}
+        def take_clients(records: list[directory.ClientRecord], kind=kind):
+            for record in records:
+                key = (kind, record.id)
+                entities[key] = dict(record.fields)
+                out.data[key] = {"entity": entities[key], "addresses": addresses.setdefault(key, [])}
 
         def clients_failed(error, kind=kind, ids=None):
             for bitrix24_id in ids:
                 out.errors[(kind, bitrix24_id)] = error
 
-        def take_addresses(result, kind=kind):
-            for address in rows_of(result, None):
-                addresses.setdefault((kind, int(address.get("ANCHOR_ID") or 0)), []).append(address)
+        def take_addresses(found: list[directory.Address], kind=kind):
+            for address in found:
+                addresses.setdefault((kind, address.owner_id), []).append(dict(address.fields))
 
         for n in range(0, len(kind_ids), B24_PAGE):
             chunk = kind_ids[n : n + B24_PAGE]
             reader.add(
                 f"{kind}{n}",
-                f"crm.{kind}.list",
-                {"filter": {"@ID": chunk}, "select": CLIENT_SELECT[kind]},
+                directory.clients_list(kind, chunk),
                 take_clients,
                 lambda error, kind=kind, chunk=chunk: clients_failed(error, kind, chunk),
             )
@@ -119,8 +86,7 @@ def _queue_clients(ctx: PassContext, reader: Reader, items: list[Work]) -> Clien
             chunk = kind_ids[n : n + ADDRESS_OWNERS_PER_COMMAND]
             reader.add(
                 f"a{kind}{n}",
-                "crm.address.list",
-                {"filter": {"ANCHOR_TYPE_ID": ANCHOR_TYPE[kind], "@ANCHOR_ID": chunk}},
+                directory.addresses_of(kind, chunk),
                 take_addresses,
                 lambda error: None,  # addresses are a nicety; the contact is made without them
             )

@@ -1,4 +1,6 @@
-"""Bitrix24 reads as rounds of `batch` calls, for the read stage and the invoice sources."""
+"""Bitrix24 reads as rounds of `batch` calls, for the read stage and the invoice sources: typed
+commands of the Bitrix24 facade (integrations.bitrix24.api), whose answers reach each command's
+on_result already parsed."""
 
 from __future__ import annotations
 
@@ -6,12 +8,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from integrations.bitrix24.api import PAGE_SIZE
+from integrations.bitrix24.api.command import Command
 from integrations.common.errors import AuthorizationLostError, ExternalAPIError
 from sync.services.push.context import PassContext
 
 logger = logging.getLogger(__name__)
 
-B24_PAGE = 50
+B24_PAGE = PAGE_SIZE
 
 
 class Reader:
@@ -26,12 +30,12 @@ class Reader:
 
     def __init__(self, ctx: PassContext) -> None:
         self.ctx = ctx
-        self.queue: dict[str, tuple[str, dict, Callable, Callable, bool]] = {}
+        self.queue: dict[str, tuple[Command[Any], Callable, Callable, bool]] = {}
 
     def add(
-        self, key: str, method: str, params: dict, on_result: Callable, on_error: Callable, *, follow: bool = True
+        self, key: str, command: Command[Any], on_result: Callable, on_error: Callable, *, follow: bool = True
     ) -> None:
-        self.queue[key] = (method, params, on_result, on_error, follow)
+        self.queue[key] = (command, on_result, on_error, follow)
 
     def room(self) -> int:
         """Commands the calls of the round queued now can still carry."""
@@ -43,36 +47,28 @@ class Reader:
         if not current:
             return
         try:
-            outcome = self.ctx.batch_all({key: (entry[0], entry[1]) for key, entry in current.items()})
+            outcome = self.ctx.batch_all({key: entry[0] for key, entry in current.items()})
         except AuthorizationLostError:
             raise
         except ExternalAPIError as exc:
             logger.warning("Bitrix24 batch of %s commands failed: %s", len(current), exc)
-            for _method, _params, _on_result, on_error, _follow in current.values():
+            for _command, _on_result, on_error, _follow in current.values():
                 on_error(exc)
             return
-        for key, (method, params, on_result, on_error, follow) in current.items():
+        for key, (command, on_result, on_error, follow) in current.items():
             if key in outcome.errors:
                 on_error(outcome.errors[key])
                 continue
-            if key not in outcome.results:
+            if not outcome.ran(key):
                 continue
             if not follow:
-                on_result(outcome.results[key], outcome.totals.get(key), outcome.nexts.get(key))
+                on_result(outcome.value(key), outcome.total(key), outcome.next_start(key))
                 continue
-            on_result(outcome.results[key])
-            following = outcome.nexts.get(key)
+            on_result(outcome.value(key))
+            following = outcome.next_start(key)
             if following:
-                self.add(f"{key}+{following}", method, {**params, "start": following}, on_result, on_error)
+                self.add(f"{key}+{following}", command.at(following), on_result, on_error)
 
     def run(self) -> None:
         while self.queue:
             self.run_round()
-
-
-def rows_of(result: Any, wrapper: str | None) -> list[dict]:
-    if wrapper and isinstance(result, dict):
-        result = result.get(wrapper)
-    if isinstance(result, dict):
-        return list(result.values())
-    return list(result or [])

@@ -1,4 +1,5 @@
-"""The invoice source of Bitrix24's smart invoices (entity type 31, crm.item.*).
+"""The invoice source of Bitrix24's smart invoices (entity type 31; the commands are the facade's,
+integrations.bitrix24.api.invoices).
 
 Reads invoices and their product rows in two rounds of `batch` calls: round 1 the invoices and full
 pages of product rows (200 invoices per list, ordered, as many pages as a guess of five rows an
@@ -10,41 +11,23 @@ invoices whose clients are known, 2 for 1,000 of three rows and 200 new companie
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from integrations.bitrix24.api.invoices import READ_SELECT, SmartInvoices, productrows_list
 from integrations.common.errors import ExternalAPIError, RetryableError
 from sync.mappers.invoice import invoice_to_xero, totals_gap
 from sync.models import ContactLink
 from sync.services.contacts import ClientKey
 from sync.services.push.context import SMART_INVOICE, Work
-from sync.services.push.reader import B24_PAGE, Reader, rows_of
+from sync.services.push.reader import B24_PAGE, Reader
 
-# Product rows are read as full pages of crm.item.productrow.list over many invoices at once
-# (=ownerId IN [...], a fixed order so offsets are stable). 200 ids keep a command string short.
+# Product rows are read as full pages of one ordered list over many invoices at once (owner id in
+# [...], a fixed order so offsets are stable). 200 ids keep a command string short.
 ROW_OWNERS_PER_COMMAND = 200
 # What the first round guesses an invoice holds: it asks for the pages that many rows would fill,
 # as far as round 1's batch calls have room. The `total` of each answer then tells exactly which
 # pages are still missing; they all go into the next round at their `start` offsets.
 ROWS_PER_INVOICE_GUESS = 5
-ROW_ORDER = {"sort": "ASC", "id": "ASC"}
-
-INVOICE_SELECT = [
-    "id",
-    "entityTypeId",
-    "title",
-    "accountNumber",
-    "stageId",
-    "categoryId",
-    "opportunity",
-    "isManualOpportunity",
-    "taxValue",
-    "currencyId",
-    "companyId",
-    "contactId",
-    "begindate",
-    "closedate",
-    "updatedTime",
-]
+KIND = SmartInvoices()
 
 
 class SmartInvoiceSource:
@@ -67,8 +50,8 @@ class SmartInvoiceSource:
         reader, ids = self.reader, sorted(self.by_id)
         for n in range(0, len(ids), B24_PAGE):
             chunk = ids[n : n + B24_PAGE]
-            params = {"entityTypeId": SMART_INVOICE, "filter": {"@id": chunk}, "select": INVOICE_SELECT}
-            reader.add(f"i{n}", "crm.item.list", params, self._take_invoices, self._invoices_failed(chunk))
+            listed = KIND.list_command({"@id": chunk}, select=READ_SELECT)
+            reader.add(f"i{n}", listed, self._take_invoices, self._invoices_failed(chunk))
         first = [
             self._new_chunk(ids[n : n + ROW_OWNERS_PER_COMMAND]) for n in range(0, len(ids), ROW_OWNERS_PER_COMMAND)
         ]
@@ -87,8 +70,7 @@ class SmartInvoiceSource:
             if item.invoice_id not in self.seen and item.read_error is None:
                 self.reader.add(
                     f"g{item.invoice_id}",
-                    "crm.item.get",
-                    {"entityTypeId": SMART_INVOICE, "id": item.invoice_id},
+                    KIND.get_commands(item.invoice_id)["item"],
                     lambda result, item=item: setattr(
                         item, "read_error", RetryableError("The invoice is not listed yet", system="bitrix24")
                     ),
@@ -130,8 +112,8 @@ class SmartInvoiceSource:
 
     # --- internals ---
 
-    def _take_invoices(self, result: Any) -> None:
-        for invoice in rows_of(result, "items"):
+    def _take_invoices(self, invoices: list[dict]) -> None:
+        for invoice in invoices:
             item = self.by_id.get(int(invoice["id"]))
             if item is not None:
                 item.invoice = invoice
@@ -163,16 +145,6 @@ class SmartInvoiceSource:
             self._new_chunk(group).ask_guessed(B24_PAGE)
 
 
-def _rows_command(owner_ids: list[int]) -> tuple[str, dict]:
-    return (
-        "crm.item.productrow.list",
-        {
-            "filter": {"=ownerType": "SI", "=ownerId": owner_ids if len(owner_ids) > 1 else owner_ids[0]},
-            "order": ROW_ORDER,
-        },
-    )
-
-
 class _RowChunk:
     """The product rows of a group of invoices, read as full pages of one ordered list: the first
     answer's `total` says which `start` offsets are still to fetch. Pages are joined in offset order
@@ -192,12 +164,11 @@ class _RowChunk:
         if start in self.asked or self.failed:
             return
         self.asked.add(start)
-        method, params = _rows_command(self.owners)
+        listed = productrows_list(self.owners, ordered=True)
         self.reader.add(
             f"{self.name}s{start}",
-            method,
-            {**params, "start": start} if start else params,
-            lambda result, total, following: self._page(start, result, total, following),
+            listed.at(start) if start else listed,
+            lambda rows, total, following: self._page(start, rows, total, following),
             self._error,
             follow=False,
         )
@@ -208,10 +179,10 @@ class _RowChunk:
         for n in range(max(1, min(pages, wanted))):
             self.ask(n * B24_PAGE)
 
-    def _page(self, start: int, result: Any, total: int | None, following: int | None) -> None:
+    def _page(self, start: int, rows: list[dict], total: int | None, following: int | None) -> None:
         if self.failed:
             return
-        self.pages[start] = rows_of(result, "productRows")
+        self.pages[start] = rows
         if total is not None:
             self.total = total if self.total is None else max(self.total, total)
             for missing in range(0, self.total, B24_PAGE):
