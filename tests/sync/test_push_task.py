@@ -1,12 +1,17 @@
 """push_invoices_task, the processor of a portal's push jobs, run in this process against the
-sandbox (no worker): how many passes a slice makes decides what one change costs a busy pool."""
+sandbox (no worker), and how big its passes are: how many passes a slice makes decides what one
+change costs a busy pool, how big they are how long a backlog holds a worker."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from sync.models import SyncJob, SyncSettings, Trigger
 from sync.services.jobs import job_enqueue
+from sync.services.push.pipeline import CLAIM_LIMIT, OTHERS_ACTIVE_S, SHARED_CLAIM_LIMIT, claim_limit
 from sync.services.stages import stage_map_refresh
 from sync.tasks.push import push_invoices_task
 from tests.sync.test_push_service import company, invoice
@@ -35,3 +40,33 @@ def test_a_slice_that_took_everything_due_ends_after_one_pass(portal, sandbox):
     # its setup (the next change has a dispatch of its own).
     assert (totals["claimed"], totals["created"], totals["passes"]) == (1, 1, 1)
     assert SyncJob.objects.get(target=f"31:{invoice_id}").status == SyncJob.Status.DONE
+
+
+def _other_portal_job(status: str, due_s_ago: float) -> None:
+    from tests.factories import PortalFactory
+
+    SyncJob.objects.create(
+        portal=PortalFactory(),
+        kind=SyncJob.Kind.PUSH_INVOICE,
+        target="31:7",
+        trigger=Trigger.EVENT,
+        status=status,
+        not_before=timezone.now() - timedelta(seconds=due_s_ago),
+    )
+
+
+def test_a_backlog_takes_short_passes_while_another_portal_pushes_every_few_seconds(lone_portal):
+    # The other portal's change was pushed 5 s ago and its next is not due yet: nothing of it is
+    # waiting at this moment, but it is active, and a 1,000-invoice pass would hold a worker ~50 s.
+    _other_portal_job(SyncJob.Status.DONE, due_s_ago=5)
+
+    assert claim_limit(lone_portal.pk) == SHARED_CLAIM_LIMIT
+
+
+def test_a_portal_alone_takes_full_passes(lone_portal):
+    _other_portal_job(SyncJob.Status.DONE, due_s_ago=OTHERS_ACTIVE_S + 60)  # long quiet
+    SyncJob.objects.create(
+        portal=lone_portal, kind=SyncJob.Kind.PUSH_INVOICE, target="31:1", trigger=Trigger.EVENT
+    )  # its own work never counts
+
+    assert claim_limit(lone_portal.pk) == CLAIM_LIMIT

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
@@ -38,14 +40,18 @@ logger = logging.getLogger(__name__)
 # The pass still ends in seconds, far inside JOB_LEASE_S and the task's time limit, and a worker
 # process peaks ~25 MB above idle doing it (bench/backfill.py).
 CLAIM_LIMIT = 1000
-# While other portals have due pushes waiting, a pass takes fewer: a backlog (a backfill of
-# thousands) is then worked in short passes that interleave with their small ones on a shared worker
-# pool, instead of holding a worker for the 30-50 s a 1,000-invoice pass takes (bench/fairness.py).
+# While other portals push too, a pass takes fewer: a backlog (a backfill of thousands) is then
+# worked in short passes that interleave with their small ones on a shared worker pool, instead of
+# holding a worker for the 30-50 s a 1,000-invoice pass takes (bench/fairness.py).
 SHARED_CLAIM_LIMIT = int(settings.PUSH_SHARED_CLAIM_LIMIT)
 # Without a heartbeat (embedded mode, no Redis): longer than a task may run (the hard time limit kills
 # it), so a live holder never loses its lock; a killed one holds it only this long.
 LOCK_TTL_S = getattr(settings, "PUSH_LOCK_TTL_S", settings.TASK_HARD_TIME_LIMIT_S + 60)
 AUTH_LOST_DELAY_S = 60
+# "Other portals push too": one has a push due now, or had one due this recently. A portal editing
+# an invoice every few seconds has a job due only for the moment between its event and its pass, so
+# "due now" alone let a backfill take two 1,000-invoice passes (53 s each, measured) between them.
+OTHERS_ACTIVE_S = 30
 
 
 def invoices_push_pending(*, portal_id: int) -> PushReport:
@@ -74,15 +80,19 @@ def invoices_push_pending(*, portal_id: int) -> PushReport:
 
 
 def claim_limit(portal_id: int) -> int:
-    """How many due jobs this portal's pass takes: all it can use, unless others are waiting."""
-    others_waiting = (
-        SyncJob.objects.filter(
-            kind=SyncJob.Kind.PUSH_INVOICE, status=SyncJob.Status.PENDING, not_before__lte=timezone.now()
+    """How many due jobs this portal's pass takes: all it can use, unless other portals push too."""
+    now = timezone.now()
+    finished = [SyncJob.Status.RUNNING, SyncJob.Status.DONE, SyncJob.Status.FAILED]
+    others_active = (
+        SyncJob.objects.filter(kind=SyncJob.Kind.PUSH_INVOICE)
+        .filter(
+            Q(status=SyncJob.Status.PENDING, not_before__lte=now)
+            | Q(status__in=finished, not_before__gte=now - timedelta(seconds=OTHERS_ACTIVE_S), not_before__lte=now)
         )
         .exclude(portal_id=portal_id)
         .exists()
     )
-    return SHARED_CLAIM_LIMIT if others_waiting else CLAIM_LIMIT
+    return SHARED_CLAIM_LIMIT if others_active else CLAIM_LIMIT
 
 
 def _run_pass(
