@@ -57,6 +57,10 @@ class InputGuardMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, DataError):
-            logger.warning("input the database refused reached %s: %s", request.path, str(exception).splitlines()[0])
-            return _refusal("A value in the request is out of range or malformed.")
+            return data_error_refusal(request, exception)
         return None
+
+
+def data_error_refusal(request: HttpRequest, exception: DataError) -> HttpResponse:
+    logger.warning("input the database refused reached %s: %s", request.path, str(exception).splitlines()[0])
+    return _refusal("A value in the request is out of range or malformed.")

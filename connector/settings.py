@@ -111,12 +111,14 @@ MIDDLEWARE = [
     # A request id for every log line of the request (and the X-Request-ID answer header).
     "connector.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Static files (the app's CSS/JS) straight from the app server, also under gunicorn.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
     # Refuses NUL characters before any view, and turns a database DataError into a 400.
     "connector.input_guard.InputGuardMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Bitrix24's events and Xero's webhooks are answered here, without the pages' middleware below.
+    "connector.inbound.InboundEndpointsMiddleware",
+    # Static files (the app's CSS/JS) straight from the app server, also under gunicorn.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

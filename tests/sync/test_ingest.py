@@ -153,6 +153,30 @@ def test_an_intent_to_receive_probe_is_answered_200_empty_and_a_badly_signed_one
     assert not InboxEvent.objects.exists()
 
 
+# --- the short middleware path ------------------------------------------------------------------
+
+
+def test_the_inbound_answers_keep_what_every_request_gets_and_set_no_cookie(portal):
+    event = post_event(event_form(portal))
+    webhook = post_webhook(xero_body([xero_event(tenant_of(portal))]))
+
+    for answer in (event, webhook):
+        assert answer.status_code == 200
+        assert answer["X-Request-ID"] and answer["X-Frame-Options"] == "DENY"
+        assert answer["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware
+        assert "Set-Cookie" not in answer
+    assert InboxEvent.objects.count() == 2
+
+
+def test_an_unknown_host_a_nul_character_and_a_get_are_refused_before_the_view(portal):
+    unknown_host = Client().post("/bitrix24/events/", data=event_form(portal), headers={"host": "evil.example"})
+    nul = post_event(event_form(portal, **{"auth[domain]": "a\x00b"}))
+    get = Client().get("/xero/webhooks/")
+
+    assert [unknown_host.status_code, nul.status_code, get.status_code] == [400, 400, 405]
+    assert not InboxEvent.objects.exists()
+
+
 # --- stored once --------------------------------------------------------------------------------------
 
 
