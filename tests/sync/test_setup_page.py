@@ -185,3 +185,19 @@ def test_admins_see_the_xero_calls_used_today(client, sandbox, acme, connected, 
     assert used > 0  # the page itself read the chart of accounts, tax rates...
     assert 'data-test="xero-budget"' in html
     assert f'<strong data-test="xero-budget-used">{used}</strong> of 1000' in html
+
+
+def test_admins_see_why_automatic_pushes_are_grouped_when_the_budget_would_not_last(
+    client, sandbox, acme, connected, admin_frame, settings
+):
+    from integrations.common.throttle import xero_observe, xero_slot
+
+    settings.XERO_DAILY_RESERVE = 100
+    settings.XERO_MINUTE_LIMIT = settings.XERO_APP_MINUTE_LIMIT = 100000
+    for _ in range(300):  # 300 calls in the last hour or two: eight more hours of that is far over 900
+        with xero_slot(connected.tenant_id):
+            pass
+    xero_observe(connected.tenant_id, {"X-DayLimit-Remaining": "700"})  # a Starter organisation
+    html = client.get(URL, {"ft": admin_frame.token}).content.decode()
+    assert 'data-test="xero-budget-pacing"' in html
+    assert "automatic pushes are grouped" in html and "still sends at once" in html
