@@ -25,7 +25,7 @@ from django.db import transaction
 
 from accounts.models import Portal
 from integrations.bitrix24.api import Bitrix24Api
-from integrations.bitrix24.api.app import SMART_INVOICE_EVENTS
+from integrations.bitrix24.api.app import offline_invoice_change
 from integrations.bitrix24.entity_types import SMART_INVOICE as SMART_INVOICE_TYPE_ID
 from integrations.common.locks import LockTimeout, redis_lock
 from sync.models import SyncJob, Trigger
@@ -88,7 +88,8 @@ def _handle(portal: Portal, client: Bitrix24Api, process_id: str, events: list[A
     done: list[str] = []  # message ids to clear: a job was made, or the record is not ours to act on
     failed: list[str] = []  # message ids Bitrix24 should keep as errors
     for record in events:
-        message_id, invoice_id, problem = _invoice_of(record)
+        change = offline_invoice_change(record)
+        message_id, invoice_id, problem = change.message_id, change.invoice_id, change.problem
         if problem:
             logger.warning("offline event of %s not handled: %s (%r)", portal.domain, problem, record)
             if message_id:
@@ -118,39 +119,6 @@ def _handle(portal: Portal, client: Bitrix24Api, process_id: str, events: list[A
         client.offline_events_clear(process_id, done)
     _forget(portal, process_id)
     return 0 if why_not else len(done)
-
-
-def _invoice_of(record: Any) -> tuple[str, int | None, str]:
-    """(message_id, invoice id or None when the record is about something else, problem or "")."""
-    if not isinstance(record, dict):
-        return "", None, "not a record"
-    message_id = str(record.get("MESSAGE_ID") or "")
-    if not message_id:
-        return "", None, "no MESSAGE_ID"
-    name = str(record.get("EVENT_NAME") or "").upper()
-    base, _, suffix = name.rpartition("_")
-    if base in SMART_INVOICE_EVENTS and suffix.isdigit():
-        name, implied_type = base, int(suffix)  # ONCRMDYNAMICITEMUPDATE_31: the type is in the name
-    else:
-        implied_type = None
-    if name not in SMART_INVOICE_EVENTS or name.endswith("DELETE"):
-        return message_id, None, ""  # not an invoice change we act on: acknowledged, nothing to do
-    data = record.get("EVENT_DATA")
-    fields = data.get("FIELDS") if isinstance(data, dict) else None
-    if not isinstance(fields, dict):
-        return message_id, None, f"{name} without EVENT_DATA.FIELDS"
-    try:
-        entity_type = int(fields["ENTITY_TYPE_ID"]) if fields.get("ENTITY_TYPE_ID") not in (None, "") else implied_type
-        invoice_id = int(fields.get("ID"))
-    except (TypeError, ValueError):
-        return message_id, None, f"{name} with a malformed ID or ENTITY_TYPE_ID"
-    if entity_type is None:
-        return message_id, None, f"{name} without ENTITY_TYPE_ID"
-    if entity_type != SMART_INVOICE_TYPE_ID:
-        return message_id, None, ""  # another smart process: acknowledged, nothing to do
-    if invoice_id <= 0:
-        return message_id, None, f"{name} with ID {invoice_id}"
-    return message_id, invoice_id, ""
 
 
 def _forget(portal: Portal, process_id: str) -> None:

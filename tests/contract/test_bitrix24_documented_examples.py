@@ -29,12 +29,12 @@ import pytest
 
 from accounts.models import Portal
 from integrations.bitrix24.api import Bitrix24Api
+from integrations.bitrix24.api.app import offline_invoice_change
 from integrations.bitrix24.api.catalog import created_product_id
 from integrations.bitrix24.client import Bitrix24Client, _rows
 from sync.mappers.contact import company_to_xero_contact, person_to_xero_contact
 from sync.mappers.invoice import MappingSettings, calendar_date, invoice_to_xero
 from sync.mappers.stage import stage_semantics
-from sync.services.offline_events import _invoice_of
 from sync.services.products import _base_price_type, _catalog_iblock_id
 from tests.contract.bitrix24_docs import documented_request, documented_responses, shape_differences
 from tests.sandbox.bitrix24_rest_helpers import Portal as Rest
@@ -281,8 +281,8 @@ def _parse_offline(result: Any) -> None:
     # The documented record has "EVENT_DATA": false: read as "not an invoice we can name" (kept as
     # an error for Bitrix24, the updatedTime sweep catches the change), never a crash.
     for record in result["events"]:
-        message_id, invoice_id, _problem = _invoice_of(record)
-        assert message_id == str(record["MESSAGE_ID"]) and invoice_id is None
+        change = offline_invoice_change(record)
+        assert change.message_id == str(record["MESSAGE_ID"]) and change.invoice_id is None
 
 
 def _parse_payments(result: Any) -> None:

@@ -54,7 +54,7 @@ class PlacementBinding:
 class OfflineBatch:
     process_id: str
     # The records as Bitrix24 sent them (MESSAGE_ID, EVENT_NAME, EVENT_DATA); the engine reads
-    # them with sync.services.offline_events._invoice_of, which logs the ones it cannot act on.
+    # them with offline_invoice_change (below); the engine logs the ones it cannot act on.
     events: tuple[Any, ...]
 
 
@@ -164,3 +164,49 @@ def offline_events_clear(process_id: str, message_ids: Sequence[str]) -> Command
 
 def offline_events_error(process_id: str, message_ids: Sequence[str]) -> Command[bool]:
     return Command("event.offline.error", {"process_id": process_id, "message_id": list(message_ids)}, _done)
+
+
+@dataclass(frozen=True)
+class OfflineChange:
+    """What one offline event record asks of the engine: a new invoice to push (invoice_id), nothing
+    (invoice_id None, no problem: another entity, a delete, another smart process), or a record
+    that cannot be read (problem: kept as an error for Bitrix24; the updatedTime sweep catches the
+    change)."""
+
+    message_id: str
+    invoice_id: int | None
+    problem: str
+
+
+def offline_invoice_change(record: Any) -> OfflineChange:
+    """Read one event.offline.get record (MESSAGE_ID, EVENT_NAME, EVENT_DATA.FIELDS{ID,
+    ENTITY_TYPE_ID}); only new invoices' add/update events name an invoice."""
+    if not isinstance(record, dict):
+        return OfflineChange("", None, "not a record")
+    message_id = str(record.get("MESSAGE_ID") or "")
+    if not message_id:
+        return OfflineChange("", None, "no MESSAGE_ID")
+    name = str(record.get("EVENT_NAME") or "").upper()
+    base, _, suffix = name.rpartition("_")
+    implied_type: int | None = None
+    if base in SMART_INVOICE_EVENTS and suffix.isdigit():
+        name, implied_type = base, int(suffix)  # ONCRMDYNAMICITEMUPDATE_31: the type is in the name
+    if name not in SMART_INVOICE_EVENTS or name.endswith("DELETE"):
+        return OfflineChange(message_id, None, "")  # not an invoice change we act on: acknowledged
+    data = record.get("EVENT_DATA")
+    fields = data.get("FIELDS") if isinstance(data, dict) else None
+    if not isinstance(fields, dict):
+        return OfflineChange(message_id, None, f"{name} without EVENT_DATA.FIELDS")
+    try:
+        raw_type = fields.get("ENTITY_TYPE_ID")
+        entity_type = int(raw_type) if raw_type not in (None, "") else implied_type
+        invoice_id = int(fields["ID"])
+    except (KeyError, TypeError, ValueError):
+        return OfflineChange(message_id, None, f"{name} with a malformed ID or ENTITY_TYPE_ID")
+    if entity_type is None:
+        return OfflineChange(message_id, None, f"{name} without ENTITY_TYPE_ID")
+    if entity_type != SMART_INVOICE:
+        return OfflineChange(message_id, None, "")  # another smart process: acknowledged, nothing to do
+    if invoice_id <= 0:
+        return OfflineChange(message_id, None, f"{name} with ID {invoice_id}")
+    return OfflineChange(message_id, invoice_id, "")

@@ -159,3 +159,53 @@ def company_update(company_id: int, fields: Mapping[str, Any]) -> Command[Any]:
 
 def contact_add(fields: Mapping[str, Any]) -> Command[int]:
     return Command("crm.contact.add", {"fields": dict(fields)}, lambda result: int(result))
+
+
+# Set on a company at creation and never changed: they are how the import finds it again.
+ORIGIN_FIELDS = ("ORIGINATOR_ID", "ORIGIN_ID")
+MULTIFIELDS = ("PHONE", "EMAIL")
+
+
+def _merge_multifield(
+    current: list[dict[str, Any]] | None, wanted: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """Changes that make `wanted` present without duplicating: a value already there is left alone;
+    a new value takes over an existing entry of the same type (updated by its ID); the rest is added.
+    Values the user added in Bitrix24 and Xero never had are kept."""
+    current = [dict(v) for v in current or []]
+    used: set[str] = set()
+    changes: list[dict[str, Any]] = []
+
+    def same(a: str, b: str) -> bool:
+        return "".join(a.split()).lower() == "".join(b.split()).lower()
+
+    pending: list[dict[str, Any]] = []
+    for value in wanted or []:
+        match = next(
+            (c for c in current if c["ID"] not in used and same(str(c.get("VALUE", "")), value["VALUE"])), None
+        )
+        if match is not None:
+            used.add(match["ID"])
+        else:
+            pending.append(value)
+    for value in pending:
+        slot = next((c for c in current if c["ID"] not in used and c.get("VALUE_TYPE") == value["VALUE_TYPE"]), None)
+        if slot is not None:
+            used.add(slot["ID"])
+            changes.append({"ID": slot["ID"], "VALUE": value["VALUE"], "VALUE_TYPE": value["VALUE_TYPE"]})
+        else:
+            changes.append(dict(value))
+    return changes
+
+
+def company_update_merging(company_id: int, current: Mapping[str, Any], wanted: Mapping[str, Any]) -> Command[Any]:
+    """crm.company.update towards `wanted` (crm.company.add fields) from the company as read now:
+    plain fields are set, origin fields left as they are, and phones and e-mails merged so that no
+    value is duplicated and the ones a user added in Bitrix24 stay (Bitrix24 updates a
+    multi-field entry by its ID and adds one without)."""
+    fields = {k: v for k, v in wanted.items() if k not in (*ORIGIN_FIELDS, *MULTIFIELDS)}
+    for name in MULTIFIELDS:
+        changes = _merge_multifield(current.get(name), wanted.get(name))
+        if changes:
+            fields[name] = changes
+    return company_update(company_id, fields)

@@ -148,36 +148,6 @@ def _link_company(portal: Portal, contact: _Contact) -> None:
     )
 
 
-def _merge_multifield(current: list[dict] | None, wanted: list[dict] | None) -> list[dict]:
-    """Changes that make `wanted` present without duplicating: a value already there is left alone;
-    a new value takes over an existing entry of the same type (updated by its ID); the rest is added.
-    Values the user added in Bitrix24 and Xero never had are kept."""
-    current = [dict(v) for v in current or []]
-    used: set[str] = set()
-    changes: list[dict] = []
-
-    def same(a: str, b: str) -> bool:
-        return "".join(a.split()).lower() == "".join(b.split()).lower()
-
-    pending = []
-    for value in wanted or []:
-        match = next(
-            (c for c in current if c["ID"] not in used and same(str(c.get("VALUE", "")), value["VALUE"])), None
-        )
-        if match is not None:
-            used.add(match["ID"])
-        else:
-            pending.append(value)
-    for value in pending:
-        slot = next((c for c in current if c["ID"] not in used and c.get("VALUE_TYPE") == value["VALUE_TYPE"]), None)
-        if slot is not None:
-            used.add(slot["ID"])
-            changes.append({"ID": slot["ID"], "VALUE": value["VALUE"], "VALUE_TYPE": value["VALUE_TYPE"]})
-        else:
-            changes.append(dict(value))
-    return changes
-
-
 def _companies_update(
     portal: Portal, b24: Bitrix24Api, contacts: list[_Contact], summary: ImportSummary, done: dict[str, str]
 ) -> list[_Contact]:
@@ -197,13 +167,8 @@ def _companies_update(
                 summary.error(f"{contact.name}: {_message(error)}")
             continue
         current = reads.value(f"g{contact.xero_id}").fields if reads.ran(f"g{contact.xero_id}") else {}
-        fields = {k: v for k, v in contact.fields.items() if k not in ("ORIGINATOR_ID", "ORIGIN_ID", "PHONE", "EMAIL")}
-        for name in ("PHONE", "EMAIL"):
-            changes = _merge_multifield(current.get(name), contact.fields.get(name))
-            if changes:
-                fields[name] = changes
         key = f"u{contact.xero_id}"
-        commands[key] = directory.company_update(contact.company_id or 0, fields)
+        commands[key] = directory.company_update_merging(contact.company_id or 0, current, contact.fields)
         by_key[key] = contact
     result = b24.batch_all(commands)
     for key, contact in by_key.items():
