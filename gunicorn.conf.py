@@ -22,9 +22,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
-# Recycle workers now and then (memory growth in long-lived processes), not all at once.
-max_requests = 2000
-max_requests_jitter = 200
+# Recycle workers now and then (memory growth in long-lived processes), not all at once. Not too
+# often: a new worker imports the whole app again (~1-2 s of CPU), and at a webhook burst's 500
+# requests a second 2,000 requests was a restart every few seconds.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
+max_requests_jitter = max_requests // 10
 # Heartbeat files in memory, not on the container's overlay filesystem.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
