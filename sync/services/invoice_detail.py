@@ -84,7 +84,7 @@ def invoice_for_user(
     contacts = _names(batch.get(contacts_cmd)) if batch.ran("ct0") else {}
     portal = client.portal
     stages = dict(StageMapping.objects.filter(portal=portal).values_list("stage_id", "name"))
-    row = invoice_row(detail.item, source=source, companies=companies, contacts=contacts, stages=stages)
+    row = invoice_row(detail.invoice, source=source, companies=companies, contacts=contacts, stages=stages)
     row.link = InvoiceLink.objects.filter(
         portal=portal, bitrix24_entity_type=source.entity_type, bitrix24_id=invoice_id
     ).first()

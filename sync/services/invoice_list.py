@@ -18,14 +18,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from accounts.models import Portal
 from integrations.bitrix24.api import PAGE_SIZE as B24_PAGE
 from integrations.bitrix24.api import Bitrix24Api, directory
 from integrations.bitrix24.api.command import Command
-from integrations.bitrix24.api.invoices import InvoiceKind, invoice_kind
+from integrations.bitrix24.api.invoices import Invoice, InvoiceKind, invoice_kind, invoice_of
 from integrations.bitrix24.entity_types import SMART_INVOICE
 from sync.mappers.exactness import HELD_PREFIX
 from sync.models import InvoiceLink, InvoiceOutcome, StageMapping, SyncJob, SyncSettings
@@ -194,18 +194,18 @@ def _chunks(ids: list[int], size: int = B24_PAGE) -> list[list[int]]:
 
 
 def _names_and_stages(
-    client: Bitrix24Api, portal: Portal, items: list[dict], source: InvoiceKind
+    client: Bitrix24Api, portal: Portal, items: list[Invoice], source: InvoiceKind
 ) -> tuple[dict[int, str], dict[int, str], dict[str, str]]:
     """Company and contact names of these rows, and stage names, in at most one batch call.
 
     Stage names come from the stage map (no call); a stage it does not know yet (added in Bitrix24
     since setup) is read in the same batch. A user without read rights on companies or contacts
     still gets the list: the names are left blank."""
-    company_ids = sorted({int(i["companyId"]) for i in items if i.get("companyId")})
-    contact_ids = sorted({int(i["contactId"]) for i in items if i.get("contactId")})
-    stage_ids = {str(i.get("stageId") or "") for i in items} - {""}
+    company_ids = sorted({i.company_id for i in items if i.company_id})
+    contact_ids = sorted({i.contact_id for i in items if i.contact_id})
+    stage_ids = {i.stage_id for i in items} - {""}
     stages = dict(StageMapping.objects.filter(portal=portal, stage_id__in=stage_ids).values_list("stage_id", "name"))
-    missing_categories = sorted({int(i.get("categoryId") or 0) for i in items if i.get("stageId") not in stages})
+    missing_categories = sorted({i.category_id for i in items if i.stage_id not in stages})
     commands: dict[str, Command[Any]] = {}
     for n, chunk in enumerate(_chunks(company_ids)):
         commands[f"co{n}"] = directory.client_names_list("company", chunk)
@@ -229,13 +229,6 @@ def _names_and_stages(
     return companies, contacts, stages
 
 
-def as_decimal(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value)) if value not in (None, "") else None
-    except InvalidOperation:
-        return None
-
-
 def as_datetime(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(str(value)) if value else None
@@ -243,45 +236,44 @@ def as_datetime(value: Any) -> datetime | None:
         return None
 
 
-def _learn_portal_zone(portal: Portal, items: list[dict]) -> None:
+def _learn_portal_zone(portal: Portal, items: list[Invoice]) -> None:
     """Bitrix24 writes its dates in the portal's zone ("…+03:00"): keep that offset, so pages show
     times in the portal's zone when the user has none of their own (connector.i18n)."""
     from connector.i18n import offset_name
 
     for item in items:
-        zone = offset_name(as_datetime(item.get("updatedTime")))
+        zone = offset_name(as_datetime(item.updated_time))
         if zone:
             SyncSettings.objects.filter(portal=portal).exclude(time_zone=zone).update(time_zone=zone)
             return
 
 
 def invoice_row(
-    item: dict, *, source: InvoiceKind, companies: dict[int, str], contacts: dict[int, str], stages: dict[str, str]
+    item: Invoice, *, source: InvoiceKind, companies: dict[int, str], contacts: dict[int, str], stages: dict[str, str]
 ) -> InvoiceRow:
     """The row of one invoice in the shared shape (links, jobs and outcomes are set by the caller)."""
-    company_id, contact_id = int(item.get("companyId") or 0), int(item.get("contactId") or 0)
-    stage_id = str(item.get("stageId") or "")
     return InvoiceRow(
-        id=int(item["id"]),
-        number=str(item.get("accountNumber") or ""),
-        title=str(item.get("title") or ""),
-        company_id=company_id,
-        company_name=companies.get(company_id, ""),
-        contact_id=contact_id,
-        contact_name=contacts.get(contact_id, ""),
-        amount=as_decimal(item.get("opportunity")),
-        currency=str(item.get("currencyId") or ""),
-        stage_id=stage_id,
-        stage_name=stages.get(stage_id, stage_id),
-        updated_at=as_datetime(item.get("updatedTime")),
+        id=item.id,
+        number=item.number,
+        title=item.title,
+        company_id=item.company_id,
+        company_name=companies.get(item.company_id, ""),
+        contact_id=item.contact_id,
+        contact_name=contacts.get(item.contact_id, ""),
+        amount=item.amount,
+        currency=item.currency,
+        stage_id=item.stage_id,
+        stage_name=stages.get(item.stage_id, item.stage_id),
+        updated_at=as_datetime(item.updated_time),
         entity_type=source.entity_type,
     )
 
 
-def _rows(client: Bitrix24Api, portal: Portal, items: list[dict], source: InvoiceKind) -> list[InvoiceRow]:
+def _rows(client: Bitrix24Api, portal: Portal, listed: list[dict], source: InvoiceKind) -> list[InvoiceRow]:
+    items = [invoice_of(row) for row in listed]
     _learn_portal_zone(portal, items)
     companies, contacts, stages = _names_and_stages(client, portal, items, source)
-    ids = [int(i["id"]) for i in items]
+    ids = [i.id for i in items]
     links = {
         link.bitrix24_id: link
         for link in InvoiceLink.objects.filter(

@@ -191,7 +191,14 @@ def test_a_seeded_invoice_reads_back_through_one_batch_with_its_client(sandbox, 
 
     assert calls == ["batch"]  # the invoice, its rows and its company: one HTTP request
     detail = kind.detail(outcome.raw_results())
-    assert detail.item["id"] == invoice_id and detail.item["companyId"] == company_id
+    invoice = detail.invoice
+    assert (invoice.id, invoice.entity_type, invoice.company_id, invoice.title) == (
+        invoice_id,
+        31,
+        company_id,
+        "Facade",
+    )
+    assert invoice.amount == Decimal("37.50")  # opportunity: 3 x 12.50 (a row's price includes its tax)
     assert [(r["productName"], Decimal(str(r["price"])), Decimal(str(r["quantity"]))) for r in detail.rows] == [
         ("Widget", Decimal("12.50"), Decimal(3))
     ]
@@ -238,6 +245,7 @@ def test_an_old_invoice_reads_in_the_shared_shape_with_exact_money(sandbox, rest
 
     assert detail is not None and detail.item["id"] == int(invoice_id) and detail.item["entityTypeId"] == 5
     assert detail.item["companyId"] == company_id
+    assert (detail.invoice.entity_type, detail.invoice.amount) == (5, Decimal("126"))
     (row,) = detail.rows
     assert (Decimal(row["price"]), Decimal(row["priceExclusive"]), row["taxIncluded"]) == (
         Decimal("126"),

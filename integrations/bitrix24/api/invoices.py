@@ -13,9 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from integrations.bitrix24.api.command import Command, ListCommand, list_command, ref, rows_of
+from integrations.bitrix24.api.command import (
+    Command,
+    ListCommand,
+    as_decimal,
+    as_int,
+    as_str,
+    list_command,
+    ref,
+    rows_of,
+)
 from integrations.bitrix24.api.old_invoices import (
     LIST_SELECT,
     old_filter,
@@ -67,11 +77,54 @@ SMART_INVOICE_OWNER = "SI"
 
 
 @dataclass(frozen=True)
+class Invoice:
+    """One invoice of either kind, typed (money exact). `item` keeps the shared crm.item shape the
+    pure mappers and the push's fingerprints read."""
+
+    id: int
+    entity_type: int
+    number: str  # accountNumber
+    title: str
+    stage_id: str
+    category_id: int
+    amount: Decimal | None  # opportunity: the total with tax
+    tax: Decimal | None
+    currency: str
+    company_id: int
+    contact_id: int
+    updated_time: str  # ISO 8601 with the portal's offset, as Bitrix24 wrote it
+    item: Mapping[str, Any] = field(default_factory=dict)
+
+
+def invoice_of(item: Mapping[str, Any]) -> Invoice:
+    """An invoice in the shared shape (a list row, or a detail's item) as an Invoice."""
+    return Invoice(
+        id=as_int(item.get("id")) or 0,
+        entity_type=as_int(item.get("entityTypeId")) or SMART_INVOICE,
+        number=as_str(item.get("accountNumber")),
+        title=as_str(item.get("title")),
+        stage_id=as_str(item.get("stageId")),
+        category_id=as_int(item.get("categoryId")) or 0,
+        amount=as_decimal(item.get("opportunity")),
+        tax=as_decimal(item.get("taxValue")),
+        currency=as_str(item.get("currencyId")),
+        company_id=as_int(item.get("companyId")) or 0,
+        contact_id=as_int(item.get("contactId")) or 0,
+        updated_time=as_str(item.get("updatedTime")),
+        item=item,
+    )
+
+
+@dataclass(frozen=True)
 class InvoiceDetail:
     """One invoice in the shared shape, with its product rows in their order."""
 
     item: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def invoice(self) -> Invoice:
+        return invoice_of(self.item)
 
 
 def _items(result: Any) -> list[dict[str, Any]]:
