@@ -6,8 +6,8 @@ writes their product rows, every write firing its own event, and a person saving
 an add and an update a moment apart. Pushing each event as it arrives sends an invoice with no rows
 and then again with them, in many small passes that each pay for their own reads and writes.
 
-So a pass waits until the portal's due push jobs have been quiet (no new or renewed job) for
-QUIET_S, which puts a whole burst, and an invoice's rows, into one pass; and it never waits more
+So a pass waits until the portal's due push jobs have been quiet (no new or renewed job, and no
+new Bitrix24 event in the inbox) for QUIET_S, which puts a whole burst, and an invoice's rows, into one pass; and it never waits more
 than MAX_WAIT_S after the oldest of them was queued, so a steady stream still goes out. While the
 changes still arrive at BURST_RATE a second or faster (an import's events, which Bitrix24 delivers
 over a minute or more), the bound is BURST_MAX_WAIT_S instead: cutting an import in two at
@@ -20,8 +20,8 @@ When the organisation's Xero day budget is projected to run out (sync/services/x
 automatic passes are also spaced: the next one starts no sooner than the budget's gap after the last
 one, and the plan says why (Setup and the invoice page show it). A click still goes at once.
 
-Everything but the budget is read from the job rows (one aggregate), so it works the same without
-Redis (the budget is then unknown and never paces).
+Everything but the budget is read from the job and inbox rows (two aggregates), so it works the same
+without Redis (the budget is then unknown and never paces).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from sync.models import SyncJob
+from sync.models import InboxEvent, Source, SyncJob
 from sync.services.xero_budget import push_budget_pace
 
 # Arrivals are counted over the last this-many seconds to tell a burst from a steady trickle.
@@ -69,7 +69,14 @@ def push_quiet_wait(*, portal_id: int, now: datetime | None = None) -> QuietPlan
         return paced
     if quiet_s <= 0:
         return QuietPlan(0.0, "debounce off")
-    quiet_for = (now - due["newest"]).total_seconds()
+    # Quiet means no new Bitrix24 event either: under load the inbox turns events into jobs in
+    # spurts, and a lull in job rows while events are still coming in (an import's first adds, their
+    # rows not yet written) is no quiet moment.
+    newest_event = InboxEvent.objects.filter(portal_id=portal_id, source=Source.BITRIX24).aggregate(
+        newest=Max("received_at")
+    )["newest"]
+    newest = max(due["newest"], newest_event) if newest_event is not None else due["newest"]
+    quiet_for = (now - newest).total_seconds()
     waited = (now - due["oldest"]).total_seconds()
     if quiet_for >= quiet_s:
         return QuietPlan(0.0, f"quiet for {quiet_for:.2f} s")

@@ -137,3 +137,26 @@ def test_a_trickle_at_the_bound_goes_out(lone_portal, settings):
     _job(lone_portal, "31:2", age_s=0.5, quiet_s=0.1)  # one change in the last second
     plan = push_quiet_wait(portal_id=lone_portal.pk)
     assert plan.wait_s == 0 and plan.why.startswith("oldest job waited")
+
+
+def test_events_still_coming_into_the_inbox_are_no_quiet_moment(lone_portal, settings):
+    """Under load the inbox turns events into jobs in spurts: a lull in job rows while Bitrix24's
+    events are still arriving (an import's first adds, before their rows are written) must not start
+    a pass that would push invoices without rows."""
+    from sync.models import InboxEvent, Source
+
+    settings.PUSH_QUIET_S, settings.PUSH_MAX_WAIT_S = 1.0, 30.0
+    _job(lone_portal, "31:1", age_s=3, quiet_s=3)
+    InboxEvent.objects.create(
+        portal=lone_portal,
+        source=Source.BITRIX24,
+        dedupe_key="burst-quiet-1",
+        event_type="ONCRMDYNAMICITEMADD",
+        payload={"event": "ONCRMDYNAMICITEMADD", "entity_type_id": 31, "id": 2},
+        received_at=timezone.now() - timedelta(seconds=0.2),
+    )
+    plan = push_quiet_wait(portal_id=lone_portal.pk)
+    assert 0.7 <= plan.wait_s <= 0.8 and plan.why == "burst in progress"
+
+    InboxEvent.objects.filter(dedupe_key="burst-quiet-1").update(received_at=timezone.now() - timedelta(seconds=1.5))
+    assert push_quiet_wait(portal_id=lone_portal.pk).wait_s == 0
