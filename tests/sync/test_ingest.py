@@ -10,6 +10,7 @@ nothing of ours is replaced.
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -300,3 +301,51 @@ def test_row_by_loads_the_named_fields_decrypted_and_the_others_on_access(portal
     assert loaded.get_deferred_fields() >= {"scope", "access_token"}
     assert loaded.scope == "crm"
     assert row_by(Portal, "member_id", "no-such-member", fields=("status",)) is None
+
+
+# --- under gunicorn, as in production -----------------------------------------------------------------
+
+
+def test_gunicorn_leaves_accepted_deliveries_out_of_the_access_log_and_keeps_the_rest(portal, settings):
+    import socket
+    import subprocess
+    import sys
+
+    import requests
+
+    from tests.conftest import ROOT, _worker_env
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = _worker_env() | {"XERO_WEBHOOK_KEY": KEY, "DEBUG": "1", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "2"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
+        + ["connector.wsgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):  # the worker imports the app first (seconds on a busy machine)
+            try:
+                requests.get(f"{base}/health/", timeout=10)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        accepted = requests.post(f"{base}/bitrix24/events/", data=event_form(portal), timeout=10)
+        another = requests.post(f"{base}/bitrix24/events/", data=event_form(portal, ts=1), timeout=10)
+        forged = requests.post(
+            f"{base}/bitrix24/events/", data=event_form(portal, **{"auth[application_token]": "no"}), timeout=10
+        )
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert (accepted.status_code, another.status_code, forged.status_code) == (200, 200, 401)
+    access = [line for line in output.splitlines() if '"gunicorn.access"' in line]
+    assert any('"path": "/health/"' in line for line in access)
+    assert [json.loads(line)["status"] for line in access if "/bitrix24/events/" in line] == [401]
+    assert InboxEvent.objects.count() == 2
