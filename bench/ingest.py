@@ -115,7 +115,7 @@ def run() -> dict:
         f"on 2 idle cores; load average during the run {load[0]:.1f}"
     )
     return {
-        "gunicorn": f"{os.environ.get('WEB_CONCURRENCY', '3')} workers x {os.environ.get('GUNICORN_THREADS', '4')} threads",
+        "gunicorn": f"{os.environ.get('WEB_CONCURRENCY', '2')} workers x {os.environ.get('GUNICORN_THREADS', '8')} threads",
         "rps": round(achieved),
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
