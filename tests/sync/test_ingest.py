@@ -289,6 +289,29 @@ def test_a_burst_while_setup_is_pending_is_kept_as_held_jobs(portal):
     assert set(InboxEvent.objects.values_list("error", flat=True)) == {"held until Setup is saved"}
 
 
+def test_a_batch_drops_each_echo_of_a_linked_invoice_with_its_log_line_and_reads_a_newer_change(portal):
+    from datetime import UTC, datetime
+
+    from sync.models import SyncLogEntry
+    from tests.factories import InvoiceLinkFactory
+
+    xero_id = "0b0b0b0b-0000-4000-8000-000000000001"
+    InvoiceLinkFactory(
+        portal=portal, xero_invoice_id=xero_id, xero_updated_at=datetime(2026, 12, 6, 6, 0, 5, tzinfo=UTC)
+    )
+    older = [xero_event(tenant_of(portal), xero_id) | {"eventDateUtc": f"2026-12-06T06:00:0{n}.000"} for n in range(3)]
+    newer = xero_event(tenant_of(portal), xero_id) | {"eventDateUtc": "2026-12-06T06:00:09.000"}
+    post_webhook(xero_body(older))
+
+    assert inbox_process_portal(portal.pk) == {"done": 3}
+    assert SyncLogEntry.objects.filter(outcome=SyncLogEntry.Outcome.ECHO_DROPPED).count() == 3
+    assert not SyncJob.objects.exists()
+
+    post_webhook(xero_body([newer]))
+    assert inbox_process_portal(portal.pk) == {"done": 1}
+    assert SyncJob.objects.get().target == xero_id
+
+
 # --- the plain lookup --------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ before; and the sweep (If-Modified-Since) reads whatever an event failed to brin
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from accounts.models import Portal
@@ -20,9 +21,12 @@ from sync.models import Direction, InvoiceLink, SyncLogEntry, Trigger
 from sync.services.log import sync_log_write
 
 
-def xero_event_is_echo(*, portal: Portal, invoice_id: str, event_date_utc: str) -> bool:
+def xero_event_is_echo(
+    *, portal: Portal, invoice_id: str, event_date_utc: str, links: Mapping[uuid.UUID, InvoiceLink | None] | None = None
+) -> bool:
     """True (and said in the sync log, as the pull says an echo it read) when the link of this Xero
-    invoice already holds a state at least as new as the event."""
+    invoice already holds a state at least as new as the event. `links`: the portal's links by Xero
+    invoice id when the caller read them already (the inbox reads a batch's at once)."""
     occurred = _event_time(event_date_utc)
     if occurred is None:
         return False
@@ -30,7 +34,10 @@ def xero_event_is_echo(*, portal: Portal, invoice_id: str, event_date_utc: str) 
         key = uuid.UUID(str(invoice_id))
     except ValueError:
         return False
-    link = InvoiceLink.objects.filter(portal=portal, xero_invoice_id=key).first()
+    if links is not None and key in links:
+        link = links[key]
+    else:
+        link = InvoiceLink.objects.filter(portal=portal, xero_invoice_id=key).first()
     if link is None or link.xero_updated_at is None or occurred > link.xero_updated_at:
         return False
     sync_log_write(
