@@ -168,8 +168,22 @@ def created_product_id(result: Any) -> int:
     return product_id
 
 
-def product_add(fields: Mapping[str, Any]) -> Command[int]:
-    return Command("catalog.product.add", {"fields": dict(fields)}, created_product_id)
+def product_add(fields: Mapping[str, Any], *, iblock_id: int | None = None) -> Command[int]:
+    """catalog.product.add of `fields` (as the mappers build them), into the catalog `iblock_id`."""
+    wire = dict(fields) if iblock_id is None else {**fields, "iblockId": iblock_id}
+    return Command("catalog.product.add", {"fields": wire}, created_product_id)
+
+
+def new_product(
+    *, iblock_id: int, name: str, xml_id: str, section_id: int | None = None, description: str = ""
+) -> Command[int]:
+    """An active product in the catalog (and a section of it), found again later by `xml_id`."""
+    fields: dict[str, Any] = {"iblockId": iblock_id, "name": name, "active": "Y", "xmlId": xml_id}
+    if section_id:
+        fields["iblockSectionId"] = section_id
+    if description:
+        fields["detailText"] = description
+    return Command("catalog.product.add", {"fields": fields}, created_product_id)
 
 
 def product_id_ref(key: str) -> str:

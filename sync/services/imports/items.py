@@ -236,7 +236,7 @@ def _products_add(
         return
     commands: dict[str, Command[Any]] = {}
     for item in items:
-        commands[f"a{item.xero_id}"] = catalog.product_add({**item.product, "iblockId": iblock_id})
+        commands[f"a{item.xero_id}"] = catalog.product_add(item.product, iblock_id=iblock_id)
         if item.price is not None:
             # The price names the product made by the command before it, in the same batch.
             commands[f"s{item.xero_id}"] = catalog.price_add(

@@ -196,17 +196,20 @@ def _bitrix24_product_create(
     price: Decimal,
     currency: str,
 ) -> int:
-    fields: dict[str, Any] = {"iblockId": iblock_id, "name": name, "active": "Y", "xmlId": f"xero:{item_id}"}
-    if section_id:
-        fields["iblockSectionId"] = int(section_id)
-    if description:
-        fields["detailText"] = description
+    xml_id = f"xero:{item_id}"
+    adding = catalog.new_product(
+        iblock_id=iblock_id,
+        name=name,
+        xml_id=xml_id,
+        section_id=int(section_id) if section_id else None,
+        description=description,
+    )
     try:
-        product_id = client.products_add(fields)
+        product_id = client.run(adding)
     except ExternalAPIError as exc:
         if exc.retryable:
-            # A timeout or 5xx may still have created it: find it by our xmlId and take it back.
-            _bitrix24_orphan_delete(client, iblock_id=iblock_id, xml_id=fields["xmlId"])
+            # A timeout or 5xx may still have created it: find it by our external id and take it back.
+            _bitrix24_orphan_delete(client, iblock_id=iblock_id, xml_id=xml_id)
         raise
     try:
         client.price_add(product_id, _base_price_type(client), str(price), currency)
