@@ -17,12 +17,14 @@ invoices translated by old_invoices.py), payments.py (crm.item.payment.*).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from integrations.bitrix24.api import app, catalog, directory, invoices, payments, statuses
 from integrations.bitrix24.api.base import BatchOutcome, Bitrix24ApiBase
 from integrations.bitrix24.api.command import Command, ListCommand
 from integrations.bitrix24.client import Bitrix24Client, Bitrix24Installation
+from integrations.bitrix24.entity_types import SMART_INVOICE
 from integrations.bitrix24.results import BATCH_LIMIT, PAGE_SIZE
 
 
@@ -98,7 +100,7 @@ class Bitrix24Api(Bitrix24ApiBase):
     def products_by_xml_id(self, iblock_id: int, xml_ids: Sequence[str]) -> Iterator[catalog.ProductRef]:
         return self.list_all(catalog.products_by_xml_id(iblock_id, xml_ids))
 
-    def products_add(self, fields: dict) -> int:
+    def products_add(self, fields: Mapping[str, Any]) -> int:
         return self.run(catalog.product_add(fields))
 
     def product_delete(self, product_id: int) -> None:
@@ -120,17 +122,17 @@ class Bitrix24Api(Bitrix24ApiBase):
     def companies_by_title(self, title: str) -> list[int]:
         return self.run(directory.companies_by_title(title))
 
-    def companies_add(self, fields: dict, *, notify: bool = True) -> int:
+    def companies_add(self, fields: Mapping[str, Any], *, notify: bool = True) -> int:
         return self.run(directory.company_add(fields, notify=notify))
 
-    def contacts_add(self, fields: dict) -> int:
+    def contacts_add(self, fields: Mapping[str, Any]) -> int:
         return self.run(directory.contact_add(fields))
 
     # --- invoices ---
-    def items_add(self, fields: dict, entity_type: int = invoices.SMART_INVOICE) -> int:
+    def items_add(self, fields: Mapping[str, Any], entity_type: int = SMART_INVOICE) -> int:
         return self.run(invoices.item_add(fields, entity_type))
 
-    def productrows_set(self, owner_id: int, rows: Sequence[dict]) -> None:
+    def productrows_set(self, owner_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
         self.run(invoices.productrows_set(owner_id, rows))
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from integrations.bitrix24.entity_types import OLD_INVOICE
 
@@ -63,9 +64,9 @@ FIELD_NAMES = {
 }
 
 
-def _int(value: object) -> int:
+def _int(value: Any) -> int:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     except (TypeError, ValueError):
         return 0
 
@@ -83,7 +84,7 @@ def _plain(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def old_invoice_as_item(invoice: Mapping) -> dict:
+def old_invoice_as_item(invoice: Mapping[str, Any]) -> dict[str, Any]:
     """The old invoice (crm.invoice.get or .list) as crm.item.get would give a new one."""
     return {
         "id": _int(invoice.get("ID")),
@@ -106,7 +107,7 @@ def old_invoice_as_item(invoice: Mapping) -> dict:
     }
 
 
-def old_row_as_product_row(row: Mapping, invoice_id: int, sort: int = 0) -> dict:
+def old_row_as_product_row(row: Mapping[str, Any], invoice_id: int, sort: int = 0) -> dict[str, Any]:
     """One PRODUCT_ROWS entry as crm.item.productrow.list would give it."""
     price = _decimal(row.get("PRICE"))
     discount = _decimal(row.get("DISCOUNT_PRICE"))
@@ -141,7 +142,7 @@ def old_row_as_product_row(row: Mapping, invoice_id: int, sort: int = 0) -> dict
     }
 
 
-def old_rows_as_product_rows(invoice: Mapping) -> list[dict]:
+def old_rows_as_product_rows(invoice: Mapping[str, Any]) -> list[dict[str, Any]]:
     """PRODUCT_ROWS of crm.invoice.get, in their order, as product rows."""
     rows = invoice.get("PRODUCT_ROWS") or []
     if isinstance(rows, Mapping):
