@@ -372,6 +372,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 XERO_CONCURRENT_LIMIT = env.int("XERO_CONCURRENT_LIMIT", default=5)
 XERO_MINUTE_LIMIT = env.int("XERO_MINUTE_LIMIT", default=60)
 XERO_DAILY_LIMIT = env.int("XERO_DAILY_LIMIT", default=5000)
+# Kept for clicks: a share of the organisation's daily limit (learnt from X-DayLimit-Remaining: 1,000
+# on the Starter tier, so 100), at most XERO_DAILY_RESERVE calls (500: the 5,000 tier's figure).
+XERO_DAILY_RESERVE_SHARE = env.float("XERO_DAILY_RESERVE_SHARE", default=0.10)
 XERO_DAILY_RESERVE = env.int("XERO_DAILY_RESERVE", default=500)
 XERO_APP_MINUTE_LIMIT = env.int("XERO_APP_MINUTE_LIMIT", default=10000)
 BITRIX24_BURST = env.int("BITRIX24_BURST", default=50)

@@ -8,8 +8,9 @@ reported; this reads both, never calling Xero itself.
 
 The organisation's limit is XERO_DAILY_LIMIT unless Xero's own count says less is left: a Starter
 organisation answers X-DayLimit-Remaining 990 after our 10 calls, so its day holds 1,000. Of that,
-XERO_DAILY_RESERVE is kept for people's clicks (the throttle refuses background calls past it), so
-automatic work may spend the rest.
+XERO_DAILY_RESERVE_SHARE (10 %, at most XERO_DAILY_RESERVE calls) is kept for people's clicks — the
+throttle refuses background calls past it, and pacing aims at the same figure (xero_daily_reserve) —
+so automatic work may spend the rest.
 
 Budget-aware pushing (`push_budget_pace`): when the last hour's pace, kept up for
 PUSH_BUDGET_HORIZON_H more hours, would spend more than what automatic work has left, automatic
@@ -29,7 +30,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from accounts.models import Portal, XeroConnection
-from integrations.common.throttle import xero_daily_usage, xero_recent_usage
+from integrations.common.throttle import xero_daily_reserve, xero_daily_usage, xero_recent_usage
 
 HOUR_S = 3600.0
 # The longest gap pacing puts between automatic passes (day seconds): a change still reaches Xero
@@ -118,8 +119,9 @@ def _gap_s(used: int, limit: int, per_hour: float) -> float:
     horizon_h = float(settings.PUSH_BUDGET_HORIZON_H)
     if horizon_h <= 0:
         return 0.0
-    left = limit - int(settings.XERO_DAILY_RESERVE) - used
-    if used + per_hour * horizon_h <= limit - int(settings.XERO_DAILY_RESERVE):
+    automatic = limit - xero_daily_reserve(limit)  # what the throttle lets background work spend
+    left = automatic - used
+    if used + per_hour * horizon_h <= automatic:
         return 0.0
     if left <= 0:
         return MAX_GAP_S

@@ -117,6 +117,7 @@ def test_a_slot_of_a_killed_worker_is_freed_when_its_lease_ends(fast):
 def test_background_calls_stop_at_the_daily_reserve_but_interactive_calls_may_spend_it(fast):
     fast.XERO_DAILY_LIMIT = 5
     fast.XERO_DAILY_RESERVE = 2
+    fast.XERO_DAILY_RESERVE_SHARE = 1.0  # all of the day, capped at 2
     for _ in range(3):
         with xero_slot("tenant-a"):
             pass
@@ -159,6 +160,7 @@ def test_xeros_remaining_minute_count_makes_the_next_call_wait(fast):
 
 def test_xeros_remaining_day_count_stops_background_calls(fast):
     fast.XERO_DAILY_RESERVE = 10
+    fast.XERO_DAILY_RESERVE_SHARE = 1.0
     xero_observe("tenant-a", {"x-daylimit-remaining": "10"})
     with pytest.raises(RateLimitedError) as refused, xero_slot("tenant-a"):
         pass
@@ -279,3 +281,38 @@ def test_the_recent_pace_is_readable_for_budget_pacing(settings, backend):
             pass
     calls, hours = xero_recent_usage(tenant)
     assert calls == 4 and 1.0 <= hours <= 2.0
+
+
+@pytest.mark.parametrize("backend", ["redis", "in-process"])
+def test_a_starter_organisation_keeps_a_share_of_its_own_limit_for_clicks(settings, backend):
+    """XERO_DAILY_RESERVE (500) sized for the 5,000 tier would stop a Starter organisation's (1,000)
+    background work half-way; the reserve is XERO_DAILY_RESERVE_SHARE of the limit Xero's count
+    reveals: 100 of 1,000."""
+    from integrations.common.throttle import xero_daily_reserve
+
+    if backend == "in-process":
+        settings.REDIS_URL = ""
+    settings.XERO_DAILY_LIMIT, settings.XERO_DAILY_RESERVE, settings.XERO_DAILY_RESERVE_SHARE = 5000, 500, 0.10
+    settings.XERO_MINUTE_LIMIT = settings.XERO_APP_MINUTE_LIMIT = 100000
+    assert xero_daily_reserve(5000) == 500 and xero_daily_reserve(1000) == 100
+    tenant = f"tenant-starter-{backend}"
+    for _ in range(890):
+        with xero_slot(tenant):
+            pass
+    xero_observe(tenant, {"X-DayLimit-Remaining": "110"})  # 890 of 1,000 spent: a Starter organisation
+    for _ in range(10):  # background work may go on down to the last 100 (an absolute 500: none of these)
+        with xero_slot(tenant):
+            pass
+    with pytest.raises(RateLimitedError) as refused, xero_slot(tenant):
+        pass
+    assert refused.value.code == "day"
+    with xero_slot(tenant, interactive=True):  # the 100 are the clicks'
+        pass
+
+    settings.XERO_DAILY_RESERVE = 50  # the absolute setting caps the share: 50 kept, not 100
+    assert xero_daily_reserve(1000) == 50
+    for _ in range(49):
+        with xero_slot(tenant):
+            pass
+    with pytest.raises(RateLimitedError), xero_slot(tenant):
+        pass

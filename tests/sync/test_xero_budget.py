@@ -12,18 +12,20 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import XeroConnection
+from integrations.common.errors import RateLimitedError
 from integrations.common.throttle import xero_observe, xero_slot
 from sync.models import SyncJob, Trigger
 from sync.services.debounce import push_quiet_wait
-from sync.services.xero_budget import push_budget_pace, xero_budget_today
+from sync.services.xero_budget import MAX_GAP_S, push_budget_pace, xero_budget_today
 from tests.factories import SyncJobFactory
 
 
 @pytest.fixture
 def starter(settings, lone_portal):
-    """A Starter-tier organisation (1,000 calls a day, as Xero's headers tell) with a tenth kept for clicks."""
+    """A Starter-tier organisation (1,000 calls a day, as Xero's headers tell) with the default reserve:
+    a tenth of its learnt limit (100) kept for clicks, not the absolute 500 meant for the 5,000 tier."""
     settings.XERO_DAILY_LIMIT = 5000  # the deployment's default: the organisation's own limit is learnt
-    settings.XERO_DAILY_RESERVE = 100
+    settings.XERO_DAILY_RESERVE, settings.XERO_DAILY_RESERVE_SHARE = 500, 0.10
     settings.XERO_MINUTE_LIMIT = 100000
     settings.XERO_APP_MINUTE_LIMIT = 100000
     settings.PUSH_BUDGET_HORIZON_H = 8.0
@@ -78,6 +80,20 @@ def test_a_pace_that_would_outrun_the_day_spaces_automatic_passes_and_says_why(s
     # A person's click is never paced.
     _job(portal, "31:3", priority=SyncJob.Priority.USER)
     assert push_quiet_wait(portal_id=portal.pk).wait_s == 0
+
+
+def test_pacing_aims_at_the_reserve_the_throttle_enforces(starter):
+    portal, tenant = starter
+    _spend(tenant, 890)  # 10 calls left above the 100 kept for clicks
+    budget = push_budget_pace(portal.pk)
+    assert budget.limit == 1000
+    assert budget.gap_s == pytest.approx(8 * 3600 / 10, rel=0.01)  # the last 10 background calls last 8 h
+    for _ in range(10):  # ... and the throttle admits exactly those 10
+        with xero_slot(tenant):
+            pass
+    with pytest.raises(RateLimitedError), xero_slot(tenant):
+        pass
+    assert push_budget_pace(portal.pk).gap_s == MAX_GAP_S
 
 
 def test_once_the_gap_has_passed_the_next_pass_goes(starter):

@@ -1,8 +1,8 @@
 """Client-side throttles shared by every worker, so callers wait their turn instead of meeting 429s.
 
 Xero, per tenant (xero-api.md §9): at most XERO_CONCURRENT_LIMIT calls in flight, XERO_MINUTE_LIMIT
-per rolling minute, a rolling daily budget of which XERO_DAILY_RESERVE is kept for interactive (user
-click) calls, and the app-wide XERO_APP_MINUTE_LIMIT across all tenants. Bitrix24, per portal: a
+per rolling minute, a rolling daily budget of which XERO_DAILY_RESERVE_SHARE (at most
+XERO_DAILY_RESERVE calls) of the organisation's limit is kept for interactive (user click) calls, and the app-wide XERO_APP_MINUTE_LIMIT across all tenants. Bitrix24, per portal: a
 leaky bucket of BITRIX24_BURST draining at BITRIX24_DRAIN_PER_S (bitrix24-api.md, limits).
 
     with xero_slot(tenant_id):            # waits, or raises RateLimitedError(retry_after=...)
@@ -41,7 +41,14 @@ from connector import metrics
 from connector.coordination import redis_client
 from integrations.common.errors import RateLimitedError, RetryableError
 from integrations.common.throttle.backend import ThrottleBackend
-from integrations.common.throttle.limits import _MAX_PENALTY_S, _POLL_S, _max_wait_default, _scale
+from integrations.common.throttle.limits import (
+    _MAX_PENALTY_S,
+    _POLL_S,
+    _max_wait_default,
+    _reserve_for,
+    _scale,
+    _XeroLimits,
+)
 from integrations.common.throttle.local_backend import _LocalBackend
 from integrations.common.throttle.redis_backend import _RedisBackend
 
@@ -49,6 +56,7 @@ __all__ = [
     "bitrix24_penalize",
     "bitrix24_slot",
     "xero_observe",
+    "xero_daily_reserve",
     "xero_daily_usage",
     "xero_recent_usage",
     "xero_room_wait",
@@ -199,6 +207,12 @@ def xero_daily_usage(tenant_id: str) -> tuple[int, int | None]:
     """(calls counted in the rolling day, X-DayLimit-Remaining as Xero last said or None), read-only
     (for metrics). Without Redis: this process's own count only."""
     return _backend().xero_daily_usage(tenant_id)
+
+
+def xero_daily_reserve(org_limit: int) -> int:
+    """Calls of an organisation's daily limit `org_limit` that background work leaves for clicks —
+    the figure xero_slot enforces, so budget pacing can aim at the same one."""
+    return _reserve_for(_XeroLimits.current(), org_limit)
 
 
 def xero_recent_usage(tenant_id: str) -> tuple[int, float]:

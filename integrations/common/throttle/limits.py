@@ -45,7 +45,8 @@ class _XeroLimits:
     concurrent: int
     minute: int
     day: int
-    reserve: int
+    reserve: int  # the most kept back for clicks, whatever the organisation's limit
+    reserve_share: float  # the share of the organisation's learnt limit kept back for clicks
     app_minute: int
     minute_window_ms: int
     day_bucket_ms: int
@@ -58,10 +59,25 @@ class _XeroLimits:
             minute=int(_setting("XERO_MINUTE_LIMIT", 60)),
             day=int(_setting("XERO_DAILY_LIMIT", 5000)),
             reserve=int(_setting("XERO_DAILY_RESERVE", 500)),
+            reserve_share=float(_setting("XERO_DAILY_RESERVE_SHARE", 0.10)),
             app_minute=int(_setting("XERO_APP_MINUTE_LIMIT", 10000)),
             minute_window_ms=max(1, round(60_000 / scale)),
             day_bucket_ms=max(1, round(3_600_000 / scale)),
         )
+
+
+def _org_limit(lim: _XeroLimits, used: int, day_left: int | None) -> int:
+    """The organisation's daily limit: XERO_DAILY_LIMIT, or less when Xero's remaining count says so
+    (a Starter organisation answers 990 after our 10 calls: its day holds 1,000). Mirrored in the Redis
+    script; sync/services/xero_budget.py learns it the same way."""
+    return lim.day if day_left is None else min(lim.day, used + day_left)
+
+
+def _reserve_for(lim: _XeroLimits, org_limit: int) -> int:
+    """Calls kept back for clicks: XERO_DAILY_RESERVE_SHARE of the organisation's limit, at most
+    XERO_DAILY_RESERVE. An absolute reserve sized for the 5,000 tier would stop a Starter
+    organisation's (1,000) background work half-way. Mirrored in the Redis script."""
+    return max(0, min(lim.reserve, int(org_limit * lim.reserve_share + 0.5)))
 
 
 @dataclass(frozen=True)

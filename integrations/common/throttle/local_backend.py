@@ -12,6 +12,8 @@ from integrations.common.throttle.limits import (
     Decision,
     _Bitrix24Limits,
     _lease_s,
+    _org_limit,
+    _reserve_for,
     _room_wait_ms,
     _XeroLimits,
 )
@@ -68,13 +70,15 @@ class _LocalBackend:
             st.waiters = {t: exp for t, exp in st.waiters.items() if exp > now}
             if not interactive and st.waiters:
                 return deny(0, "priority")
-            keep_back = 0 if interactive else lim.reserve
             bucket = int(now // lim.day_bucket_ms)
             st.day = {b: n for b, n in st.day.items() if b >= bucket - 24}
-            if sum(st.day.values()) >= lim.day - keep_back:
-                return deny((min(st.day) + 25) * lim.day_bucket_ms - now, "day")
             if st.day_left and st.day_left[1] <= now:
                 st.day_left = None
+            used = sum(st.day.values())
+            org_limit = _org_limit(lim, used, st.day_left[0] if st.day_left else None)
+            keep_back = 0 if interactive else _reserve_for(lim, org_limit)
+            if used >= lim.day - keep_back:
+                return deny((min(st.day) + 25) * lim.day_bucket_ms - now, "day")
             if st.day_left and st.day_left[0] <= keep_back:
                 return deny(st.day_left[1] - now, "day")
             while self.app_minute and self.app_minute[0] <= now - lim.minute_window_ms:

@@ -17,7 +17,7 @@ from integrations.common.throttle.limits import (
 
 # KEYS: conc, minute, day, dayleft, penalty, waiters, app_minute
 # ARGV: token, interactive, conc_limit, minute_limit, window_ms, day_limit, reserve, bucket_ms,
-#       lease_ms, app_limit, waiter_ttl_ms
+#       lease_ms, app_limit, waiter_ttl_ms, reserve_share
 _XERO_ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -26,6 +26,7 @@ local interactive = ARGV[2] == '1'
 local conc_limit, minute_limit, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local day_limit, reserve, bucket_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local lease, app_limit, waiter_ttl = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local reserve_share = tonumber(ARGV[12])
 
 local function deny(wait, why)
   if interactive then
@@ -42,8 +43,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
 if not interactive and redis.call('ZCARD', KEYS[6]) > 0 then return deny(0, 'priority') end
 
 -- Daily budget in hourly buckets; 25 of them cover any rolling 24 h (an over-count, never under).
-local keep_back = reserve
-if interactive then keep_back = 0 end
 local bucket = math.floor(now / bucket_ms)
 local day = redis.call('HGETALL', KEYS[3])
 local used, oldest = 0, bucket
@@ -56,8 +55,14 @@ for i = 1, #day, 2 do
     if b < oldest then oldest = b end
   end
 end
-if used >= day_limit - keep_back then return deny((oldest + 25) * bucket_ms - now, 'day') end
 local left = tonumber(redis.call('GET', KEYS[4]) or '-1')
+-- The reserve is a share of the organisation's limit as Xero's count reveals it (limits.py
+-- _org_limit and _reserve_for, the same arithmetic), capped by the absolute setting.
+local org_limit = day_limit
+if left >= 0 then org_limit = math.min(day_limit, used + left) end
+local keep_back = math.max(0, math.min(reserve, math.floor(org_limit * reserve_share + 0.5)))
+if interactive then keep_back = 0 end
+if used >= day_limit - keep_back then return deny((oldest + 25) * bucket_ms - now, 'day') end
 if left >= 0 and left <= keep_back then return deny(redis.call('PTTL', KEYS[4]), 'day') end
 
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - window)
@@ -209,6 +214,7 @@ class _RedisBackend:
                 int(_lease_s() * 1000),
                 lim.app_minute,
                 int(_WAITER_TTL_S * 1000),
+                repr(lim.reserve_share),
             ],
         )
         return bool(granted), int(wait_ms), _text(why)
