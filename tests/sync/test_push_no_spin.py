@@ -116,3 +116,20 @@ def test_unclaimable_work_beside_work_due_later_sends_one_follow_up_for_then(lon
     # once for the job nobody could claim.
     assert message["argsrepr"] == f"[{lone_portal.pk}]" and message["eta"] is not None
     assert datetime.fromisoformat(message["eta"]) >= before + timedelta(seconds=19)
+
+
+def test_dispatches_while_the_debounce_says_wait_leave_one_message_for_then(lone_portal, settings):
+    # A burst is in progress (the job was renewed just now): every task that comes meanwhile (the
+    # sweeper, a busy holder's re-check, a trailing dispatch) is told to wait. However many come,
+    # one message waits for the quiet moment; none comes back sooner.
+    settings.PUSH_QUIET_S, settings.PUSH_MAX_WAIT_S = 60.0, 600.0
+    _due_job(lone_portal, "31:1")
+    before = timezone.now()
+
+    for _ in range(10):
+        assert push_invoices_task(lone_portal.pk)["waiting_s"] > 0
+
+    (message,) = queued_tasks()
+    assert message["argsrepr"] == f"[{lone_portal.pk}]"
+    assert datetime.fromisoformat(message["eta"]) >= before + timedelta(seconds=59)
+    assert SyncJob.objects.get(target="31:1").status == SyncJob.Status.PENDING
