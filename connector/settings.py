@@ -277,6 +277,9 @@ PUSH_MAX_WAIT_S = env.float("PUSH_MAX_WAIT_S", default=30.0)
 # stretches to PUSH_BURST_MAX_WAIT_S, so one import goes out in one pass, not cut in two by the bound.
 PUSH_BURST_RATE = env.float("PUSH_BURST_RATE", default=5.0)
 PUSH_BURST_MAX_WAIT_S = env.float("PUSH_BURST_MAX_WAIT_S", default=90.0)
+# An invoice read with no product rows that Bitrix24 changed less than this long ago waits for them
+# (an import or a person sets the rows a moment after creating it); after that it is held.
+PUSH_NO_ROWS_GRACE_S = env.float("PUSH_NO_ROWS_GRACE_S", default=60.0)
 # Budget-aware pushing (sync/services/xero_budget.py): when the last hour's pace kept up this many
 # hours would spend more of the organisation's Xero day than automatic work has left, automatic passes
 # are spaced so the rest lasts that long. 0 turns it off.

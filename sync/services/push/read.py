@@ -1,7 +1,8 @@
 """Stage "read": the invoices (through their source), product rows, and the clients not linked yet
 with their requisite addresses, from Bitrix24 in rounds of `batch` calls. An invoice that cannot be
-read fails here with Bitrix24's words; a client that cannot be read is reported to the contacts
-stage, which fails only that client's invoices."""
+read fails here with Bitrix24's words; one read without product rows waits or is held here
+(rows_wait.py); a client that cannot be read is reported to the contacts stage, which fails only
+that client's invoices."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sync.services.contacts import ClientKey
 from sync.services.push.context import PassContext, Work
 from sync.services.push.outcomes import fail
 from sync.services.push.reader import B24_PAGE, Reader
+from sync.services.push.rows_wait import rows_wait_check
 from sync.services.push.sources import source_for
 
 ADDRESS_OWNERS_PER_COMMAND = 25
@@ -51,6 +53,8 @@ def read_stage(ctx: PassContext, items: list[Work]) -> Clients:
             fail(ctx, item, item.read_error)
         elif item.invoice is None:
             fail(ctx, item, PermanentError("Bitrix24 did not return the invoice.", system="bitrix24"))
+        else:
+            rows_wait_check(ctx, item)  # no product rows yet: wait a moment, then hold
     return clients
 
 
