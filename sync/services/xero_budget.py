@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext
 from redis.exceptions import RedisError
 
 from accounts.models import Portal, XeroConnection
@@ -129,6 +130,7 @@ def _gap_s(used: int, limit: int, per_hour: float) -> float:
 
 
 def _duration(seconds: float) -> str:
+    # Translated when read (gap_text renders in the page's language); `why` is for logs, in English.
     if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    return f"{round(seconds / 60)} min"
+        return gettext("%(n)s s") % {"n": max(1, round(seconds))}
+    return gettext("%(n)s min") % {"n": round(seconds / 60)}

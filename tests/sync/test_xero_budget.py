@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import XeroConnection
 from integrations.common.errors import RateLimitedError
@@ -130,3 +130,26 @@ def test_setup_and_a_queued_invoice_show_the_reason(starter):
     html = render_to_string("sync/_budget_pacing.html", {"budget": budget})
     assert 'data-test="xero-budget-pacing"' in html
     assert "one every 48 s" in html and "still sends at once" in html
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        ("ru", ["запросах к Xero в час дневной лимит", "одна раз в 48 с.", "«Создать / изменить в Xero»"]),
+        (
+            "de",
+            ["Xero-Aufrufen pro Stunde wäre das Tageskontingent", "eine alle 48 s.", "„In Xero anlegen / bearbeiten“"],
+        ),
+    ],
+)
+def test_the_reason_speaks_russian_and_german(starter, lang, words):
+    portal, tenant = starter
+    _spend(tenant, 300)
+    budget = xero_budget_today(portal)
+    with translation.override(lang):
+        html = render_to_string("sync/_budget_pacing.html", {"budget": budget})
+    assert "Xero calls an hour" not in html
+    for word in words:
+        assert word in html
+    with translation.override("ru"):
+        assert xero_budget_today(portal).gap_text == "48 с" and budget.gap_text == "48 с"
