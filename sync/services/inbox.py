@@ -25,9 +25,10 @@ from django.utils import timezone
 from accounts.models import Portal
 from connector import logcontext
 from integrations.bitrix24.api.app import CLASSIC_INVOICE_EVENTS, SMART_INVOICE_EVENTS
-from sync.models import InboxEvent, InvoiceLink, Source, SyncJob, Trigger
+from sync.models import Direction, InboxEvent, InvoiceLink, Source, SyncJob, SyncLogEntry, Trigger
 from sync.services.gate import SyncGate, jobs_enqueue_for_event, sync_gate
 from sync.services.jobs import task_send
+from sync.services.log import sync_log_write
 from sync.services.pull.echo import xero_event_is_echo
 
 logger = logging.getLogger(__name__)
@@ -186,8 +187,61 @@ def inbox_event_process(event_id: int) -> str:
             error=f"{type(exc).__name__}: {exc}"[:4000],
             lease_until=None,
         )
+        if final:
+            _failure_log(event, exc)
         raise
     return status
+
+
+def _failure_log(event: InboxEvent, exc: Exception) -> None:
+    """A row given up for good: say so on the invoice it names (the Sync log and the invoice's page),
+    since the inbox row alone is seen by no one who can act. The inbox row has no job for the log's
+    Retry, so the entry says which button sends the invoice again."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    if event.portal is None:
+        return  # no portal to show it to (Xero rows of unknown tenants end `ignored`, not here)
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    attempts = f"after {event.attempts} attempts ({reason})"
+    if event.source == Source.BITRIX24:
+        fields: dict[str, Any] = {
+            "direction": Direction.PUSH,
+            "trigger": Trigger.EVENT,
+            "bitrix24_id": str(payload.get("id") or ""),
+        }
+        message = (
+            f"Bitrix24's change event for this invoice could not be processed {attempts}; the change was not sent"
+            " to Xero. Press “Create / Edit on Xero” on the invoice to send it."
+        )
+        details = {"entity_type": payload.get("entity_type_id"), "event": payload.get("event")}
+    else:
+        resource = str(payload.get("resourceId") or "")
+        try:
+            xero_id = str(uuid.UUID(resource))
+        except ValueError:
+            xero_id = ""  # not an invoice id Xero would send; kept (cut short) in details only
+        link = InvoiceLink.objects.filter(portal=event.portal, xero_invoice_id=xero_id).first() if xero_id else None
+        fields = {
+            "direction": Direction.PULL,
+            "trigger": Trigger.WEBHOOK,
+            "xero_id": xero_id,
+            "bitrix24_id": link.bitrix24_id if link else "",
+            "invoice_number": link.xero_invoice_number if link else "",
+        }
+        message = (
+            f"Xero's change event for this invoice could not be processed {attempts}; the change was not read"
+            " from Xero. Press “Update from Xero” on the invoice to read it."
+        )
+        details = {"resource_id": resource[:100], "event": f"{payload.get('eventCategory')}.{payload.get('eventType')}"}
+    try:
+        sync_log_write(
+            portal=event.portal,
+            outcome=SyncLogEntry.Outcome.FAILED,
+            message=message,
+            details={**details, "inbox_event": event.pk},
+            **fields,
+        )
+    except Exception:  # the row's own failure is the one to raise; this one is only logged
+        logger.exception("inbox row %s failed for good; its sync log entry could not be written", event.pk)
 
 
 def inbox_process_portal(portal_id: int) -> dict[str, int]:

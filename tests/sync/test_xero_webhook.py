@@ -193,3 +193,30 @@ def test_with_a_worker_a_webhook_ends_as_a_done_row_and_a_pull_job(acme_xero, ap
 
     wait_for(lambda: InboxEvent.objects.filter(status=InboxEvent.Status.DONE).exists(), what="the row to be done")
     assert SyncJob.objects.filter(kind=SyncJob.Kind.PULL_STATUS, target="9b0b9e0e-0000-4000-8000-000000000001").exists()
+
+
+def test_an_event_that_fails_every_attempt_ends_failed_and_says_so_in_the_sync_log(acme_xero, app_url):
+    # A resource id longer than a job's target (100 characters) cannot become a job: the database
+    # refuses the insert every time, so the row fails each attempt until it is given up.
+    from django.db import DataError
+
+    from sync.models import SyncLogEntry
+    from sync.services.inbox import INBOX_MAX_ATTEMPTS
+
+    resource = "R" * 120
+    assert xero_post(webhook_url(app_url), xero_body([xero_event(acme_xero.tenant_id, resource)])).status_code == 200
+    row = InboxEvent.objects.get()
+
+    for attempt in range(1, INBOX_MAX_ATTEMPTS + 1):
+        assert not SyncLogEntry.objects.filter(outcome=SyncLogEntry.Outcome.FAILED).exists(), attempt
+        with pytest.raises(DataError):
+            inbox_event_process(row.pk)
+
+    row.refresh_from_db()
+    assert row.status == InboxEvent.Status.FAILED and row.attempts == INBOX_MAX_ATTEMPTS
+    entry = SyncLogEntry.objects.get(outcome=SyncLogEntry.Outcome.FAILED)
+    assert entry.portal_id == acme_xero.portal_id and entry.direction == "pull" and entry.trigger == Trigger.WEBHOOK
+    assert f"after {INBOX_MAX_ATTEMPTS} attempts (DataError: value too long" in entry.message
+    assert "Update from Xero" in entry.message
+    assert entry.details["inbox_event"] == row.pk and entry.details["resource_id"] == resource[:100]
+    assert entry.xero_id == ""  # not a Xero invoice id: kept only in details
