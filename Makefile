@@ -49,12 +49,14 @@ test: install
 
 # What a reviewer checks: ruff (lint + format), the import-layer contract ([tool.importlinter] in
 # pyproject.toml: sync -> accounts -> integrations -> connector) and mypy with django-stubs on the typed seams
-# ([tool.mypy] in pyproject.toml: integrations/ and sync/mappers/). CI runs it before the tests.
+# ([tool.mypy] in pyproject.toml: integrations/ and sync/mappers/), and no production module over 400 lines
+# with docs/MODULES.md current (scripts/module_map.py --check). CI runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	DEBUG=1 $(BIN)/mypy
+	$(BIN)/python scripts/module_map.py --check
 
 bench: $(STAMP)
 	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

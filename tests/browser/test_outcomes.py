@@ -19,6 +19,8 @@ def test_a_failed_never_linked_invoice_shows_failed_with_its_reason(open_app, sa
         sandbox, ann, "crm.item.add", {"entityTypeId": 31, "fields": {"title": "Order 13", "currencyId": "NZD"}}
     )
     invoice_id = int(item["item"]["id"])
+    rows = [{"productName": "Socks", "price": 100, "quantity": 1}]  # rows, so the customer is what fails
+    _rest(sandbox, ann, "crm.item.productrow.set", {"ownerType": "SI", "ownerId": invoice_id, "productRows": rows})
     invoices_push_request(portal=ready, invoice_ids=[invoice_id], requested_by=1)
     invoices_push_pending(portal_id=ready.pk)
     assert not InvoiceLink.objects.filter(portal=ready, bitrix24_id=invoice_id, xero_invoice_id__isnull=False).exists()

@@ -92,7 +92,7 @@ def pull_updates(portal: Portal, invoice_id: int) -> list[SyncLogEntry]:
 
 
 def test_paying_an_invoice_in_xero_moves_the_bitrix24_invoice_to_the_paid_stage(wired, worker, sandbox):
-    (link,) = linked_invoices(sandbox, wired, 1)
+    (link,) = linked_invoices(sandbox, wired, 1, rows=True)
     invoice_id = link.bitrix24_id
 
     sandbox.xero_pay(str(link.xero_invoice_id))
@@ -122,7 +122,7 @@ def test_a_custom_stage_mapped_from_voided_receives_invoices_voided_in_xero(wire
     stage_map_refresh(portal=wired)
     stage_id = StageMapping.objects.get(portal=wired, name="Voided in Xero").stage_id
     XeroStatusMapping.objects.filter(portal=wired, xero_status="VOIDED").update(stage_id=stage_id)
-    (link,) = linked_invoices(sandbox, wired, 1)
+    (link,) = linked_invoices(sandbox, wired, 1, rows=True)
     invoice_id = link.bitrix24_id
 
     xero_status(sandbox, link, "VOIDED")
@@ -134,7 +134,7 @@ def test_a_custom_stage_mapped_from_voided_receives_invoices_voided_in_xero(wire
 
 
 def test_update_from_xero_catches_a_change_whose_webhook_was_lost(wired, worker, sandbox):
-    (link,) = linked_invoices(sandbox, wired, 1)
+    (link,) = linked_invoices(sandbox, wired, 1, rows=True)
     invoice_id = link.bitrix24_id
     sandbox._call("DELETE", "/_sandbox/xero/webhooks")  # from now on Xero's webhooks go nowhere
     sandbox.xero_pay(str(link.xero_invoice_id))
@@ -154,7 +154,7 @@ def test_update_from_xero_catches_a_change_whose_webhook_was_lost(wired, worker,
 
 
 def test_duplicated_and_shuffled_webhooks_move_the_stage_once(wired, worker, sandbox, app_url):
-    links = linked_invoices(sandbox, wired, 3)
+    links = linked_invoices(sandbox, wired, 3, rows=True)
     invoice_ids = [link.bitrix24_id for link in links]
     xero_webhooks(sandbox, app_url, duplicates=2, shuffle=True)
 

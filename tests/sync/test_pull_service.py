@@ -55,9 +55,11 @@ def events_drained(sandbox, *, quiet_s: float = 0.3, timeout: float = 10) -> Non
         time.sleep(0.05)
 
 
-def linked_invoices(sandbox, portal: Portal, count: int, *, stage: str = SENT) -> list[InvoiceLink]:
+def linked_invoices(sandbox, portal: Portal, count: int, *, stage: str = SENT, rows: bool = False) -> list[InvoiceLink]:
     """`count` invoices on both sides (AUTHORISED in Xero, on `stage` in Bitrix24), linked as the
-    push engine links them; built in one Bitrix24 batch and one sandbox bulk call."""
+    push engine links them; built in one Bitrix24 batch and one sandbox bulk call. `rows` gives each
+    Bitrix24 invoice the product row its Xero line carries (one more batch): end-to-end tests need
+    it, since a stage move fires an event and a fresh row-less invoice would wait for rows."""
     client = Bitrix24Client(portal)
     added = client.batch_all(
         {
@@ -66,6 +68,20 @@ def linked_invoices(sandbox, portal: Portal, count: int, *, stage: str = SENT) -
         }
     )
     bitrix24_ids = [added.value(f"a{i}")["item"]["id"] for i in range(count)]
+    if rows:
+        client.batch_all(
+            {
+                f"r{i}": (
+                    "crm.item.productrow.set",
+                    {
+                        "ownerType": "SI",
+                        "ownerId": bitrix24_id,
+                        "productRows": [{"productName": "Socks", "price": 100, "quantity": 1}],
+                    },
+                )
+                for i, bitrix24_id in enumerate(bitrix24_ids)
+            }
+        )
     created = sandbox._call(
         "POST",
         "/_sandbox/xero/invoices",

@@ -121,3 +121,21 @@ def test_an_invoice_still_without_rows_after_the_grace_is_held_with_the_reason_a
     assert InvoiceOutcome.objects.get(bitrix24_id=invoice_id).state == InvoiceOutcome.State.ON_XERO
     html = client.get(f"/app/invoices/{invoice_id}/", {"ft": frame.token}).content.decode()
     assert 'data-state="linked"' in html
+
+
+def test_an_old_row_less_invoice_that_is_merely_edited_is_held_at_once(portal, sandbox, settings):
+    """The grace counts from the invoice's creation, not its last change: a stage moved on an invoice
+    that has had no rows for longer than the grace (often by our own pull) is not re-read for a minute."""
+    settings.PUSH_NO_ROWS_GRACE_S = 1.0
+    b24 = Bitrix24Client(portal)
+    invoice_id = bare_invoice(b24, company(b24, "Whangarei Heads Ltd"))
+    created = timezone.now()
+    while (timezone.now() - created).total_seconds() < 1.5:  # older than the grace (Bitrix24 keeps seconds)
+        pass
+    b24.result("crm.item.update", {"entityTypeId": 31, "id": invoice_id, "fields": {"title": "Edited order"}})
+    event(portal, invoice_id)
+
+    report = invoices_push_pending(portal_id=portal.pk)
+
+    assert report.deferred == 0
+    assert entries(invoice_id) == [SyncLogEntry.Outcome.HELD]

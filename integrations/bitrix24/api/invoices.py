@@ -70,6 +70,7 @@ READ_SELECT = [
     "contactId",
     "begindate",
     "closedate",
+    "createdTime",  # a row-less invoice waits for its rows only while new (push/rows_wait.py)
     "updatedTime",
 ]
 # crm.item.productrow ownerType of a new invoice (bitrix24-api.md §1.4).

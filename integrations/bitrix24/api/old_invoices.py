@@ -44,6 +44,7 @@ LIST_SELECT = [
     "UF_CONTACT_ID",
     "DATE_BILL",
     "DATE_PAY_BEFORE",
+    "DATE_INSERT",
     "DATE_UPDATE",
     "RESPONSIBLE_ID",
 ]

@@ -2,7 +2,7 @@
 
 A Bitrix24 import, or a person, creates the invoice first and sets its rows a moment later (each its
 own event), so a pass may read it in between. Xero needs at least one line, but nothing is wrong
-yet: while the invoice was changed in Bitrix24 less than PUSH_NO_ROWS_GRACE_S ago, its job goes
+yet: while the invoice was created in Bitrix24 less than PUSH_NO_ROWS_GRACE_S ago, its job goes
 back to pending for RETRY_S (no attempt counted, nothing logged: not a failure) and is read again
 then — the rows' own event does not hurry a waiting job of the same priority (job_enqueue), so the
 short retry is what sends the invoice soon after its rows exist. After the grace the invoice is **held**: nothing is sent, the sync log and the invoice say why in
@@ -45,10 +45,12 @@ def rows_wait_check(ctx: PassContext, item: Work) -> None:
 
 
 def _age_s(invoice: dict) -> float:
-    """Seconds since Bitrix24 last changed the invoice (updatedTime, else createdTime; old invoices'
-    DATE_UPDATE / DATE_INSERT arrive under those names). Unknown counts as old: no wait for a time
-    we cannot read. A clock ahead of ours counts as just now."""
-    for key in ("updatedTime", "createdTime"):
+    """Seconds since Bitrix24 created the invoice (createdTime, else updatedTime; old invoices'
+    DATE_INSERT / DATE_UPDATE arrive under those names). Rows follow an invoice's creation, so the
+    grace counts from it: an old row-less invoice that is merely edited (a stage moved, often by our
+    own pull) is held at once instead of being re-read for a minute. Unknown counts as old: no wait
+    for a time we cannot read. A clock ahead of ours counts as just now."""
+    for key in ("createdTime", "updatedTime"):
         when = parse_datetime(str(invoice.get(key) or ""))
         if when is not None:
             if timezone.is_naive(when):
