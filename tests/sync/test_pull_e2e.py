@@ -156,6 +156,8 @@ def test_update_from_xero_catches_a_change_whose_webhook_was_lost(wired, worker,
 def test_duplicated_and_shuffled_webhooks_move_the_stage_once(wired, worker, sandbox, app_url):
     links = linked_invoices(sandbox, wired, 3, rows=True)
     invoice_ids = [link.bitrix24_id for link in links]
+    settle(wired)  # setting the rows (with the portal's token) raised events too: counted out below
+    before = list(InboxEvent.objects.values_list("pk", flat=True))
     xero_webhooks(sandbox, app_url, duplicates=2, shuffle=True)
 
     for link in links:
@@ -171,5 +173,5 @@ def test_duplicated_and_shuffled_webhooks_move_the_stage_once(wired, worker, san
     # Each Bitrix24 write raises one ONCRMDYNAMICITEMUPDATE; ours are the ones made with the portal's token.
     ours = InboxEvent.objects.filter(
         source="bitrix24", event_type="ONCRMDYNAMICITEMUPDATE", payload__user_id=wired.installed_by_user_id
-    )
+    ).exclude(pk__in=before)
     assert sorted(e.payload["id"] for e in ours) == sorted(invoice_ids)
