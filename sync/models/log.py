@@ -55,7 +55,12 @@ class SyncLogEntry(models.Model):
         )
 
     def save(self, *args, **kwargs) -> None:
-        # Whatever wrote the message (an API's error text, an exception), no secret is stored.
+        self.redact_message()
+        super().save(*args, **kwargs)
+
+    def redact_message(self) -> None:
+        """Whatever wrote the message (an API's error text, an exception), no secret is stored
+        (save() and sync.services.log's bulk writes both call this)."""
         from connector.redaction import redact
 
         if self.message:
@@ -63,4 +68,3 @@ class SyncLogEntry(models.Model):
             self.message = redact(
                 self.message, also=(portal.access_token, portal.refresh_token, portal.application_token)
             )
-        super().save(*args, **kwargs)

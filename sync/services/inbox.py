@@ -28,8 +28,8 @@ from integrations.bitrix24.api.app import CLASSIC_INVOICE_EVENTS, SMART_INVOICE_
 from sync.models import Direction, InboxEvent, InvoiceLink, Source, SyncJob, SyncLogEntry, Trigger
 from sync.services.gate import SyncGate, jobs_enqueue_for_event, sync_gate
 from sync.services.jobs import task_send
-from sync.services.log import sync_log_write
-from sync.services.pull.echo import xero_event_is_echo
+from sync.services.log import sync_log_write, sync_log_write_many
+from sync.services.pull.echo import xero_event_echo_entry
 
 logger = logging.getLogger(__name__)
 
@@ -111,23 +111,29 @@ Links = Callable[[Portal], Mapping[uuid.UUID, InvoiceLink | None] | None]
 def _xero_decision(
     payload: dict[str, Any],
     portals_of: Callable[[str], list[tuple[Portal, SyncGate]]],
+    echoes: list[SyncLogEntry],
     links_of: Links = lambda _: None,
 ) -> Decision:
+    """`echoes` collects the sync-log entry of each echo, for the caller to store with its batch's."""
     category = str(payload.get("eventCategory", "")).upper()
     if category != "INVOICE":
         logger.info("Xero %s event for %s not used yet; ignored", category, payload.get("resourceId"))
         return InboxEvent.Status.IGNORED, f"{category} events are not used", []
     # Several portals may have connected the same organisation: each gets its own job.
     invoice_id, occurred = str(payload["resourceId"]), str(payload.get("eventDateUtc", ""))
-    jobs, echoes = [], 0
+    jobs, echoed = [], 0
     for portal, gate in portals_of(str(payload.get("tenantId", ""))):
         if not gate.jobs_may_run:
             continue
-        if xero_event_is_echo(portal=portal, invoice_id=invoice_id, event_date_utc=occurred, links=links_of(portal)):
-            echoes += 1  # our own write's event, or an older one: the link already holds that state
+        echo = xero_event_echo_entry(
+            portal=portal, invoice_id=invoice_id, event_date_utc=occurred, links=links_of(portal)
+        )
+        if echo is not None:  # our own write's event, or an older one: the link already holds that state
+            echoes.append(echo)
+            echoed += 1
             continue
         jobs.append(_Job(portal, gate, SyncJob.Kind.PULL_STATUS, invoice_id, Trigger.WEBHOOK))
-    if echoes and not jobs:
+    if echoed and not jobs:
         return InboxEvent.Status.DONE, "echo: the invoice's state is already known (not read again)", []
     if not jobs:
         return InboxEvent.Status.IGNORED, "no active portal is connected to this Xero organisation", []
@@ -152,7 +158,9 @@ def _process_bitrix24(event: InboxEvent) -> tuple[str, str]:
 
 
 def _process_xero(event: InboxEvent) -> tuple[str, str]:
-    status, note, jobs = _xero_decision(event.payload, _tenant_portals)
+    echoes: list[SyncLogEntry] = []
+    status, note, jobs = _xero_decision(event.payload, _tenant_portals, echoes)
+    sync_log_write_many(echoes)
     _enqueue(jobs)
     return status, note
 
@@ -296,14 +304,16 @@ def _process_batch(portal_id: int, *, after: int) -> dict[int, str]:
         links = _links_reader([payload for _, source, payload in rows if source == Source.XERO])
         outcomes: dict[tuple[str, str], list[int]] = {}
         jobs: dict[tuple[int, str, str], _Job] = {}
+        echoes: list[SyncLogEntry] = []
         for pk, source, payload in rows:
             if source == Source.BITRIX24:
                 status, note, wanted = _bitrix24_decision(payload, portal, gate)
             else:
-                status, note, wanted = _xero_decision(payload, tenants, links)
+                status, note, wanted = _xero_decision(payload, tenants, echoes, links)
             for job in wanted:
                 jobs.setdefault(job.key, job)
             outcomes.setdefault((str(status), note), []).append(pk)
+        sync_log_write_many(echoes)  # one INSERT for the batch's echoes (half the rows under a burst)
         _enqueue(jobs.values())
         for (status, note), pks in outcomes.items():
             InboxEvent.objects.filter(pk__in=pks).update(

@@ -1,14 +1,21 @@
-"""The sync log: one row per outcome, in the API's own words (shown in the app and in admin)."""
+"""The sync log: one row per outcome, in the API's own words (shown in the app and in admin).
+
+Every entry is stored through `sync_log_write_many` (`sync_log_write` is one entry of it), so a
+single entry and a batch of them get the same treatment: the message redacted, the post_save
+listeners run (metrics, the outcome's log line), the invoice's outcome kept (outcome_note).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models.signals import post_save
+
 from accounts.models import Portal
 from sync.models import Direction, SyncLogEntry, Trigger
 
 
-def sync_log_write(
+def sync_log_entry(
     *,
     portal: Portal,
     direction: Direction | str,
@@ -21,7 +28,8 @@ def sync_log_write(
     details: dict[str, Any] | None = None,
     object_kind: SyncLogEntry.ObjectKind | str = SyncLogEntry.ObjectKind.INVOICE,
 ) -> SyncLogEntry:
-    entry = SyncLogEntry.objects.create(
+    """An entry not stored yet (for sync_log_write_many)."""
+    return SyncLogEntry(
         portal=portal,
         direction=direction,
         trigger=trigger,
@@ -33,8 +41,29 @@ def sync_log_write(
         message=message or "",
         details=details or {},
     )
+
+
+def sync_log_write(**fields: Any) -> SyncLogEntry:
+    """Store one entry (the fields of sync_log_entry)."""
+    [entry] = sync_log_write_many([sync_log_entry(**fields)])
+    return entry
+
+
+def sync_log_write_many(entries: list[SyncLogEntry]) -> list[SyncLogEntry]:
+    """Store the entries in one INSERT (a batch of echoes: one statement instead of one each).
+    bulk_create calls no save() and sends no signal, so what SyncLogEntry.save and post_save would
+    do is done here, for every entry alike."""
+    if not entries:
+        return entries
+    for entry in entries:
+        entry.redact_message()
+    SyncLogEntry.objects.bulk_create(entries)
     # Where the invoice stands now (the list's badge, "Needs attention").
     from sync.services.outcomes import outcome_note
 
-    outcome_note(entry)
-    return entry
+    for entry in entries:
+        post_save.send(
+            sender=SyncLogEntry, instance=entry, created=True, update_fields=None, raw=False, using=entry._state.db
+        )
+        outcome_note(entry)
+    return entries

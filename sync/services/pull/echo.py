@@ -18,29 +18,31 @@ from datetime import UTC, datetime
 
 from accounts.models import Portal
 from sync.models import Direction, InvoiceLink, SyncLogEntry, Trigger
-from sync.services.log import sync_log_write
+from sync.services.log import sync_log_entry
 
 
-def xero_event_is_echo(
+def xero_event_echo_entry(
     *, portal: Portal, invoice_id: str, event_date_utc: str, links: Mapping[uuid.UUID, InvoiceLink | None] | None = None
-) -> bool:
-    """True (and said in the sync log, as the pull says an echo it read) when the link of this Xero
-    invoice already holds a state at least as new as the event. `links`: the portal's links by Xero
-    invoice id when the caller read them already (the inbox reads a batch's at once)."""
+) -> SyncLogEntry | None:
+    """The sync-log entry that says this Xero event is an echo (as the pull says an echo it read),
+    not stored yet, when the link of this Xero invoice already holds a state at least as new as the
+    event; None when the event must be read. The caller stores the entries of a batch together
+    (sync.services.log.sync_log_write_many). `links`: the portal's links by Xero invoice id when
+    the caller read them already (the inbox reads a batch's at once)."""
     occurred = _event_time(event_date_utc)
     if occurred is None:
-        return False
+        return None
     try:
         key = uuid.UUID(str(invoice_id))
     except ValueError:
-        return False
+        return None
     if links is not None and key in links:
         link = links[key]
     else:
         link = InvoiceLink.objects.filter(portal=portal, xero_invoice_id=key).first()
     if link is None or link.xero_updated_at is None or occurred > link.xero_updated_at:
-        return False
-    sync_log_write(
+        return None
+    return sync_log_entry(
         portal=portal,
         direction=Direction.PULL,
         trigger=Trigger.WEBHOOK,
@@ -54,7 +56,6 @@ def xero_event_is_echo(
         ),
         details={"xero_status": link.last_xero_status},
     )
-    return True
 
 
 def _event_time(value: str) -> datetime | None:
