@@ -29,6 +29,7 @@ from sync.services.jobs.queue import (
     job_lease_renew,
     job_leases_renew,
     jobs_claim,
+    jobs_done,
 )
 from sync.services.jobs.retry import MAX_ATTEMPTS, RETRY_BASE_S, job_failed, job_retry, retry_delay_s
 from sync.services.jobs.sweep import (
@@ -57,6 +58,7 @@ __all__ = [
     "job_leases_renew",
     "job_retry",
     "jobs_claim",
+    "jobs_done",
     "jobs_enqueue_bitrix24_changes",
     "jobs_requeue_stuck",
     "portal_sync_blocker",

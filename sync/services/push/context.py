@@ -20,7 +20,7 @@ from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSetting
 from sync.services.contacts import ClientKey
 from sync.services.drift import Gate
 from sync.services.exactness import known_tax_rates
-from sync.services.jobs import JOB_LEASE_S, job_leases_renew
+from sync.services.jobs import JOB_LEASE_S, job_leases_renew, jobs_done
 from sync.stage_map import stage_map_load
 
 LEASE_RENEW_S = JOB_LEASE_S / 6
@@ -103,6 +103,9 @@ class PassContext:
         }
         self.mapping = self.settings.to_mapping_settings(items=items, xero_tax_rates=known_tax_rates(portal))
         self.items: list[Work] = []  # the pass's invoices (for lease renewal)
+        # Jobs of invoices settled as done, finished together by settle(): one UPDATE per batch or
+        # stage instead of one per invoice.
+        self.done_jobs: list[SyncJob] = []
         self._renewed_at = time.monotonic()
 
     def keep_leases(self) -> None:
@@ -112,7 +115,20 @@ class PassContext:
         if now - self._renewed_at < LEASE_RENEW_S:
             return
         self._renewed_at = now
+        # Settled jobs are no longer renewed: finish them now rather than let their leases run out.
+        self.settle()
         job_leases_renew([item.job for item in self.items if item.job is not None and not item.finished])
+
+    def settle(self) -> None:
+        """Finish the jobs of the invoices settled as done since the last call, in one statement."""
+        if self.done_jobs:
+            jobs_done(self.done_jobs)
+            self.done_jobs = []
+
+    def unsettle(self, jobs: list[SyncJob | None]) -> None:
+        """Forget these jobs' finishing (their invoices' outcome was rolled back)."""
+        dropped = {job.pk for job in jobs if job is not None}
+        self.done_jobs = [job for job in self.done_jobs if job.pk not in dropped]
 
     def batch_all(self, commands: dict[str, Command[Any]]) -> BatchOutcome:
         self.keep_leases()

@@ -20,7 +20,7 @@ from accounts.models import Portal, XeroConnection
 from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.mappers.stage import Decision
 from sync.models import Direction, InvoiceLink, SyncJob, SyncLogEntry, Trigger
-from sync.services.jobs import MAX_ATTEMPTS, job_done, job_failed
+from sync.services.jobs import MAX_ATTEMPTS, job_failed
 from sync.services.log import sync_log_write
 from sync.services.push.context import SMART_INVOICE, PassContext, Work
 
@@ -64,7 +64,7 @@ def finish(
         ctx.report.skipped += 1
     log(ctx, item, outcome, message, details)
     if item.job is not None:
-        job_done(item.job)
+        ctx.done_jobs.append(item.job)  # finished with others by ctx.settle()
 
 
 def fail(ctx: PassContext, item: Work, error: ExternalAPIError) -> None:

@@ -174,13 +174,17 @@ def run_stages(ctx: PassContext, items: list[Work]) -> None:
         map_stage(ctx, unfinished(items))
         drift_stage(ctx, unfinished(items))
         decide_stage(ctx, unfinished(items))
+        ctx.settle()  # the writes may wait on Xero's throttle: what is settled is finished first
         write_stage(ctx, unfinished(items), then=record_stage)
         payments_stage(ctx, unfinished(items))
     except AuthorizationLostError:
+        ctx.settle()
         raise
     except Exception as exc:
         logger.exception("push pass of portal %s failed", ctx.portal.pk)
         fail_all(ctx, unfinished(items), RetryableError(f"Unexpected error in the push: {exc}", system="connector"))
+        ctx.settle()
         return
     for item in unfinished(items):
         finish(ctx, item, outcome=SyncLogEntry.Outcome.SKIPPED_UNCHANGED)
+    ctx.settle()
