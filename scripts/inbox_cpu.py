@@ -15,7 +15,7 @@ both inserts jobs and hurries pending ones. Celery messages go to REDIS_URL's br
 production (coalesced; nobody consumes them here). `--profile` prints where the time goes
 (cProfile, by CPU time).
 
-A throwaway database (test_<name>) is created and dropped.
+A throwaway database (inbox_cpu_<name>) is created and dropped.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def main() -> int:
     from django.db import connection
 
     configured = connection.settings_dict["NAME"]
+    # Not test_<name>: that is the test suite's database, perhaps in use by a run of it now.
+    connection.settings_dict["TEST"]["NAME"] = f"inbox_cpu_{configured}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         return _measure(args)

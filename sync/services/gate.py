@@ -19,10 +19,13 @@ touches them; an admin's button click hurries its job to now (job_enqueue takes 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DateTimeField, F, Q, SmallIntegerField, Value, When
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import Portal, XeroConnection
@@ -119,6 +122,88 @@ def jobs_enqueue_for_event(*, portal: Portal, gate: SyncGate, **job) -> SyncJob:
         if gate.holds_events:
             job_hold(enqueued)
     return enqueued
+
+
+def jobs_enqueue_for_events(*, portal: Portal, gate: SyncGate, kind: str, targets: Mapping[str, str]) -> list[int]:
+    """jobs_enqueue_for_event for many targets of one (portal, kind) at once, `targets` naming each
+    one's trigger: the same rule as job_enqueue's for an event (a target's pending job is hurried,
+    else one is inserted; held when the gate says so) in a few statements for the lot instead of a
+    few for each (the inbox enqueues a batch's distinct jobs: profiled, those were 40% of a batch).
+    Returns the jobs' ids."""
+    from sync.services.jobs.dispatch import dispatch_new_job_on_commit
+
+    if not targets:
+        return []
+    priority = SyncJob.Priority.EVENT
+    with transaction.atomic():
+        ids = _jobs_pending_or_new(portal, str(kind), dict(targets), priority)
+        if gate.holds_events:  # as job_hold, for all of them
+            SyncJob.objects.filter(
+                pk__in=ids, status=SyncJob.Status.PENDING, priority__gt=SyncJob.Priority.USER
+            ).update(not_before=HELD_UNTIL)
+        dispatch_new_job_on_commit(portal.pk, str(kind), priority)
+    return ids
+
+
+# As job_enqueue's passes: each ends with every job unless a concurrent enqueue inserts one of the
+# same targets between our two statements, which cannot go on for long.
+_ENQUEUE_PASSES = 10
+
+
+def _jobs_pending_or_new(portal: Portal, kind: str, targets: dict[str, str], priority: int) -> list[int]:
+    """The targets' pending jobs hurried, the others inserted in one INSERT (in a savepoint: the
+    partial unique constraint, one pending job per target, fails it when a concurrent enqueue
+    inserted one of them first; the next pass then finds and hurries that one)."""
+    now = timezone.now()
+    ids: list[int] = []
+    for _ in range(_ENQUEUE_PASSES):
+        found = _jobs_hurry(portal.pk, kind, list(targets), priority, now)
+        ids += found.values()
+        targets = {target: trigger for target, trigger in targets.items() if target not in found}
+        if not targets:
+            return ids
+        new = [
+            SyncJob(
+                portal=portal,
+                kind=kind,
+                target=target,
+                trigger=str(trigger),
+                priority=priority,
+                status=SyncJob.Status.PENDING,
+                not_before=now,
+            )
+            for target, trigger in targets.items()
+        ]
+        try:
+            with transaction.atomic():
+                SyncJob.objects.bulk_create(new)
+        except IntegrityError:
+            continue
+        return ids + [job.pk for job in new]
+    raise RuntimeError(f"could not enqueue {kind} jobs for portal {portal.pk}: their pending jobs kept changing")
+
+
+def _jobs_hurry(portal_id: int, kind: str, targets: list[str], priority: int, now: datetime) -> dict[str, int]:
+    """{target: id} of the targets' pending jobs, hurried as job_enqueue hurries one: a better
+    priority is taken with the earlier not_before, and updated_at is touched either way (the push
+    debounce reads it). They are locked first (FOR UPDATE, in id order, so two batches never
+    deadlock): a job claimed meanwhile is not pending any more when the lock is granted, so it is
+    not returned and its target gets a new job, as job_enqueue's re-checking UPDATE has it."""
+    found = dict(
+        SyncJob.objects.filter(portal_id=portal_id, kind=kind, target__in=targets, status=SyncJob.Status.PENDING)
+        .order_by("pk")
+        .select_for_update()  # ignored on SQLite, whose write transactions are serialised anyway
+        .values_list("target", "pk")
+    )
+    if found:
+        better = Q(priority__gt=priority)
+        earlier = Least(F("not_before"), Value(now, output_field=DateTimeField()))
+        SyncJob.objects.filter(pk__in=found.values()).update(
+            priority=Case(When(better, then=Value(priority)), default=F("priority"), output_field=SmallIntegerField()),
+            not_before=Case(When(better, then=earlier), default=F("not_before"), output_field=DateTimeField()),
+            updated_at=now,
+        )
+    return found
 
 
 def jobs_held(portal: Portal):

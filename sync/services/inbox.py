@@ -26,7 +26,7 @@ from accounts.models import Portal
 from connector import logcontext
 from integrations.bitrix24.api.app import CLASSIC_INVOICE_EVENTS, SMART_INVOICE_EVENTS
 from sync.models import Direction, InboxEvent, InvoiceLink, Source, SyncJob, SyncLogEntry, Trigger
-from sync.services.gate import SyncGate, jobs_enqueue_for_event, sync_gate
+from sync.services.gate import SyncGate, jobs_enqueue_for_events, sync_gate
 from sync.services.jobs import task_send
 from sync.services.log import sync_log_write, sync_log_write_many
 from sync.services.pull.echo import xero_event_echo_entry
@@ -146,8 +146,13 @@ def _tenant_portals(tenant_id: str) -> list[tuple[Portal, SyncGate]]:
 
 
 def _enqueue(jobs: Iterable[_Job]) -> None:
+    """Each (portal, kind)'s jobs enqueued together: a few statements for a batch, not per job."""
+    groups: dict[tuple[int, str], list[_Job]] = {}
     for job in jobs:
-        jobs_enqueue_for_event(portal=job.portal, gate=job.gate, kind=job.kind, target=job.target, trigger=job.trigger)
+        groups.setdefault((job.portal.pk, job.kind), []).append(job)
+    for group in groups.values():
+        targets = {job.target: job.trigger for job in group}
+        jobs_enqueue_for_events(portal=group[0].portal, gate=group[0].gate, kind=group[0].kind, targets=targets)
 
 
 def _process_bitrix24(event: InboxEvent) -> tuple[str, str]:

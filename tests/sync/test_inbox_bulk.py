@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 
 from accounts.models import Portal
 from sync.models import Direction, InboxEvent, InvoiceOutcome, Source, SyncJob, SyncLogEntry, Trigger
+from sync.services.gate import HELD_UNTIL, jobs_enqueue_for_event, jobs_enqueue_for_events, sync_gate
 from sync.services.inbox import inbox_event_process, inbox_process_portal
 from sync.services.log import sync_log_entry, sync_log_write_many
 from tests.factories import InboxEventFactory, InvoiceLinkFactory, ready_portal
@@ -172,3 +173,129 @@ def test_a_batch_that_fails_after_its_echoes_were_written_is_done_row_by_row_eac
         InboxEvent.objects.filter(status=InboxEvent.Status.DONE).values_list("pk", flat=True)
     )
     assert list(SyncJob.objects.values_list("target", flat=True)) == ["31:5"]
+
+
+# --- a batch's jobs enqueued together ----------------------------------------------------------------
+
+OLD = datetime(2026, 1, 1, tzinfo=UTC)
+LATER = datetime(2999, 1, 1, tzinfo=UTC)  # a retry backoff not over yet
+
+
+def queue_as_found(portal: Portal) -> None:
+    """A background job backing off, a person's job, a running job, and nothing for "31:4"."""
+    background, user = SyncJob.Priority.BACKGROUND, SyncJob.Priority.USER
+    for target, priority, status, not_before in [
+        ("31:1", background, SyncJob.Status.PENDING, LATER),
+        ("31:2", user, SyncJob.Status.PENDING, OLD),
+        ("31:3", SyncJob.Priority.EVENT, SyncJob.Status.RUNNING, OLD),
+    ]:
+        SyncJob.objects.create(
+            portal=portal,
+            kind=SyncJob.Kind.PUSH_INVOICE,
+            target=target,
+            trigger=Trigger.SWEEP if priority == background else Trigger.BUTTON,
+            priority=priority,
+            requested_by=7 if priority == user else None,
+            status=status,
+            not_before=not_before,
+        )
+    SyncJob.objects.filter(portal=portal).update(updated_at=OLD)
+
+
+def queue(portal: Portal, since: datetime, until: datetime) -> list[tuple]:
+    """The portal's jobs, times told as "now" (set by the enqueue), "held" or "kept" (as found)."""
+
+    def when(value: datetime) -> str:
+        return "held" if value == HELD_UNTIL else "now" if since <= value <= until else "kept"
+
+    rows = SyncJob.objects.filter(portal=portal).order_by("target", "status")
+    return [
+        (
+            job.target,
+            job.status,
+            job.priority,
+            job.trigger,
+            job.requested_by,
+            when(job.not_before),
+            when(job.updated_at),
+        )
+        for job in rows
+    ]
+
+
+TARGETS = {f"31:{n}": Trigger.EVENT for n in range(1, 5)}
+
+
+@pytest.mark.parametrize("setup_saved", [True, False])
+def test_jobs_enqueued_together_end_as_jobs_enqueued_one_by_one(setup_saved):
+    together, one_by_one = ready_portal(domain="together.bitrix24.com"), ready_portal(domain="single.bitrix24.com")
+    for portal in (together, one_by_one):
+        queue_as_found(portal)
+        portal.sync_settings.setup_completed = setup_saved
+        portal.sync_settings.save()
+    since = datetime.now(UTC)
+
+    with CaptureQueriesContext(connection) as queries:
+        ids = jobs_enqueue_for_events(
+            portal=together, gate=sync_gate(together), kind=SyncJob.Kind.PUSH_INVOICE, targets=TARGETS
+        )
+    for target, trigger in TARGETS.items():
+        jobs_enqueue_for_event(
+            portal=one_by_one,
+            gate=sync_gate(one_by_one),
+            kind=SyncJob.Kind.PUSH_INVOICE,
+            target=target,
+            trigger=trigger,
+        )
+
+    until = datetime.now(UTC)
+    assert queue(together, since, until) == queue(one_by_one, since, until)
+    pending = SyncJob.objects.filter(portal=together, status=SyncJob.Status.PENDING)
+    assert sorted(ids) == sorted(pending.values_list("pk", flat=True))
+    # Locked and read, hurried, the missing inserted (+ its savepoint), held: not a few per target.
+    job_statements = [q for q in queries.captured_queries if SyncJob._meta.db_table in q["sql"]]
+    assert len(job_statements) <= 4, [q["sql"][:80] for q in job_statements]
+    expected_new = "now" if setup_saved else "held"
+    assert queue(together, since, until) == [
+        ("31:1", "pending", SyncJob.Priority.EVENT, Trigger.SWEEP, None, expected_new, "now"),
+        ("31:2", "pending", SyncJob.Priority.USER, Trigger.BUTTON, 7, "kept", "now"),
+        ("31:3", "pending", SyncJob.Priority.EVENT, Trigger.EVENT, None, expected_new, "now"),
+        ("31:3", "running", SyncJob.Priority.EVENT, Trigger.BUTTON, None, "kept", "kept"),
+        ("31:4", "pending", SyncJob.Priority.EVENT, Trigger.EVENT, None, expected_new, "now"),
+    ]
+
+
+def test_a_target_a_concurrent_enqueue_inserts_first_gets_that_job_not_a_second_one():
+    import threading
+
+    from django.db import close_old_connections, transaction
+
+    portal = ready_portal(domain="race.bitrix24.com")
+    gate = sync_gate(portal)
+    inserted, release = threading.Event(), threading.Event()
+    theirs: list[int] = []
+
+    def concurrent_enqueue() -> None:  # holds its new pending job uncommitted until released
+        try:
+            with transaction.atomic():
+                job = jobs_enqueue_for_event(
+                    portal=portal, gate=gate, kind=SyncJob.Kind.PUSH_INVOICE, target="31:1", trigger=Trigger.EVENT
+                )
+                theirs.append(job.pk)
+                inserted.set()
+                release.wait(10)
+        finally:
+            close_old_connections()
+
+    other = threading.Thread(target=concurrent_enqueue)
+    other.start()
+    assert inserted.wait(10)
+    threading.Timer(0.3, release.set).start()  # our INSERT waits on theirs, which then commits
+    ids = jobs_enqueue_for_events(
+        portal=portal, gate=gate, kind=SyncJob.Kind.PUSH_INVOICE, targets={"31:1": Trigger.EVENT, "31:2": Trigger.EVENT}
+    )
+    other.join(10)
+
+    pending = SyncJob.objects.filter(portal=portal, status=SyncJob.Status.PENDING)
+    assert sorted(pending.values_list("target", flat=True)) == ["31:1", "31:2"]
+    assert theirs[0] in ids and len(ids) == 2
