@@ -140,9 +140,12 @@ def _xero_decision(
     return InboxEvent.Status.DONE, "", jobs
 
 
-def _tenant_portals(tenant_id: str) -> list[tuple[Portal, SyncGate]]:
+def _tenant_portals(tenant_id: str, known: Mapping[int, SyncGate] | None = None) -> list[tuple[Portal, SyncGate]]:
+    """The tenant's active portals with their gates; `known`: gates read already, by portal id (a
+    batch's own portal is nearly always the tenant's: its gate is not read twice)."""
     portals = Portal.objects.filter(xero_connection__tenant_id__iexact=tenant_id, status=Portal.Status.ACTIVE)
-    return [(portal, sync_gate(portal)) for portal in portals]
+    known = known or {}
+    return [(portal, known.get(portal.pk) or sync_gate(portal)) for portal in portals]
 
 
 def _enqueue(jobs: Iterable[_Job]) -> None:
@@ -279,6 +282,10 @@ def inbox_process_portal(portal_id: int) -> dict[str, int]:
         last_id = max(batch)
         for outcome in batch.values():
             counts[outcome] = counts.get(outcome, 0) + 1
+        if len(batch) < INBOX_PORTAL_BATCH:
+            # No more waiting (an empty batch would only say so). A row stored since was followed
+            # by a send of this task after its commit (coalesced, never skipped), so it is not left.
+            return counts
     task_send(INBOX_PORTAL_TASK, [portal_id])
     return counts
 
@@ -305,7 +312,8 @@ def _process_batch(portal_id: int, *, after: int) -> dict[int, str]:
             return {}
         portal = Portal.objects.filter(pk=portal_id).first()
         gate = sync_gate(portal) if portal else None
-        tenants = functools.cache(_tenant_portals)  # the gates of a batch are read once
+        known = {portal.pk: gate} if portal and gate else {}
+        tenants = functools.cache(functools.partial(_tenant_portals, known=known))  # gates read once a batch
         links = _links_reader([payload for _, source, payload in rows if source == Source.XERO])
         outcomes: dict[tuple[str, str], list[int]] = {}
         jobs: dict[tuple[int, str, str], _Job] = {}

@@ -299,3 +299,19 @@ def test_a_target_a_concurrent_enqueue_inserts_first_gets_that_job_not_a_second_
     pending = SyncJob.objects.filter(portal=portal, status=SyncJob.Status.PENDING)
     assert sorted(pending.values_list("target", flat=True)) == ["31:1", "31:2"]
     assert theirs[0] in ids and len(ids) == 2
+
+
+def test_a_batch_reads_the_gate_of_each_portal_connected_to_the_tenant_not_only_its_own():
+    ready = ready_portal(domain="ready.bitrix24.com")
+    waiting = ready_portal(domain="waiting.bitrix24.com")  # the same organisation, Setup not saved yet
+    waiting.xero_connection.tenant_id = ready.xero_connection.tenant_id
+    waiting.xero_connection.save()
+    waiting.sync_settings.setup_completed = False
+    waiting.sync_settings.save()
+    xero_row(ready, XERO_IDS[0], NEWER)
+
+    assert inbox_process_portal(ready.pk) == {"done": 1}
+
+    jobs = {job.portal_id: job for job in SyncJob.objects.filter(target=XERO_IDS[0])}
+    assert set(jobs) == {ready.pk, waiting.pk}
+    assert jobs[ready.pk].not_before != HELD_UNTIL and jobs[waiting.pk].not_before == HELD_UNTIL
