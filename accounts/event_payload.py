@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from rest_framework import serializers
 
+from accounts.event_fast import event_fast
 from connector.serializers import FieldsBuiltOnce
 from integrations.bitrix24.inbound import Bitrix24Event, EventAuth, unflatten_form
 
@@ -44,7 +45,10 @@ class HttpUrlField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
         if value:
-            parsed = urlparse(value)
+            try:
+                parsed = urlparse(value)
+            except ValueError:  # an unclosed IPv6 bracket ("http://[::1")
+                self.fail("not_http")
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 self.fail("not_http")
         return value
@@ -112,6 +116,10 @@ def bitrix24_event_from_form(form: Mapping[str, Any]) -> Bitrix24Event:
     """The event of a POSTed form. Raises ValidationError (its detail: field -> messages) when it is
     malformed, MalformedPayloadError when the form's keys do not even nest (`data[FIELDS]` given
     both as a value and as an object)."""
-    serializer = Bitrix24EventSerializer(data=unflatten_form(form))
+    nested = unflatten_form(form)
+    plain = event_fast(nested)  # the common shape, read without DRF (accounts/event_fast.py)
+    if plain is not None:
+        return plain
+    serializer = Bitrix24EventSerializer(data=nested)
     serializer.is_valid(raise_exception=True)
     return serializer.event_of()

@@ -12,17 +12,27 @@ for a POST to one of INBOUND_ENDPOINTS, calls the view itself. Anything else goe
 unchanged (a GET to those paths too: the view's 405). What the skipped middleware would have added
 to such an answer is kept where it matters: X-Frame-Options (XFrameOptionsMiddleware) and the
 DataError -> 400 net (InputGuardMiddleware.process_exception).
+
+The database connection kept from an earlier request is not health-checked first (CONN_HEALTH_CHECKS
+costs a `SELECT 1` round trip before every request: a tenth of a delivery's database work). Instead
+a delivery that meets a dead kept connection (the database restarted, a failover, an idle timeout)
+is received again once on a fresh one, so none is lost to it: Bitrix24 does not redeliver an event
+answered 500. Receiving twice is safe: the inbox's INSERT ... ON CONFLICT DO NOTHING stores a
+delivery once, and nothing else the views do writes.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from django.db import DataError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.urls import resolve
 
 from connector.input_guard import data_error_refusal
+
+logger = logging.getLogger(__name__)
 
 # The two webhook receivers (accounts/urls.py, sync/urls.py). The installer is not one of them: it
 # renders a page.
@@ -38,10 +48,33 @@ class InboundEndpointsMiddleware:
             return self.get_response(request)
         match = resolve(request.path_info)
         request.resolver_match = match
+
+        def view() -> HttpResponse:
+            return match.func(request, *match.args, **match.kwargs)
+
         try:
-            response = match.func(request, *match.args, **match.kwargs)
+            response = _receive(view)
         except DataError as exc:
             response = data_error_refusal(request, exc)
         if "X-Frame-Options" not in response:
             response["X-Frame-Options"] = "DENY"
         return response
+
+
+def _receive(view: Callable[[], HttpResponse]) -> HttpResponse:
+    """The view's answer, on the kept connection unchecked; once more on a fresh connection when the
+    kept one turns out dead. A failure on a connection opened for this request is not retried."""
+    kept = connection.connection is not None and not connection.in_atomic_block
+    if kept:
+        connection.health_check_done = True  # checked by its first use below instead
+    try:
+        return view()
+    except (OperationalError, InterfaceError) as exc:
+        if not kept:
+            raise
+        logger.warning("inbound delivery met a dead database connection (%s); receiving it again", exc)
+        try:
+            connection.close()
+        except DatabaseError:  # closing a dead connection may fail too; it is dropped either way
+            connection.connection = None
+        return view()

@@ -36,7 +36,7 @@ from accounts.services.bindings import (
     portal_bind_placements,
     portal_invoice_mode,
 )
-from connector.rows import row_by
+from accounts.services.event_senders import event_sender_verify
 from integrations.bitrix24.api import Bitrix24Api
 from integrations.bitrix24.inbound import Bitrix24Event, FramePost, application_token_matches
 from integrations.bitrix24.oauth import app_info_belongs_to, bitrix24_app_info, bitrix24_refresh
@@ -283,21 +283,11 @@ def _log_refused(event: str, member_id: str, refusal: Refused) -> None:
     security_log.warning("refused %s for member_id %r: %s", event, (member_id or "")[:64], refusal.message)
 
 
-_EVENT_CHECK_FIELDS = ("member_id", "domain", "application_token", "status", "invoice_mode")
-
-
 def portal_verify_event(*, event: Bitrix24Event) -> Portal:
     """The portal an event claims to come from, if its application_token matches; else Unverified.
-    Only the fields an event handler needs are loaded (the others load when read)."""
-    auth = event.auth
-    # Every event passes here: one plain SELECT of what the check needs (connector.rows; the
-    # other fields, tokens included, load if a handler reads them).
-    portal = row_by(Portal, "member_id", auth.member_id or "", fields=_EVENT_CHECK_FIELDS)
-    if portal is None or not portal.application_token:
-        raise Unverified("Unknown or uninstalled portal.")
-    if not application_token_matches(portal.application_token, auth.application_token or ""):
-        raise Unverified("application_token does not match.")
-    return portal
+    Every event passes here, hundreds a second in a burst: the row is read by a plain SELECT of
+    only what the check and the handlers need, and kept a moment (accounts.services.event_senders)."""
+    return event_sender_verify(event.auth.member_id or "", event.auth.application_token or "")
 
 
 def _installation_vouched_for(*, access_token: str, member_id: str) -> dict:

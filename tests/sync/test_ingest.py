@@ -13,8 +13,9 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.test import Client
 
 from accounts.models import Portal
@@ -29,6 +30,7 @@ from tests.sync.conftest import queued_tasks, xero_body, xero_event
 TOKEN = "app-token-of-the-portal"
 KEY = "ingest-tests-webhook-key"
 INBOX_TASK = "sync.tasks.inbox.inbox_process_portal_task"
+R1, R2 = "0b6d1f3e-0000-4000-8000-000000000001", "0b6d1f3e-0000-4000-8000-000000000002"
 
 
 @pytest.fixture
@@ -178,6 +180,35 @@ def test_an_unknown_host_a_nul_character_and_a_get_are_refused_before_the_view(p
     assert not InboxEvent.objects.exists()
 
 
+def test_a_delivery_that_meets_a_dead_kept_connection_is_received_again_on_a_fresh_one(portal):
+    """The kept connection is not checked before each delivery (no SELECT 1): one that died meanwhile
+    (here its backend is terminated, as a database restart or failover would) fails the first
+    statement, and the delivery is received once more on a new connection, not lost to a 500."""
+    assert post_event(event_form(portal, invoice_id=31)).status_code == 200  # a connection is kept
+    old_backend = connection.connection.info.backend_pid
+    with psycopg.connect(**_libpq_params(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [old_backend])
+
+    event = post_event(event_form(portal, invoice_id=32))
+    webhook = post_webhook(xero_body([xero_event(tenant_of(portal))]))
+
+    assert [event.status_code, webhook.status_code] == [200, 200]
+    assert connection.connection.info.backend_pid != old_backend
+    assert InboxEvent.objects.filter(source=Source.BITRIX24, payload__id=32).count() == 1
+    assert InboxEvent.objects.filter(source=Source.XERO).count() == 1
+
+
+def _libpq_params() -> dict:
+    settings_dict = connection.settings_dict
+    return {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict["USER"],
+        "password": settings_dict["PASSWORD"],
+        "host": settings_dict["HOST"],
+        "port": settings_dict["PORT"],
+    }
+
+
 # --- stored once --------------------------------------------------------------------------------------
 
 
@@ -198,13 +229,13 @@ def test_an_event_delivered_eight_times_at_once_is_stored_once_and_every_deliver
 
 
 def test_a_webhook_delivered_twice_and_an_event_repeated_inside_one_body_are_stored_once(portal):
-    event = xero_event(tenant_of(portal), "R-1")
-    body = xero_body([event, event, xero_event(tenant_of(portal), "R-2")])
+    event = xero_event(tenant_of(portal), R1)
+    body = xero_body([event, event, xero_event(tenant_of(portal), R2)])
 
     assert post_webhook(body).status_code == 200
     assert post_webhook(body).status_code == 200
 
-    assert sorted(row.payload["resourceId"] for row in InboxEvent.objects.all()) == ["R-1", "R-2"]
+    assert sorted(row.payload["resourceId"] for row in InboxEvent.objects.all()) == [R1, R2]
     assert set(InboxEvent.objects.values_list("status", flat=True)) == {InboxEvent.Status.RECEIVED}
 
 
@@ -241,7 +272,8 @@ def test_a_burst_about_a_few_invoices_ends_as_done_rows_and_one_job_per_invoice(
     for n in range(30):
         post_event(event_form(portal, invoice_id=100 + n % 3, ts=1_700_000_000 + n))
     events = [
-        xero_event(tenant_of(portal), f"X-{n % 2}") | {"eventDateUtc": f"2026-12-06T06:00:0{n}.000"} for n in range(4)
+        xero_event(tenant_of(portal), (R1, R2)[n % 2]) | {"eventDateUtc": f"2026-12-06T06:00:0{n}.000"}
+        for n in range(4)
     ]
     post_webhook(xero_body(events))
 
@@ -252,7 +284,7 @@ def test_a_burst_about_a_few_invoices_ends_as_done_rows_and_one_job_per_invoice(
     pushes = SyncJob.objects.filter(portal=portal, kind=SyncJob.Kind.PUSH_INVOICE)
     pulls = SyncJob.objects.filter(portal=portal, kind=SyncJob.Kind.PULL_STATUS)
     assert sorted(pushes.values_list("target", flat=True)) == ["31:100", "31:101", "31:102"]
-    assert sorted(pulls.values_list("target", flat=True)) == ["X-0", "X-1"]
+    assert sorted(pulls.values_list("target", flat=True)) == [R1, R2]
 
 
 def test_a_row_that_cannot_be_processed_does_not_hold_up_the_others(portal):
