@@ -58,12 +58,12 @@ def sync_log_write_many(entries: list[SyncLogEntry]) -> list[SyncLogEntry]:
     for entry in entries:
         entry.redact_message()
     SyncLogEntry.objects.bulk_create(entries)
-    # Where the invoice stands now (the list's badge, "Needs attention").
-    from sync.services.outcomes import outcome_note
+    # Where the invoices stand now (the list's badge, "Needs attention"): one upsert for the batch.
+    from sync.services.outcomes import outcomes_note_many
 
     for entry in entries:
         post_save.send(
             sender=SyncLogEntry, instance=entry, created=True, update_fields=None, raw=False, using=entry._state.db
         )
-        outcome_note(entry)
+    outcomes_note_many(entries)
     return entries

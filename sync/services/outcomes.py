@@ -38,36 +38,79 @@ _QUIET = {Outcome.SKIPPED_UNCHANGED, Outcome.ECHO_DROPPED}
 
 
 def outcome_note(entry: SyncLogEntry) -> InvoiceOutcome | None:
+    """Where the entry's invoice stands now (outcomes_note_many of one entry)."""
+    return outcomes_note_many([entry]).get(id(entry))
+
+
+def outcomes_note_many(entries: list[SyncLogEntry]) -> dict[int, InvoiceOutcome]:
+    """outcome_note for a batch of stored entries, in their order, with one SELECT (for the skips,
+    which must see the state before them) and one upsert, instead of a transaction of four or five
+    statements per entry. -> the outcome each entry set or left, by id() of the entry."""
+    noted = [(entry, key, state) for entry in entries for key, state in [_entry_state(entry)] if state is not None]
+    current = _outcomes_of({key for entry, key, _state in noted if entry.outcome in _QUIET})
+    to_write: dict[Key, InvoiceOutcome] = {}
+    out: dict[int, InvoiceOutcome] = {}
+    for entry, key, state in noted:
+        existing = current.get(key)
+        if entry.outcome in _QUIET and existing is not None and existing.state not in _QUIET_CLEARS:
+            out[id(entry)] = existing  # a skip leaves a state a person must act on as it is
+            continue
+        current[key] = to_write[key] = out[id(entry)] = _outcome_of(entry, key, state)
+    if to_write:
+        # One row per invoice (the last entry's): an upsert may not touch a row twice.
+        InvoiceOutcome.objects.bulk_create(
+            list(to_write.values()),
+            update_conflicts=True,
+            unique_fields=["portal", "bitrix24_entity_type", "bitrix24_id"],
+            update_fields=["state", "reason", "rule", "attempts", "next_attempt_at", "log_entry_id", "updated_at"],
+        )
+    return out
+
+
+# (portal id, entity type, Bitrix24 id): one invoice's outcome.
+Key = tuple[int, int, int]
+# A skip clears these (a transient failure, or nothing to clear); any other state stays.
+_QUIET_CLEARS = (State.RETRYING, State.FAILED, State.ON_XERO)
+
+
+def _entry_state(entry: SyncLogEntry) -> tuple[Key, State | None]:
+    """The invoice an entry is about and the state it sets; None when it says nothing about one."""
     if entry.object_kind != SyncLogEntry.ObjectKind.INVOICE or not entry.bitrix24_id.isdigit():
-        return None
-    state = STATE_OF.get(entry.outcome)
-    if state is None:
-        return None
-    details = entry.details or {}
+        return (0, 0, 0), None
+    if entry.outcome in _QUIET and entry.direction != "push":
+        return (0, 0, 0), None  # the pull engine's skips say nothing about a push in trouble
     try:
-        entity_type = int(details.get("entity_type") or SMART_INVOICE)
+        entity_type = int((entry.details or {}).get("entity_type") or SMART_INVOICE)
     except (TypeError, ValueError):
         entity_type = SMART_INVOICE
-    key = {"portal": entry.portal, "bitrix24_entity_type": entity_type, "bitrix24_id": int(entry.bitrix24_id)}
-    if entry.outcome in _QUIET:
-        if entry.direction != "push":
-            return None  # the pull engine's skips say nothing about a push in trouble
-        existing = InvoiceOutcome.objects.filter(**key).first()
-        if existing is not None and existing.state not in (State.RETRYING, State.FAILED, State.ON_XERO):
-            return existing
+    return (entry.portal_id, entity_type, int(entry.bitrix24_id)), STATE_OF.get(entry.outcome)
+
+
+def _outcome_of(entry: SyncLogEntry, key: Key, state: State) -> InvoiceOutcome:
+    details = entry.details or {}
     next_at = details.get("next_attempt_at")
-    outcome, _ = InvoiceOutcome.objects.update_or_create(
-        **key,
-        defaults={
-            "state": state,
-            "reason": entry.message if state != State.ON_XERO else "",
-            "rule": str(details.get("rule") or details.get("code") or "")[:64],
-            "attempts": int(details.get("attempt") or 0),
-            "next_attempt_at": parse_datetime(next_at) if isinstance(next_at, str) else None,
-            "log_entry_id": entry.pk,
-        },
+    return InvoiceOutcome(
+        portal_id=key[0],
+        bitrix24_entity_type=key[1],
+        bitrix24_id=key[2],
+        state=state,
+        reason=entry.message if state != State.ON_XERO else "",
+        rule=str(details.get("rule") or details.get("code") or "")[:64],
+        attempts=int(details.get("attempt") or 0),
+        next_attempt_at=parse_datetime(next_at) if isinstance(next_at, str) else None,
+        log_entry_id=entry.pk,
     )
-    return outcome
+
+
+def _outcomes_of(keys: set[Key]) -> dict[Key, InvoiceOutcome]:
+    by_invoices: dict[tuple[int, int], list[int]] = {}
+    for portal_id, entity_type, bitrix24_id in keys:
+        by_invoices.setdefault((portal_id, entity_type), []).append(bitrix24_id)
+    out: dict[Key, InvoiceOutcome] = {}
+    for (portal_id, entity_type), ids in by_invoices.items():
+        rows = InvoiceOutcome.objects.filter(portal_id=portal_id, bitrix24_entity_type=entity_type, bitrix24_id__in=ids)
+        out.update({(portal_id, entity_type, row.bitrix24_id): row for row in rows})
+    return out
 
 
 def outcomes_for(portal: Portal, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], InvoiceOutcome]:

@@ -16,11 +16,12 @@ from integrations.xero.client import XeroClient
 from integrations.xero.types import Invoice as XeroInvoice
 from sync.mappers.invoice import ItemRef
 from sync.mappers.stage import Decision
-from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncSettings
+from sync.models import ContactLink, InvoiceLink, ItemLink, SyncJob, SyncLogEntry, SyncSettings
 from sync.services.contacts import ClientKey
 from sync.services.drift import Gate
 from sync.services.exactness import known_tax_rates
 from sync.services.jobs import JOB_LEASE_S, job_leases_renew, jobs_done
+from sync.services.log import sync_log_write_many
 from sync.stage_map import stage_map_load
 
 LEASE_RENEW_S = JOB_LEASE_S / 6
@@ -103,8 +104,9 @@ class PassContext:
         }
         self.mapping = self.settings.to_mapping_settings(items=items, xero_tax_rates=known_tax_rates(portal))
         self.items: list[Work] = []  # the pass's invoices (for lease renewal)
-        # Jobs of invoices settled as done, finished together by settle(): one UPDATE per batch or
-        # stage instead of one per invoice.
+        # The invoices' log entries and the jobs of those settled as done, stored together by
+        # settle(): a few statements per batch or stage instead of several per invoice.
+        self.log_entries: list[SyncLogEntry] = []
         self.done_jobs: list[SyncJob] = []
         self._renewed_at = time.monotonic()
 
@@ -120,15 +122,19 @@ class PassContext:
         job_leases_renew([item.job for item in self.items if item.job is not None and not item.finished])
 
     def settle(self) -> None:
-        """Finish the jobs of the invoices settled as done since the last call, in one statement."""
-        if self.done_jobs:
-            jobs_done(self.done_jobs)
-            self.done_jobs = []
+        """Store the log entries written since the last call (each invoice's outcome with them),
+        then finish the jobs settled as done: the entry is there before its job is done, as when
+        each was written at once. Taken before they are written, so a failed write is not retried
+        by a later call (the caller's error path says what became of those invoices)."""
+        entries, self.log_entries = self.log_entries, []
+        jobs, self.done_jobs = self.done_jobs, []
+        sync_log_write_many(entries)
+        if jobs:
+            jobs_done(jobs)
 
-    def unsettle(self, jobs: list[SyncJob | None]) -> None:
-        """Forget these jobs' finishing (their invoices' outcome was rolled back)."""
-        dropped = {job.pk for job in jobs if job is not None}
-        self.done_jobs = [job for job in self.done_jobs if job.pk not in dropped]
+    def discard(self) -> None:
+        """Forget what settle() has not stored yet (it was rolled back with its batch)."""
+        self.log_entries, self.done_jobs = [], []
 
     def batch_all(self, commands: dict[str, Command[Any]]) -> BatchOutcome:
         self.keep_leases()

@@ -21,7 +21,7 @@ from integrations.common.errors import ExternalAPIError, PermanentError
 from sync.mappers.stage import Decision
 from sync.models import Direction, InvoiceLink, SyncJob, SyncLogEntry, Trigger
 from sync.services.jobs import MAX_ATTEMPTS, job_failed
-from sync.services.log import sync_log_write
+from sync.services.log import sync_log_entry, sync_log_write
 from sync.services.push.context import SMART_INVOICE, PassContext, Work
 
 DEFER_S = 1.0
@@ -34,17 +34,20 @@ def log(ctx: PassContext, item: Work, outcome: str, message: str = "", details: 
         # The log's bitrix24_id is the invoice's id; an old invoice's entry says which kind it is
         # (sync.services.log_jobs.entry_entity_type) so the pages find its job and permissions.
         details = {**(details or {}), "entity_type": item.entity_type}
-    sync_log_write(
-        portal=ctx.portal,
-        direction=Direction.PUSH,
-        trigger=item.trigger,
-        outcome=outcome,
-        bitrix24_id=item.invoice_id,
-        xero_id=str(link.xero_invoice_id or "") if link else "",
-        invoice_number=(link.xero_invoice_number if link else "")
-        or str((item.invoice or {}).get("accountNumber") or ""),
-        message=message,
-        details=details,
+    # Stored with the others by ctx.settle(): one INSERT and one outcome upsert per batch.
+    ctx.log_entries.append(
+        sync_log_entry(
+            portal=ctx.portal,
+            direction=Direction.PUSH,
+            trigger=item.trigger,
+            outcome=outcome,
+            bitrix24_id=item.invoice_id,
+            xero_id=str(link.xero_invoice_id or "") if link else "",
+            invoice_number=(link.xero_invoice_number if link else "")
+            or str((item.invoice or {}).get("accountNumber") or ""),
+            message=message,
+            details=details,
+        )
     )
 
 

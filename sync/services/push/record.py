@@ -34,6 +34,7 @@ def record_stage(ctx: PassContext, items: list[Work]) -> None:
     recovered like a lost answer, by the lost-create guard and the Idempotency-Key on its retry."""
     if not items:
         return
+    ctx.settle()  # what came before (this batch's failed writes): not part of its transaction
     taken = links_taken(ctx, items)
     report = dataclasses.replace(ctx.report)
     try:
@@ -52,7 +53,7 @@ def record_stage(ctx: PassContext, items: list[Work]) -> None:
         # path (retryable), and the report forgets what it had counted for them.
         for item in items:
             item.finished = False
-        ctx.unsettle([item.job for item in items])
+        ctx.discard()
         vars(ctx.report).update(vars(report))
         raise
 
