@@ -34,6 +34,15 @@ def _log_context() -> None:
 _log_context()
 
 
+def _db_connections() -> None:
+    from connector.celery_db import worker_db_connections_kept
+
+    worker_db_connections_kept(app)
+
+
+_db_connections()
+
+
 @worker_ready.connect
 def _metrics_exporter(**_kwargs) -> None:
     """The worker's counters on WORKER_METRICS_PORT (an internal port: never publish it)."""
