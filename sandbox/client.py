@@ -97,8 +97,14 @@ class SandboxClient:
         """OAuth client pinning, refresh grace, event delivery delay/timeout (see sandbox/bitrix24/control.py)."""
         return self._call("POST", "/_sandbox/bitrix24/settings", json=values)
 
-    def bitrix24_user(self, name: str, admin: bool = False, invoices: str = "all") -> dict:
-        return self._call("POST", "/_sandbox/bitrix24/users", json={"name": name, "admin": admin, "invoices": invoices})
+    def bitrix24_user(self, name: str, admin: bool = False, invoices: str = "all", time_zone: str = "") -> dict:
+        body = {"name": name, "admin": admin, "invoices": invoices, "time_zone": time_zone}
+        return self._call("POST", "/_sandbox/bitrix24/users", json=body)
+
+    def bitrix24_updated_at(self, entity_type: int, invoice_id: int, at: str) -> dict:
+        """Set when Bitrix24 last changed an invoice (updatedTime / DATE_UPDATE), e.g. to a past day."""
+        body = {"entityTypeId": entity_type, "id": invoice_id, "at": at}
+        return self._call("POST", "/_sandbox/bitrix24/invoices/updated", json=body)
 
     def bitrix24_frame(self, user: Any, placement: str = "DEFAULT", options: dict | None = None) -> dict:
         return self._call(

@@ -22,7 +22,9 @@ def user_row(user: User) -> dict:
         "LAST_LOGIN": REGISTERED,
         "DATE_REGISTER": REGISTERED,
         "IS_ONLINE": "Y",
-        "TIME_ZONE": "",
+        # An IANA name when the user chose one in their profile, "" when they did not
+        # (api-reference/user/user-get.md: TIME_ZONE string, "" in the documented answer).
+        "TIME_ZONE": user.time_zone,
         # Written without T or offset in the documented answer (api-reference/user/user-current.md).
         "LAST_ACTIVITY_DATE": REGISTERED[:19].replace("T", " "),
         "PERSONAL_GENDER": "",

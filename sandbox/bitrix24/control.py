@@ -1,4 +1,5 @@
-"""The Bitrix24 part of the control API (/_sandbox/bitrix24/...): users, tokens, settings.
+"""The Bitrix24 part of the control API (/_sandbox/bitrix24/...): users, tokens, settings, and when an
+invoice last changed.
 
 `register` also wires in the app side of the portal (install flow, frames and the portal page)
 and imports the REST method modules so their @rest_method registrations exist before any call.
@@ -57,6 +58,9 @@ def register(bp, sandbox) -> None:
             return bad_request('"invoices" must be "all" or "own"')
         if not isinstance(body.get("admin", False), bool):
             return bad_request('"admin" must be true or false')
+        time_zone = str(body.get("time_zone") or "")
+        if time_zone and not values.known_zone(time_zone):
+            return bad_request(f'"time_zone": unknown zone {time_zone!r} (an IANA name such as "Pacific/Auckland")')
         world: Bitrix24World = sandbox.bitrix24
         with sandbox.lock:
             user = User(
@@ -66,11 +70,38 @@ def register(bp, sandbox) -> None:
                 email=str(body.get("email") or f"user{len(world.users) + 1}@example.com"),
                 admin=bool(body.get("admin", False)),
                 invoices=invoices,
+                time_zone=time_zone,
             )
             world.users[user.id] = user
             out = {"id": user.id, "name": user.name, "admin": user.admin, "invoices": user.invoices}
+            out["time_zone"] = user.time_zone
             out.update(token_pair(world, user))
         return jsonify(out), 201
+
+    @bp.post("/_sandbox/bitrix24/invoices/updated")
+    def invoice_updated_at():
+        """{"entityTypeId": 31 | 5, "id": n, "at": ISO 8601 date-time}: the invoice's last change
+        (updatedTime, or DATE_UPDATE of an old invoice) moved to that instant, written in the portal's
+        offset as Bitrix24 writes it; nothing else changes and no event is raised. For tests of date
+        filters: the sandbox's own stamps are always now."""
+        body = request.get_json(silent=True) or {}
+        stores = {31: ("invoices", "updatedTime"), 5: ("old_invoices", "DATE_UPDATE")}
+        entity_type, invoice_id = user_id_of(body.get("entityTypeId")), user_id_of(body.get("id"))
+        if entity_type not in stores or invoice_id is None:
+            return bad_request('"entityTypeId" must be 31 or 5 and "id" an invoice id')
+        try:
+            at = values.to_datetime_iso(body.get("at"))
+        except ValueError:
+            at = None
+        if not at:
+            return bad_request('"at" must be an ISO 8601 date-time such as "2026-12-05T20:00:00+00:00"')
+        store, field = stores[entity_type]
+        with sandbox.lock:
+            invoice = sandbox.bitrix24.data.get(store, {}).get(invoice_id)
+            if invoice is None:
+                return bad_request(f"no invoice {invoice_id} of type {entity_type}", 404)
+            invoice[field] = at
+        return jsonify({"id": invoice_id, field: at})
 
     @bp.get("/_sandbox/bitrix24/users")
     def list_users():

@@ -2,8 +2,10 @@
 
 A filter key is an optional operator prefix and a field: `>=updatedTime`, `@id`, `%title`,
 `!=stageId`. Values are compared by the field's kind (numbers as numbers, dates as instants), so
-"2026-09-01T00:00:00+00:00" and "2026-09-01T03:00:00+03:00" select the same rows. crm.item.list
-also takes nested groups with "logic": "OR"; the classic lists (crm.company.list) do not.
+"2026-09-01T00:00:00+00:00" and "2026-09-01T03:00:00+03:00" select the same rows, as a day filter
+`>=…T00:00:00+02:00` / `<` the next midnight does in api-reference/crm/universal/crm-item-list.md
+(data-types.md: a `datetime` is YYYY-MM-DDThh:mm:ss±hh:mm). crm.item.list also takes nested groups
+with "logic": "OR"; the classic lists (crm.company.list) do not.
 """
 
 from __future__ import annotations

@@ -39,6 +39,15 @@ def time_zone() -> str:
     return _time_zone_name
 
 
+def known_zone(name: str) -> bool:
+    """Whether `name` is an IANA zone (a user's TIME_ZONE must be one)."""
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 @on_reset
 def _reset_time_zone(world: Any) -> None:
     set_time_zone(DEFAULT_TIME_ZONE)

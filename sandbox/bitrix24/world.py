@@ -36,6 +36,7 @@ class User:
     email: str = ""
     admin: bool = False
     invoices: str = "all"  # "all" | "own": which invoices (and product rows) the user may read/change
+    time_zone: str = ""  # the user's own zone in their settings (user.current TIME_ZONE; "" when none)
 
 
 @dataclass

@@ -15,13 +15,15 @@ Call budget per invoice-list page view (checked by tests against the sandbox's c
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from accounts.models import Portal
+from connector.i18n import offset_name, page_zone
 from integrations.bitrix24.api import PAGE_SIZE as B24_PAGE
 from integrations.bitrix24.api import Bitrix24Api, directory
 from integrations.bitrix24.api.command import Command
@@ -39,25 +41,40 @@ DEFAULT_PAGE_SIZE = 25
 # --- the filter the page's form describes ---------------------------------------------------------
 
 
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """The first instant of `day` in `zone`: local midnight, or the first local time after it when a
+    DST change skips midnight (zoneinfo reads a skipped time with the offset before the change, which
+    is that same instant); written in the offset of that instant."""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC).astimezone(zone)
+
+
 @dataclass(frozen=True)
 class InvoiceFilter:
-    """Last-modified range in whole days, and the sort direction.
+    """Last-modified range in whole days of the page's time zone, and the sort direction.
 
-    Days are UTC day bounds (00:00:00 to 23:59:59 +00:00), sent with an explicit offset: Bitrix24
-    interprets naive datetimes in a portal/user dependent zone (bitrix24-api.md §2.2), so an
-    explicit UTC bound is the only reading that means the same for every user. The page says so.
+    A day runs from its local midnight (`>=updatedTime`) to the next day's (`<updatedTime`,
+    exclusive), as crm.item.list's own example filters "from the start to the end of the day"
+    (api-reference/crm/universal/crm-item-list.md, "Example Request with Date Filter Using OR Logic";
+    `<` is among the documented prefixes there and for the classic lists, crm.company.list). Bounds
+    carry an explicit ISO 8601 offset (data-types.md `datetime`: YYYY-MM-DDThh:mm:ss±hh:mm): a
+    naive value would be read in a portal/user dependent zone (data-types.md "Date and Time
+    Features"), so only an offset means the same instant for every caller. Each bound takes the
+    offset of its own day (zoneinfo), so a range across a DST change keeps local midnights. Old
+    invoices get the same bounds on DATE_UPDATE (integrations.bitrix24.api.old_invoices.old_filter).
     """
 
     modified_from: date | None = None
     modified_to: date | None = None
     order: str = "desc"
+    zone: tzinfo = UTC
 
     def bitrix24_filter(self) -> dict[str, str]:
+        # A day past what a datetime holds (0001-01-01 east of UTC, after 9999-12-31) leaves that side open.
         flt: dict[str, str] = {}
-        if self.modified_from:
-            flt[">=updatedTime"] = f"{self.modified_from.isoformat()}T00:00:00+00:00"
-        if self.modified_to:
-            flt["<=updatedTime"] = f"{self.modified_to.isoformat()}T23:59:59+00:00"
+        for key, day, after in ((">=updatedTime", self.modified_from, 0), ("<updatedTime", self.modified_to, 1)):
+            if day:
+                with contextlib.suppress(OverflowError):
+                    flt[key] = day_start(day + timedelta(days=after), self.zone).isoformat()
         return flt
 
     def bitrix24_order(self) -> dict[str, str]:
@@ -239,8 +256,6 @@ def as_datetime(value: Any) -> datetime | None:
 def _learn_portal_zone(portal: Portal, items: list[Invoice]) -> None:
     """Bitrix24 writes its dates in the portal's zone ("…+03:00"): keep that offset, so pages show
     times in the portal's zone when the user has none of their own (connector.i18n)."""
-    from connector.i18n import offset_name
-
     for item in items:
         zone = offset_name(as_datetime(item.updated_time))
         if zone:
@@ -308,15 +323,17 @@ def invoices_for_user(
     modified_to: date | None = None,
     order: str = "desc",
     entity_type: int | None = None,
+    zone: tzinfo | None = None,
 ) -> InvoicePage:
     """One page of the invoices of one kind (`entity_type`, the portal's first kind by default) the
-    client's user may see, newest change first (or oldest).
+    client's user may see, newest change first (or oldest). The days of the range are days in
+    `zone`, by default the page's (connector.i18n.page_zone: the zone its times are shown in).
 
     A page past the end shows the last page (a filter narrowed the list under an old link)."""
     source = source_of(client, entity_type)
     page_size = page_size if page_size in PAGE_SIZES else DEFAULT_PAGE_SIZE
     page = max(1, page)
-    flt = InvoiceFilter(modified_from, modified_to, "asc" if order == "asc" else "desc")
+    flt = InvoiceFilter(modified_from, modified_to, "asc" if order == "asc" else "desc", zone or page_zone())
     items, total = _fetch_slice(client, flt, (page - 1) * page_size, page_size, source)
     pages = max(1, math.ceil(total / page_size))
     if not items and page > pages:
@@ -333,11 +350,13 @@ def invoice_ids_for_user(
     modified_from: date | None = None,
     modified_to: date | None = None,
     entity_type: int | None = None,
+    zone: tzinfo | None = None,
 ) -> list[int]:
     """Every id the user sees under the filter ("all filtered"): Bitrix24's bulk pattern (§2.2),
-    so the user's token, not ours, decides what the click may act on."""
+    so the user's token, not ours, decides what the click may act on. Days as the list counts them
+    (invoices_for_user): in `zone`, by default the page's."""
     source = source_of(client, entity_type)
-    flt = InvoiceFilter(modified_from, modified_to)
+    flt = InvoiceFilter(modified_from, modified_to, zone=zone or page_zone())
     rows = client.list_all(source.list_command(flt.bitrix24_filter(), ids_only=True), fast=True)
     return [int(row["id"]) for row in rows]
 

@@ -78,6 +78,7 @@ def invoice_push(request: HttpRequest, body: dict) -> JsonResponse:
         if not form.is_valid():
             return JsonResponse({"error": "The date filter is not valid.", "kind": "input"}, status=400)
         values = form.values()
+        # The list's days: in the page's zone (the default), as the list that showed them counted.
         ids = invoice_ids_for_user(
             client=client,
             modified_from=values["modified_from"],

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from accounts.auth import frame_login_required
+from connector.i18n import page_zone
 from integrations.common.errors import ExternalAPIError
 from sync.services.drift import online_url_ensure
 from sync.services.invoice_detail import invoice_for_user
@@ -95,6 +96,13 @@ class InvoiceFilterForm(forms.Form):
 LIST_KEYS = ("from", "to", "size", "order", "page", "kind")
 
 
+def zone_label(zone) -> str:
+    """The page's zone as the filter's hint names it: "Pacific/Auckland", "UTC+03:00" (a portal's
+    offset), "UTC"."""
+    name = str(getattr(zone, "key", None) or zone.tzname(None) or "UTC")
+    return "UTC" if name in ("Etc/UTC", "UTC+00:00") else name
+
+
 def _list_state(request: HttpRequest):
     """The list's query: the request's own, remembered for this sign-in; or, when it has none (the
     menu's link, a page that links back plainly), the one remembered."""
@@ -149,6 +157,8 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
             "sort_query": _query(values, order="asc" if values["order"] == "desc" else "desc", page=1),
             "page_sizes": PAGE_SIZES,
             "filtered": bool(values["modified_from"] or values["modified_to"]),
+            # The range's days are the page's days (sync.services.invoice_list.InvoiceFilter).
+            "days_zone": zone_label(page_zone()),
             "xero_ready": xero_ready(request.portal),
             "kind": values["entity_type"],
             # A portal with old and new invoices: a switch between the two lists.

@@ -207,6 +207,30 @@ def test_date_filters_compare_instants_whatever_the_offset(three):
     assert _ids(three, {"<updatedTime": as_utc}) == []
 
 
+def test_a_local_day_is_selected_by_its_offset_bounds_with_the_next_midnight_left_out(three, sandbox):
+    """crm-item-list.md's own day filter: `>=` the day's local midnight and `<` the next one, each
+    with its offset; the stored stamps are in the portal's offset (+03:00), the bounds in +13:00."""
+    sandbox.bitrix24_updated_at(31, 1, "2026-12-05T11:00:00Z")  # 00:00 of 6 December in Auckland
+    sandbox.bitrix24_updated_at(31, 2, "2026-12-05T20:00:00+00:00")
+    sandbox.bitrix24_updated_at(31, 3, "2026-12-06T11:00:00+00:00")  # 00:00 of the 7th there
+    assert three.ok("crm.item.get", {"entityTypeId": 31, "id": 2})["item"]["updatedTime"] == "2026-12-05T23:00:00+03:00"
+    day = {">=updatedTime": "2026-12-06T00:00:00+13:00", "<updatedTime": "2026-12-07T00:00:00+13:00"}
+    assert _ids(three, day) == [1, 2]
+    assert _ids(three, {"<=updatedTime": "2026-12-07T00:00:00+13:00"}) == [1, 2, 3]
+    assert _ids(three, {">updatedTime": "2026-12-06T00:00:00+13:00"}) == [2, 3]
+
+
+def test_a_users_own_time_zone_is_in_user_current(sandbox):
+    kiwi = sandbox.bitrix24_user("Kiri Kiwi", time_zone="Pacific/Auckland")
+    plain = sandbox.bitrix24_user("Pat Plain")
+    assert sandbox.bitrix24_rest("user.current", auth=kiwi["access_token"])["result"]["TIME_ZONE"] == "Pacific/Auckland"
+    assert sandbox.bitrix24_rest("user.current", auth=plain["access_token"])["result"]["TIME_ZONE"] == ""
+    refused = requests.post(
+        f"{sandbox.base_url}/_sandbox/bitrix24/users", json={"name": "X", "time_zone": "Mars/Olympus"}, timeout=10
+    )
+    assert refused.status_code == 400
+
+
 # --- select and order ----------------------------------------------------------------------------
 def test_select_names_fields_and_always_includes_id(three):
     items = three.ok("crm.item.list", {"entityTypeId": 31, "select": ["title", "nonsense"]})["items"]

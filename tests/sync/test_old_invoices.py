@@ -100,7 +100,7 @@ def test_install_on_old_invoices_binds_their_events_and_toolbars_and_maps_their_
 
 def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox, old_portal, app_url):
     lead = sandbox.bitrix24_user("Rita Lead", admin=False, invoices="all")
-    owen = sandbox.bitrix24_user("Owen Own", admin=False, invoices="own")
+    owen = sandbox.bitrix24_user("Owen Own", admin=False, invoices="own", time_zone="UTC")  # UTC days
     company = rest(sandbox, lead, "crm.company.add", {"fields": {"TITLE": "Kauri Coast Outfitters Ltd"}})
     owens = [old_invoice(sandbox, lead, company, responsible=owen["id"]) for _ in range(11)]
     ritas = [old_invoice(sandbox, lead, company, responsible=lead["id"]) for _ in range(2)]
@@ -118,7 +118,7 @@ def test_the_list_as_an_own_invoices_user_shows_only_their_old_invoices(sandbox,
     assert row_ids(second) == owens[10:]
     _, newest = page(frame, app_url, size=10)
     assert row_ids(newest)[0] == owens[-1]
-    # The last-modified range (whole UTC days) reaches crm.invoice.list as DATE_UPDATE bounds.
+    # The last-modified range (whole days in the user's zone, UTC) reaches crm.invoice.list as DATE_UPDATE bounds.
     today = datetime.now(UTC).date()
     _, changed_today = page(frame, app_url, size=25, **{"from": today.isoformat(), "to": today.isoformat()})
     assert sorted(row_ids(changed_today)) == owens

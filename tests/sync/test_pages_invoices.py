@@ -217,7 +217,10 @@ def test_rows_show_number_company_contact_amount_stage_and_link_state(sandbox, a
     assert row["data-link-state"] == "unlinked"
 
 
-def test_the_date_filter_uses_utc_days_and_says_when_nothing_changed(sandbox, acme, app_url, rita):
+def test_the_date_filter_uses_the_pages_days_and_says_when_nothing_changed(sandbox, acme, app_url):
+    # A user whose Bitrix24 zone is UTC: the page's days are UTC days (other zones:
+    # tests/sync/test_invoice_list_days.py).
+    rita = sandbox.bitrix24_user("Rita Lead", admin=False, invoices="all", time_zone="UTC")
     ids = add_invoices(sandbox, rita, 2)
     frame = signed_in(sandbox, rita)
     today = datetime.now(UTC).date()
@@ -357,7 +360,8 @@ def test_push_refuses_ids_the_user_cannot_see_and_queues_nothing(sandbox, acme, 
     assert post_json(frame, app_url, "/app/invoices/push/", {"ids": ["x"]}).status_code == 400
 
 
-def test_push_all_filtered_acts_on_what_the_user_sees(sandbox, acme, acme_xero, app_url, rita, owen):
+def test_push_all_filtered_acts_on_what_the_user_sees(sandbox, acme, acme_xero, app_url, rita):
+    owen = sandbox.bitrix24_user("Owen Own", admin=False, invoices="own", time_zone="UTC")  # UTC days
     his = add_invoices(sandbox, rita, 60, assigned_to=owen["id"])
     add_invoices(sandbox, rita, 5, assigned_to=rita["id"])
     frame = signed_in(sandbox, owen)
