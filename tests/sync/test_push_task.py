@@ -70,3 +70,24 @@ def test_a_portal_alone_takes_full_passes(lone_portal):
     )  # its own work never counts
 
     assert claim_limit(lone_portal.pk) == CLAIM_LIMIT
+
+
+def test_a_backlog_in_short_passes_asks_the_xero_minute_for_the_room_of_a_short_pass(lone_portal):
+    from integrations.common.throttle import xero_slot
+    from sync.tasks.push import ROOM_WAIT_S, _room_wait
+
+    SyncJob.objects.bulk_create(
+        SyncJob(portal=lone_portal, kind=SyncJob.Kind.PUSH_INVOICE, target=f"31:{n}", trigger=Trigger.BUTTON)
+        for n in range(1, CLAIM_LIMIT + 1)
+    )
+    tenant = lone_portal.xero_connection.tenant_id
+    for _ in range(50):  # 50 of the tenant's 60 calls of this minute used
+        with xero_slot(tenant):
+            pass
+
+    # Alone, its next pass takes CLAIM_LIMIT invoices (~24 calls): it waits for the minute to pass.
+    assert _room_wait(lone_portal.pk, tenant) > ROOM_WAIT_S
+    # Beside another portal's pushes it takes SHARED_CLAIM_LIMIT (~5 calls): those fit now, so the
+    # backfill goes on using its tenant's minute instead of giving a third of it away.
+    _other_portal_job(SyncJob.Status.DONE, due_s_ago=5)
+    assert _room_wait(lone_portal.pk, tenant) == 0
