@@ -11,7 +11,8 @@ run the stages over a list of `Work` items (context.py), one per invoice:
     drift     drift.py               Xero's own version: force a push where it differs, or hold
     decide    decide.py              unchanged / echo, status by Xero's rules, refusals, CHECKS
     write     write.py               lost-create guard, POSTs of 50 with Idempotency-Keys
-    record    record.py              Xero's answer onto the InvoiceLink (compare-and-set), log
+    record    record.py              Xero's answer onto the InvoiceLink (compare-and-set), log;
+                                     one transaction per write batch
     payments  payments.py            pay the amount due where a stage maps to PAID
 
 Per-invoice outcomes. Every stage settles the invoices it can through outcomes.py (finish, fail,
@@ -20,7 +21,11 @@ failed Bitrix24 batch round to the invoices/clients of its commands, a failed co
 invoices of that contact (chains are split down to one contact first), a failed write to its batch,
 a failed payment read to the invoices it was for — and the rest of the pass goes on. Retryable
 errors go back to pending with backoff honouring Retry-After (sync.services.jobs.job_failed);
-permanent ones fail with the API's own words. Only a lost authorisation stops the pass (its
+permanent ones fail with the API's own words. The log entries (with each invoice's outcome) and the
+jobs settled as done are stored a batch at a time (PassContext.settle: before the writes, inside
+each write batch's record transaction, as leases are renewed, and when the stages end), not one
+invoice at a time: a pass's database work is a few statements per batch plus each link's
+compare-and-set (scripts/push_cpu.py measures it). Only a lost authorisation stops the pass (its
 invoices wait for reconnection), and an unexpected exception fails what is unsettled as retryable.
 
 Where things plug in:
