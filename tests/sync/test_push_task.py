@@ -91,3 +91,32 @@ def test_a_backlog_in_short_passes_asks_the_xero_minute_for_the_room_of_a_short_
     # backfill goes on using its tenant's minute instead of giving a third of it away.
     _other_portal_job(SyncJob.Status.DONE, due_s_ago=5)
     assert _room_wait(lone_portal.pk, tenant) == 0
+
+
+def test_a_backlog_waiting_for_the_xero_minute_comes_back_when_there_is_room_not_seconds_later(lone_portal, settings):
+    """The deferred dispatch is due within a quarter second of the room, not rounded up to the
+    retry bucket (5 s): a backfill defers once a minute, and every rounded-up second was budget
+    its tenant left unused."""
+    import time as clock
+    from datetime import datetime
+
+    from integrations.common.throttle import xero_slot
+    from sync.tasks.push import PUSH_TASK, ROOM_BUCKET_S, ROOM_WAIT_S
+    from tests.sync.conftest import queued_tasks
+
+    settings.PUSH_QUIET_S = 0
+    SyncJob.objects.bulk_create(
+        SyncJob(portal=lone_portal, kind=SyncJob.Kind.PUSH_INVOICE, target=f"31:{n}", trigger=Trigger.BUTTON)
+        for n in range(1, CLAIM_LIMIT + 1)
+    )
+    for _ in range(50):
+        with xero_slot(lone_portal.xero_connection.tenant_id):
+            pass
+
+    asked = clock.time()
+    deferred = push_invoices_task(lone_portal.pk)["deferred_s"]
+
+    assert deferred > ROOM_WAIT_S
+    [message] = [m for m in queued_tasks() if m["task"] == PUSH_TASK]
+    due = datetime.fromisoformat(message["eta"]).timestamp()
+    assert asked + deferred - 0.05 <= due <= clock.time() + deferred + ROOM_BUCKET_S + 0.05

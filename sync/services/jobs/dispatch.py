@@ -134,13 +134,17 @@ def _marker(key: str, ttl_ms: int) -> bool:
         return True
 
 
-def job_dispatch(*, portal_id: int, kind: str, countdown: float | None = None) -> bool:
+def job_dispatch(
+    *, portal_id: int, kind: str, countdown: float | None = None, bucket_s: float = RETRY_DISPATCH_BUCKET_S
+) -> bool:
     """Ask for the (portal, kind) processor to run; True when a message was sent.
 
     Immediate dispatches are coalesced per DISPATCH_WINDOW_MS: the first sends at once (leading
     marker); later ones within the window leave one trailing dispatch, sent with a countdown of one
     window, which runs after every skipped caller has committed (callers dispatch after commit).
-    Delayed dispatches (countdown) are coalesced per RETRY_DISPATCH_BUCKET_S instead.
+    Delayed dispatches (countdown) are coalesced per `bucket_s` instead: RETRY_DISPATCH_BUCKET_S for
+    backoffs, whose moment is approximate anyway; a caller that knows the moment its work can go (the
+    Xero minute's room) asks for a finer bucket, since every rounded-up second is idle budget.
     """
     task = PROCESSOR_TASKS.get(kind)
     if task is None:
@@ -149,7 +153,7 @@ def job_dispatch(*, portal_id: int, kind: str, countdown: float | None = None) -
     base = f"sync:dispatch:{portal_id}:{kind}"
     if countdown:
         due = time.time() + countdown
-        bucket = math.ceil(due / RETRY_DISPATCH_BUCKET_S) * RETRY_DISPATCH_BUCKET_S
+        bucket = math.ceil(due / bucket_s) * bucket_s
         if not _marker(f"{base}:at:{bucket}", int((bucket - time.time() + 5) * 1000)):
             return False
         return task_send(task, [portal_id], countdown=max(0.0, bucket - time.time()))
