@@ -15,13 +15,14 @@ from pathlib import Path
 from gunicorn import glogging
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# One worker process per core: a delivery is ~1.5 ms of Python CPU and a process runs Python on one
-# core at a time. More processes than cores cost more CPU per request (measured on 2 cores: ~2.9 ms
-# with 2 workers, ~3.1-3.3 ms with 3), and PostgreSQL and the Celery worker want their share.
+# One worker process per core: a delivery is ~1.2 ms of CPU in the web process (gunicorn itself
+# ~0.5 ms of it; bench ingest on a quiet 2-core machine) and a process runs Python on one core at a
+# time. More processes than cores cost more CPU per request, and PostgreSQL and the Celery worker
+# want their share.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads: a delivery also waits on PostgreSQL (the commit) and Redis; 8 threads a worker keep both
-# cores busy through those waits (2 x 8 kept up with 200 requests/s where 3 x 4 fell behind, same
-# shared machine, same minute).
+# Threads: a delivery also waits on PostgreSQL (the commit) and Redis; threads keep the cores busy
+# through those waits. At 600 deliveries a second on a quiet 2-core machine 2 x 8 and 2 x 4 did
+# alike (p99 50-92 ms over three runs each); 8 leaves room for slower database round trips.
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Webhook views answer in milliseconds; pages call Bitrix24 for the user, within a few seconds.
 timeout = 30
