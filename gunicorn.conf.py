@@ -22,7 +22,7 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads: a delivery also waits on PostgreSQL (the commit) and Redis; threads keep the cores busy
 # through those waits. At 600 deliveries a second on a quiet 2-core machine 2 x 8 and 2 x 4 did
-# alike (p99 50-92 ms over three runs each); 8 leaves room for slower database round trips.
+# alike (p99 50-84 ms and 43-92 ms, three runs each); 8 leave room for slower database round trips.
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Webhook views answer in milliseconds; pages call Bitrix24 for the user, within a few seconds.
 timeout = 30
