@@ -2,7 +2,7 @@
 
 Needs what `make bench` gives: DATABASE_URL (PostgreSQL) and REDIS_URL. The benches never touch the
 configured database's data: a throwaway database (Django's test-database utilities, named
-test_<name>) is created for the run and dropped afterwards. Redis keys are per tenant, and every
+bench_<name>) is created for the run and dropped afterwards. Redis keys are per tenant, and every
 bench's sandbox makes fresh tenants, so a shared Redis is left alone too.
 """
 
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
 
     configured = connection.settings_dict["NAME"]
+    # Not test_<name>: that is the test suite's database, perhaps in use by a run of it now.
+    connection.settings_dict["TEST"]["NAME"] = f"bench_{configured}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     from bench._harness import failed_jobs_count
 

@@ -11,7 +11,7 @@ the PostgreSQL backend serving it. A Celery message is sent for the inbox now an
 production (coalesced per 200 ms window); at this sequential rate that is a larger share than
 under a burst. `--profile` prints where the time goes (cProfile, by CPU time).
 
-A throwaway database (test_<name>) is created and dropped; Redis keys are the portal's own.
+A throwaway database (ingest_cpu_<name>) is created and dropped; Redis keys are the portal's own.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def main() -> int:
     from django.db import connection
 
     configured = connection.settings_dict["NAME"]
+    # Not test_<name>: that is the test suite's database, perhaps in use by a run of it now.
+    connection.settings_dict["TEST"]["NAME"] = f"ingest_cpu_{configured}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         return _measure(args)

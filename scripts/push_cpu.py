@@ -17,7 +17,7 @@ state of a backfill (contacts linked; every invoice new to Xero). Each measured 
 this process is lifted (the time waited is not CPU, and it would only make the run longer).
 `--profile` prints where the CPU goes in one more round (cProfile by process_time).
 
-A throwaway database (test_<name>) is created and dropped; Redis keys are the sandbox tenant's own.
+A throwaway database (push_cpu_<name>) is created and dropped; Redis keys are the sandbox tenant's own.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ def main() -> int:
     from django.db import connection
 
     configured = connection.settings_dict["NAME"]
+    # Not test_<name>: that is the test suite's database, perhaps in use by a run of it now.
+    connection.settings_dict["TEST"]["NAME"] = f"push_cpu_{configured}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         return _measure(args)
