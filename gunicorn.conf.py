@@ -8,6 +8,7 @@ https://docs.gunicorn.org/en/stable/settings.html
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -70,6 +71,35 @@ def on_starting(server) -> None:
             for child in path.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         path.mkdir(parents=True, exist_ok=True)
+
+
+def post_worker_init(worker) -> None:
+    """Each request thread of a new worker opens its database and broker connections before the
+    first request: a worker started into a burst otherwise opens them all at once while deliveries
+    queue (a PostgreSQL backend and a Redis connection per thread). gthread's pool
+    (`worker.tpool`, created before this hook) makes a thread per task while none is idle, so tasks
+    that wait for each other at a barrier land on `threads` distinct threads. A database that is not
+    there yet only means the first requests connect, as before."""
+    import threading
+    from concurrent.futures import wait
+
+    pool = getattr(worker, "tpool", None)
+    if pool is None or threads < 1:
+        return
+    barrier = threading.Barrier(threads, timeout=10)
+
+    def connect() -> None:
+        from django.db import DatabaseError, connection
+
+        from sync.services.jobs.dispatch import publish_connection_open
+
+        with contextlib.suppress(DatabaseError):
+            connection.ensure_connection()
+        publish_connection_open()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+
+    wait([pool.submit(connect) for _ in range(threads)], timeout=15)
 
 
 def child_exit(server, worker) -> None:

@@ -361,7 +361,7 @@ def test_row_by_loads_the_named_fields_decrypted_and_the_others_on_access(portal
 # --- under gunicorn, as in production -----------------------------------------------------------------
 
 
-def test_gunicorn_leaves_accepted_deliveries_out_of_the_access_log_and_keeps_the_rest(portal, settings):
+def test_gunicorn_connects_its_threads_first_and_leaves_accepted_deliveries_out_of_the_access_log(portal, settings):
     import socket
     import subprocess
     import sys
@@ -374,6 +374,7 @@ def test_gunicorn_leaves_accepted_deliveries_out_of_the_access_log_and_keeps_the
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = _worker_env() | {"XERO_WEBHOOK_KEY": KEY, "DEBUG": "1", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "2"}
+    others_before = _other_backends()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
         + ["connector.wsgi:application"],
@@ -385,6 +386,12 @@ def test_gunicorn_leaves_accepted_deliveries_out_of_the_access_log_and_keeps_the
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        # Before any request, each of the worker's 2 threads has opened its database connection
+        # (gunicorn.conf.py post_worker_init).
+        deadline = time.monotonic() + 60
+        while len(_other_backends() - others_before) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_other_backends() - others_before) == 2
         for _ in range(150):  # the worker imports the app first (seconds on a busy machine)
             try:
                 requests.get(f"{base}/health/", timeout=10)
@@ -404,3 +411,14 @@ def test_gunicorn_leaves_accepted_deliveries_out_of_the_access_log_and_keeps_the
     assert any('"path": "/health/"' in line for line in access)
     assert [json.loads(line)["status"] for line in access if "/bitrix24/events/" in line] == [401]
     assert InboxEvent.objects.count() == 2
+
+
+def _other_backends() -> set[int]:
+    from django.db import connection as db
+
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'"
+        )
+        return {pid for (pid,) in cursor.fetchall()}

@@ -93,6 +93,19 @@ class _PublishConnections(threading.local):
 _PUBLISH = _PublishConnections()
 
 
+def publish_connection_open() -> None:
+    """Open this thread's broker connection now, for a web worker's threads before their first
+    request (gunicorn.conf.py post_worker_init): the first send of a thread otherwise connects while
+    deliveries queue behind it. Never raises: a broker not there yet is the first send's to meet."""
+    from celery_app import app
+
+    try:
+        _PUBLISH.get(app).ensure_connection(max_retries=1)
+    except Exception as exc:  # any kombu/redis/socket error: the first send retries as usual
+        logger.info("broker connection not opened ahead of requests: %s: %s", type(exc).__name__, exc)
+        _PUBLISH.drop(app)
+
+
 def task_send(name: str, args: Sequence[Any], *, countdown: float | None = None) -> bool:
     """Send a task by name; False (logged) when the broker cannot take it. Never raises, never
     blocks for more than about a second: every caller has a durable row the sweeper re-sends."""
