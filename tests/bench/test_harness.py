@@ -45,3 +45,22 @@ def test_calls_before_the_mark_are_not_handed_out():
         log.start(n).update(status=200, finished=1.0)
 
     assert [c["id"] for c in CallWatcher(log.since, 1).finished()] == [2]
+
+
+def test_a_push_failed_because_its_invoice_is_held_is_not_a_failed_job_of_the_run(db):
+    """bench/__main__.py fails any bench that leaves failed jobs; an invoice held with its reason
+    (money that would differ) is the connector working, and `bench money` holds most of its corpus."""
+    from bench._harness import failed_jobs_count
+    from sync.models import InvoiceOutcome, SyncJob
+    from tests.factories import SyncJobFactory, ready_portal
+
+    portal = ready_portal(domain="harness.bitrix24.com")
+    for invoice_id in (1, 2):
+        SyncJobFactory(portal=portal, kind=SyncJob.Kind.PUSH_INVOICE, target=f"31:{invoice_id}", status="failed")
+    SyncJobFactory(portal=portal, kind=SyncJob.Kind.PULL_STATUS, target="1", status="failed")
+    assert failed_jobs_count() == 3
+
+    InvoiceOutcome.objects.create(portal=portal, bitrix24_id=1, state=InvoiceOutcome.State.HELD, reason="rate differs")
+    InvoiceOutcome.objects.create(portal=portal, bitrix24_id=2, state=InvoiceOutcome.State.FAILED, reason="refused")
+
+    assert failed_jobs_count() == 2  # invoice 2's push and the pull are still failures
