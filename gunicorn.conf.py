@@ -89,11 +89,13 @@ def post_worker_init(worker) -> None:
     barrier = threading.Barrier(threads, timeout=10)
 
     def connect() -> None:
-        from django.db import DatabaseError, connection
+        from django.db import connection
 
         from sync.services.jobs.dispatch import publish_connection_open
 
-        with contextlib.suppress(DatabaseError):
+        # Whatever goes wrong here (a database not up yet, a setting) the first request meets and
+        # reports; the barrier must still be reached, or the others wait out its timeout.
+        with contextlib.suppress(Exception):
             connection.ensure_connection()
         publish_connection_open()
         with contextlib.suppress(threading.BrokenBarrierError):
