@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -32,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scripts._cpu import backend_cpu, production_settings, throwaway_database  # noqa: E402 - ROOT first
 
 INVOICES = 20
 
@@ -46,31 +47,9 @@ def main() -> int:
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         parser.error("DATABASE_URL must point at PostgreSQL")
 
-    from cryptography.fernet import Fernet
-
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "connector.settings",
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "BITRIX24_CLIENT_ID": os.environ.get("BITRIX24_CLIENT_ID", "local.inbox-cpu"),
-            "SECURE_SSL_REDIRECT": "0",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.db import connection
-
-    configured = connection.settings_dict["NAME"]
-    # Not test_<name>: that is the test suite's database, perhaps in use by a run of it now.
-    connection.settings_dict["TEST"]["NAME"] = f"inbox_cpu_{configured}"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
+    production_settings(BITRIX24_CLIENT_ID=os.environ.get("BITRIX24_CLIENT_ID", "local.inbox-cpu"))
+    with throwaway_database("inbox_cpu"):
         return _measure(args)
-    finally:
-        connection.creation.destroy_test_db(configured, verbosity=0)
 
 
 class _Rows:
@@ -181,10 +160,10 @@ def _measure(args) -> int:
         spent = pg = 0.0
         for _ in range(args.calls):
             rows.store(args.rows)  # stored outside the measure: the web side's work
-            backend, started = _backend_cpu(), time.process_time()
+            backend, started = backend_cpu(), time.process_time()
             counts = inbox_process_portal(portal.pk)
             spent += time.process_time() - started
-            pg += _backend_cpu() - backend
+            pg += backend_cpu() - backend
             if counts != {"done": args.rows}:
                 raise SystemExit(f"inbox_process_portal returned {counts}, expected {args.rows} done")
         jobs_taken()
@@ -213,17 +192,6 @@ def _measure(args) -> int:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     return 0
-
-
-def _backend_cpu() -> float:
-    """CPU seconds of this connection's PostgreSQL backend (same machine: /proc)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import hmac
 import io
 import json
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -33,6 +32,8 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scripts._cpu import backend_cpu, production_settings, throwaway_database  # noqa: E402 - ROOT first
 
 KEY = "ingest-cpu-webhook-key"
 TOKEN = "ingest-cpu-application-token"
@@ -47,32 +48,11 @@ def main() -> int:
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         parser.error("DATABASE_URL must point at PostgreSQL")
 
-    from cryptography.fernet import Fernet
-
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "connector.settings",
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "BITRIX24_CLIENT_ID": os.environ.get("BITRIX24_CLIENT_ID", "local.ingest-cpu"),
-            "SECURE_SSL_REDIRECT": "0",
-            "XERO_WEBHOOK_KEY": KEY,
-        }
+    production_settings(
+        BITRIX24_CLIENT_ID=os.environ.get("BITRIX24_CLIENT_ID", "local.ingest-cpu"), XERO_WEBHOOK_KEY=KEY
     )
-    import django
-
-    django.setup()
-    from django.db import connection
-
-    configured = connection.settings_dict["NAME"]
-    # Not test_<name>: that is the test suite's database, perhaps in use by a run of it now.
-    connection.settings_dict["TEST"]["NAME"] = f"ingest_cpu_{configured}"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
+    with throwaway_database("ingest_cpu"):
         return _measure(args)
-    finally:
-        connection.creation.destroy_test_db(configured, verbosity=0)
 
 
 def _measure(args) -> int:
@@ -157,11 +137,11 @@ def _measure(args) -> int:
     postgres = dict.fromkeys(cpu, 0.0)
     for _ in range(args.rounds):
         for name, make in (("bitrix24", bitrix24), ("xero", xero)):
-            backend, started = _backend_cpu(), time.process_time()
+            backend, started = backend_cpu(), time.process_time()
             for _ in range(args.requests):
                 call(make(next(counter)))
             cpu[name].append((time.process_time() - started) / args.requests * 1000)
-            postgres[name] += _backend_cpu() - backend
+            postgres[name] += backend_cpu() - backend
     for name, values in cpu.items():
         pg = postgres[name] / (args.rounds * args.requests) * 1000
         print(
@@ -181,17 +161,6 @@ def _measure(args) -> int:
         profile.disable()
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
     return 0
-
-
-def _backend_cpu() -> float:
-    """CPU seconds of this connection's PostgreSQL backend (same machine: /proc)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -34,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scripts._cpu import backend_cpu, production_settings, throwaway_database  # noqa: E402 - ROOT first
 
 
 def main() -> int:
@@ -49,36 +50,11 @@ def main() -> int:
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         parser.error("DATABASE_URL must point at PostgreSQL")
 
-    from cryptography.fernet import Fernet
-
     from bench._harness import OAUTH
 
-    os.environ.update(
-        {
-            **OAUTH,
-            "DJANGO_SETTINGS_MODULE": "connector.settings",
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "SECURE_SSL_REDIRECT": "0",
-            "XERO_MINUTE_LIMIT": "1000000",
-            "XERO_DAILY_LIMIT": "1000000",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.db import connection
-
-    configured = connection.settings_dict["NAME"]
-    # Not test_<name>: that is the test suite's database, perhaps in use by a run of it now.
-    connection.settings_dict["TEST"]["NAME"] = f"push_cpu_{configured}"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
+    production_settings(**OAUTH, XERO_MINUTE_LIMIT="1000000", XERO_DAILY_LIMIT="1000000")
+    with throwaway_database("push_cpu"):
         return _measure(args)
-    finally:
-        connection.close()
-        connection.creation.destroy_test_db(configured, verbosity=0)
 
 
 def _measure(args) -> int:
@@ -110,7 +86,7 @@ def _measure(args) -> int:
                 # (CaptureQueriesContext) would add its own CPU to every query, so it is used only
                 # for --queries.
                 logging = CaptureQueriesContext(connection) if listing else contextlib.nullcontext([])
-                backend, started = _backend_cpu(), time.process_time()
+                backend, started = backend_cpu(), time.process_time()
                 with logging as captured, connection.execute_wrapper(_counter(counted)):
                     if profile is not None:
                         profile.enable()
@@ -118,7 +94,7 @@ def _measure(args) -> int:
                     if profile is not None:
                         profile.disable()
                 spent["cpu"] += time.process_time() - started
-                spent["pg"] += _backend_cpu() - backend
+                spent["pg"] += backend_cpu() - backend
                 spent["queries"] += len(counted)
                 spent["last"] = [q["sql"] for q in captured]
                 if report.created != len(chunk):
@@ -179,17 +155,6 @@ def _shape(sql: str) -> str:
     sql = re.sub(r'"s\d+_x\d+"', "SP", sql)
     sql = re.sub(r"\b\d+(\.\d+)?\b", "N", sql)
     return re.sub(r"\((?:N|\?)(?:, (?:N|\?))+\)", "(…)", sql)
-
-
-def _backend_cpu() -> float:
-    """CPU seconds of this connection's PostgreSQL backend (same machine: /proc)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

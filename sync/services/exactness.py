@@ -209,22 +209,12 @@ def _xero_base_currency(ctx) -> str:
 
 
 def _log(ctx, item, outcome: str, message: str, details: dict) -> None:
-    from sync.models import Direction
-    from sync.services.log import sync_log_write
+    # Written now, not with the pass's batch: the job is failed right after, and an entry exists
+    # before its job ends.
+    from sync.services.log import sync_log_write_many
+    from sync.services.push.outcomes import log_entry
 
-    link = item.link
-    sync_log_write(
-        portal=ctx.portal,
-        direction=Direction.PUSH,
-        trigger=item.trigger,
-        outcome=outcome,
-        bitrix24_id=item.invoice_id,
-        xero_id=str(link.xero_invoice_id or "") if link else "",
-        invoice_number=(link.xero_invoice_number if link else "")
-        or str((item.invoice or {}).get("accountNumber") or ""),
-        message=message,
-        details=details,
-    )
+    sync_log_write_many([log_entry(ctx, item, outcome, message, details)])
 
 
 def _fail(ctx, item, error: ExternalAPIError) -> None:

@@ -13,8 +13,8 @@ import json
 from rest_framework import serializers
 
 from connector.serializers import FieldsBuiltOnce
-from integrations.xero.webhooks import XeroWebhookEvent, XeroWebhookPayload
-from sync.views.xero_webhook_fast import webhook_fast
+from integrations.xero.webhooks import XeroWebhookPayload
+from sync.views.xero_webhook_fast import webhook_event_of, webhook_fast
 
 __all__ = ["XeroWebhookSerializer", "xero_webhook_from_body"]
 
@@ -46,17 +46,7 @@ class XeroWebhookSerializer(FieldsBuiltOnce):
         its type, category and tenant type upper-case (Xero sends them so; new values may appear)."""
         values = self.validated_data
         events = tuple(
-            XeroWebhookEvent(
-                resource_url=event["resourceUrl"],
-                resource_id=event["resourceId"],
-                event_date_utc=event["eventDateUtc"],
-                event_type=event["eventType"].upper(),
-                event_category=event["eventCategory"].upper(),
-                tenant_id=event["tenantId"],
-                tenant_type=event["tenantType"].upper(),
-                data=event["data"] or {},
-                raw=raw,
-            )
+            webhook_event_of(event, raw=raw)
             for event, raw in zip(values["events"], self.initial_data["events"], strict=True)
         )
         return XeroWebhookPayload(

@@ -37,20 +37,24 @@ def webhook_fast(body: dict[str, Any]) -> XeroWebhookPayload | None:
             return None
         if not all(_plain(event.get(name)) for name in _EVENT_FIELDS):
             return None
-        read.append(
-            XeroWebhookEvent(
-                resource_url=event["resourceUrl"],
-                resource_id=event["resourceId"],
-                event_date_utc=event["eventDateUtc"],
-                event_type=event["eventType"].upper(),
-                event_category=event["eventCategory"].upper(),
-                tenant_id=event["tenantId"],
-                tenant_type=event["tenantType"].upper(),
-                data=data or {},
-                raw=event,
-            )
-        )
+        read.append(webhook_event_of({**event, "data": data}, raw=event))
     return XeroWebhookPayload(events=tuple(read), first_event_sequence=first, last_event_sequence=last, entropy=entropy)
+
+
+def webhook_event_of(values: dict[str, Any], *, raw: dict[str, Any]) -> XeroWebhookEvent:
+    """The event of valid values (the fast reader's or the serializer's), keeping the object Xero
+    sent; its type, category and tenant type upper-case (Xero sends them so; new values may appear)."""
+    return XeroWebhookEvent(
+        resource_url=values["resourceUrl"],
+        resource_id=values["resourceId"],
+        event_date_utc=values["eventDateUtc"],
+        event_type=values["eventType"].upper(),
+        event_category=values["eventCategory"].upper(),
+        tenant_id=values["tenantId"],
+        tenant_type=values["tenantType"].upper(),
+        data=values.get("data") or {},
+        raw=raw,
+    )
 
 
 def _plain(value: Any) -> bool:

@@ -21,6 +21,7 @@ from integrations.xero.webhooks import xero_signature
 from sync.models import InboxEvent
 from tests.factories import ready_portal
 from tests.sync.conftest import xero_body, xero_event
+from tests.sync.test_ingest import event_form
 
 TOKEN = "the-portals-application-token"
 KEY = "event-senders-webhook-key"
@@ -34,17 +35,7 @@ def portal(transactional_db, settings) -> Portal:
 
 
 def post_event(portal: Portal, *, token: str = TOKEN, invoice_id: int = 7, ts: int = 1_723_538_517):
-    form = {
-        "event": "ONCRMDYNAMICITEMUPDATE",
-        "event_handler_id": "3",
-        "data[FIELDS][ID]": str(invoice_id),
-        "data[FIELDS][ENTITY_TYPE_ID]": "31",
-        "ts": str(ts),
-        "auth[domain]": portal.domain,
-        "auth[client_endpoint]": f"https://{portal.domain}/rest/",
-        "auth[member_id]": portal.member_id,
-        "auth[application_token]": token,
-    }
+    form = event_form(portal, invoice_id=invoice_id, ts=ts, **{"auth[application_token]": token})
     return Client().post("/bitrix24/events/", data=form)
 
 

@@ -29,25 +29,28 @@ RECONNECT_MESSAGE = "Xero needs reconnection: invoices wait and are sent once Xe
 
 
 def log(ctx: PassContext, item: Work, outcome: str, message: str = "", details: dict | None = None) -> None:
-    link = item.link
     if item.entity_type != SMART_INVOICE:
         # The log's bitrix24_id is the invoice's id; an old invoice's entry says which kind it is
         # (sync.services.log_jobs.entry_entity_type) so the pages find its job and permissions.
         details = {**(details or {}), "entity_type": item.entity_type}
     # Stored with the others by ctx.settle(): one INSERT and one outcome upsert per batch.
-    ctx.log_entries.append(
-        sync_log_entry(
-            portal=ctx.portal,
-            direction=Direction.PUSH,
-            trigger=item.trigger,
-            outcome=outcome,
-            bitrix24_id=item.invoice_id,
-            xero_id=str(link.xero_invoice_id or "") if link else "",
-            invoice_number=(link.xero_invoice_number if link else "")
-            or str((item.invoice or {}).get("accountNumber") or ""),
-            message=message,
-            details=details,
-        )
+    ctx.log_entries.append(log_entry(ctx, item, outcome, message, details))
+
+
+def log_entry(ctx: PassContext, item: Work, outcome: str, message: str, details: dict | None) -> SyncLogEntry:
+    """The unsaved push log entry of one invoice of the pass."""
+    link = item.link
+    return sync_log_entry(
+        portal=ctx.portal,
+        direction=Direction.PUSH,
+        trigger=item.trigger,
+        outcome=outcome,
+        bitrix24_id=item.invoice_id,
+        xero_id=str(link.xero_invoice_id or "") if link else "",
+        invoice_number=(link.xero_invoice_number if link else "")
+        or str((item.invoice or {}).get("accountNumber") or ""),
+        message=message,
+        details=details,
     )
 
 
